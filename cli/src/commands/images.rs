@@ -1,0 +1,69 @@
+//! `wpkg images`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::settings::Paths;
+
+/// List the images in the local store
+#[derive(Args)]
+pub struct ImagesArgs {
+    /// Print JSON (one array) for scripts.
+    #[arg(long)]
+    json: bool,
+}
+
+impl ImagesArgs {
+    /// Runs the command.
+    pub fn run(self) -> Result<ExitCode> {
+        let store = Paths::from_env()?.open_store()?;
+        let mut rows = Vec::new();
+        for img in store.list()? {
+            let (size, created) = match wpkg_oci::artifact::load(&store, &img.manifest) {
+                Ok(a) => (
+                    store.image_size(&img.manifest).unwrap_or(0),
+                    a.config.created.clone().unwrap_or_default(),
+                ),
+                Err(_) => (0, "damaged".to_owned()),
+            };
+            rows.push((img, size, created));
+        }
+        if self.json {
+            let v: Vec<_> = rows
+                .iter()
+                .map(|(img, size, created)| {
+                    serde_json::json!({
+                        "reference": img.reference.to_string(),
+                        "digest": img.manifest.digest,
+                        "size": size,
+                        "created": created,
+                    })
+                })
+                .collect();
+            super::out(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
+            return super::ok();
+        }
+        let mut text = format!(
+            "{:<40} {:<19} {:>9}  {}\n",
+            "REFERENCE", "DIGEST", "SIZE", "CREATED"
+        );
+        for (img, size, created) in rows {
+            let short = img
+                .manifest
+                .digest
+                .get(..19)
+                .unwrap_or(&img.manifest.digest);
+            text.push_str(&format!(
+                "{:<40} {:<19} {:>9}  {}\n",
+                img.reference.familiar(),
+                short,
+                super::human_size(size),
+                created
+            ));
+        }
+        super::out(&text)?;
+        super::ok()
+    }
+}

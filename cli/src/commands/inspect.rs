@@ -1,0 +1,84 @@
+//! `wpkg inspect REF`.
+
+use std::process::ExitCode;
+
+use anyhow::Result;
+use clap::Args;
+
+use crate::settings::Paths;
+
+/// Show an image's manifest, config and permissions in plain words
+#[derive(Args)]
+pub struct InspectArgs {
+    /// The image: NAME[:TAG] or NAME@sha256:...
+    reference: String,
+    /// Print JSON for scripts: {reference, digest, manifest, config}.
+    #[arg(long)]
+    json: bool,
+}
+
+impl InspectArgs {
+    /// Runs the command.
+    pub fn run(self) -> Result<ExitCode> {
+        let r = super::parse_ref(&self.reference)?;
+        let store = Paths::from_env()?.open_store()?;
+        let desc = store.resolve(&r)?;
+        let art = wpkg_oci::artifact::load(&store, &desc)?;
+        let caps = art.capabilities()?;
+        if self.json {
+            let v = serde_json::json!({
+                "reference": r.to_string(),
+                "digest": desc.digest,
+                "manifest": art.manifest,
+                "config": art.config,
+                "permissions": caps.describe(),
+            });
+            super::out(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
+            return super::ok();
+        }
+        let mut t = String::new();
+        t.push_str(&format!("Reference: {}\n", r.familiar()));
+        t.push_str(&format!("Digest:    {}\n", desc.digest));
+        t.push_str(&format!(
+            "Kind:      {} ({})\n",
+            if art.config.os == "wasip2" {
+                "component"
+            } else {
+                "core module"
+            },
+            art.config.os
+        ));
+        if let Some(c) = &art.config.created {
+            t.push_str(&format!("Created:   {c}\n"));
+        }
+        for (k, v) in &art.manifest.annotations {
+            t.push_str(&format!("Annotation: {k}={v}\n"));
+        }
+        t.push_str("Layers:\n");
+        for l in &art.manifest.layers {
+            t.push_str(&format!(
+                "  {}  {}  {}\n",
+                l.digest,
+                l.media_type,
+                super::human_size(l.size)
+            ));
+        }
+        if let Some(c) = &art.config.component {
+            if !c.exports.is_empty() {
+                t.push_str(&format!("Exports:   {}\n", c.exports.join(", ")));
+            }
+            if !c.imports.is_empty() {
+                t.push_str(&format!("Imports:   {}\n", c.imports.join(", ")));
+            }
+        }
+        t.push_str("Permissions:\n");
+        if art.config.capabilities.is_none() {
+            t.push_str("  (no wpkg capabilities in this artifact: everything is denied)\n");
+        }
+        for line in caps.describe() {
+            t.push_str(&format!("  {line}\n"));
+        }
+        super::out(&t)?;
+        super::ok()
+    }
+}

@@ -1,0 +1,67 @@
+//! One module per command. Each has an `Args` struct with `run()`.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use wpkg_spec::Reference;
+
+pub mod build;
+pub mod images;
+pub mod inspect;
+pub mod rm;
+pub mod run;
+pub mod schema;
+pub mod tag;
+
+/// Joins an error chain into one line, dropping a cause whose text the previous
+/// message already contains.
+pub fn render_error(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// Parses a reference given on the command line.
+pub fn parse_ref(s: &str) -> Result<Reference> {
+    Ok(s.parse::<Reference>()?)
+}
+
+/// Writes to stdout, turning a closed pipe into a quiet success.
+pub fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_all(text.as_bytes())
+        .and_then(|_| stdout.flush())
+        .context("writing to stdout")
+}
+
+/// Success.
+pub fn ok() -> Result<ExitCode> {
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Formats a byte count for people.
+pub fn human_size(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "kB", "MB", "GB"];
+    let mut v = n as f64;
+    let mut u = 0;
+    while v >= 1000.0 && u < UNITS.len() - 1 {
+        v /= 1000.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{n}B")
+    } else {
+        format!("{v:.1}{}", UNITS[u])
+    }
+}

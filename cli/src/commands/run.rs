@@ -1,0 +1,142 @@
+//! `wpkg run REF|DIR [-- ARGS]`: resolve, verify, plan, execute.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use wpkg_runner::command::CommandRun;
+use wpkg_runner::Outcome;
+use wpkg_spec::manifest::Trigger;
+use wpkg_spec::plan::{MountRequest, OperatorRequest, RunPlan};
+use wpkg_spec::units::{ByteSize, DurationSpec};
+
+use crate::settings::Paths;
+
+/// Run an image (or a project directory) with exactly its declared permissions
+#[derive(Args)]
+#[command(
+    after_help = "Everything is denied unless the artifact's wpkg.toml declares it: no host \
+environment, no files, no sockets, no DNS. The operator supplies `env_required` values with --env and \
+binds declared `mounts` with --mount; undeclared names and paths are refused. Flags may narrow limits, \
+never widen them.\n\n\
+Exit codes: the guest's own; 124 time limit; 134 trap; 137 memory limit; 125 wpkg's own failure.\n\n\
+Examples:\n  wpkg run hello:0.1.0 -- alice\n  wpkg run ./examples/files --mount ./out:/out\n  wpkg run app:1 --env API_TOKEN=secret --timeout 5s"
+)]
+pub struct RunArgs {
+    /// An image (NAME[:TAG], NAME@sha256:...) or a project directory (built first).
+    pub target: String,
+    /// Arguments for the guest (after `--`).
+    #[arg(last = true)]
+    pub args: Vec<String>,
+    /// Supply a variable the artifact lists in `env_required`.
+    #[arg(short, long = "env", value_name = "NAME=VALUE")]
+    pub env: Vec<String>,
+    /// Bind a host directory at a declared mount: HOST:GUEST[:ro|rw].
+    #[arg(short = 'm', long = "mount", value_name = "HOST:GUEST[:ro|rw]")]
+    pub mounts: Vec<String>,
+    /// Lower the memory limit (e.g. 32MiB).
+    #[arg(long, value_name = "SIZE")]
+    pub memory: Option<ByteSize>,
+    /// Lower the time limit (e.g. 5s).
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<DurationSpec>,
+    /// Refuse all outbound HTTP, whatever the artifact declares.
+    #[arg(long)]
+    pub deny_outbound: bool,
+}
+
+fn looks_like_dir(target: &str) -> bool {
+    let p = Path::new(target);
+    target.starts_with('.')
+        || target.starts_with('/')
+        || (p.is_dir() && p.join("wpkg.toml").is_file())
+}
+
+impl RunArgs {
+    /// Runs the command.
+    pub fn run(self) -> Result<ExitCode> {
+        let paths = Paths::from_env()?;
+        let reference = if looks_like_dir(&self.target) {
+            super::build::build(Path::new(&self.target), None, true, false)?.reference
+        } else {
+            super::parse_ref(&self.target)?
+        };
+        let mut request = OperatorRequest {
+            memory: self.memory,
+            timeout: self.timeout.map(|t| t.0),
+            deny_outbound: self.deny_outbound,
+            ..Default::default()
+        };
+        for e in &self.env {
+            let (k, v) = e
+                .split_once('=')
+                .with_context(|| format!("--env `{e}`: write NAME=VALUE"))?;
+            request.env.push((k.to_owned(), v.to_owned()));
+        }
+        for m in &self.mounts {
+            request
+                .mounts
+                .push(m.parse::<MountRequest>().map_err(anyhow::Error::msg)?);
+        }
+        // Resolve and verify: every blob is checked against its digest as it is read.
+        let store = paths.open_store()?;
+        let desc = store.resolve(&reference)?;
+        let art = wpkg_oci::artifact::load(&store, &desc)?;
+        let caps = art.capabilities()?;
+        let plan = RunPlan::new(&caps, &request)?;
+        let wasm = store.read_descriptor(&art.wasm_layer)?;
+        let bundled_root: Option<PathBuf> = match &art.files_layer {
+            Some(layer) => {
+                let dest = paths
+                    .files_cache()
+                    .join(layer.digest.trim_start_matches("sha256:"));
+                wpkg_oci::artifact::extract_files(&store, layer, &dest)?;
+                Some(dest)
+            }
+            None => None,
+        };
+        match plan.trigger {
+            Trigger::Command => {}
+            Trigger::Http => bail!(
+                "{} is an HTTP handler; this wpkg runs command guests only (the http trigger is not built yet)",
+                reference.familiar()
+            ),
+        }
+        let runner = wpkg_runner::Runner::new(paths.code_cache())?;
+        let (code, _status) = runner.compile(&art.wasm_layer.digest, &wasm)?;
+        let program = reference.familiar_name();
+        let program = program.rsplit('/').next().unwrap_or("main").to_owned();
+        let outcome = runner.run_command(
+            &code,
+            &CommandRun {
+                program: &program,
+                args: &self.args,
+                plan: &plan,
+                bundled_root: bundled_root.as_deref(),
+            },
+        )?;
+        Ok(match outcome {
+            Outcome::Exited(c) => ExitCode::from((c & 0xff) as u8),
+            Outcome::Trapped(msg) => {
+                eprintln!("error: the guest trapped: {msg}");
+                ExitCode::from(crate::EXIT_TRAP)
+            }
+            Outcome::TimedOut(t) => {
+                eprintln!(
+                    "error: the guest ran past its time limit of {} (limits.timeout) and was stopped",
+                    DurationSpec(if t.is_zero() { Duration::from_millis(1) } else { t })
+                );
+                ExitCode::from(crate::EXIT_TIMEOUT)
+            }
+            Outcome::MemoryExceeded(max) => {
+                eprintln!(
+                    "error: the guest tried to use more than its memory limit of {} (limits.memory) and was stopped",
+                    ByteSize(max)
+                );
+                ExitCode::from(crate::EXIT_MEMORY)
+            }
+        })
+    }
+}

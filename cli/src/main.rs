@@ -1,0 +1,89 @@
+//! # wpkg
+//!
+//! The `wpkg` command: clap argument structs, one per command, each with `run()`,
+//! calling into `wpkg-oci` and `wpkg-runner`. Data goes to stdout; logs, progress and
+//! hints to stderr.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod commands;
+mod env_vars;
+mod settings;
+
+/// Exit code for wpkg's own failures (bad reference, bad manifest, store error...).
+pub const EXIT_WPKG: u8 = 125;
+/// Exit code when the guest traps.
+pub const EXIT_TRAP: u8 = 134;
+/// Exit code when the guest runs past its time limit.
+pub const EXIT_TIMEOUT: u8 = 124;
+/// Exit code when the guest exceeds its memory limit.
+pub const EXIT_MEMORY: u8 = 137;
+
+#[derive(Parser)]
+#[command(
+    name = "wpkg",
+    version,
+    about = "Build, store and run server-side WebAssembly with deny-by-default permissions",
+    long_about = "wpkg packs a .wasm and its capability manifest (wpkg.toml) into an OCI artifact \
+and runs it under wasmtime with exactly the permissions the manifest declares: no files, \
+environment, network or DNS unless declared.",
+    after_help = "Exit codes of `wpkg run`: the guest's own exit code; 124 time limit; 134 trap; \
+137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    Build(commands::build::BuildArgs),
+    Run(commands::run::RunArgs),
+    Images(commands::images::ImagesArgs),
+    Inspect(commands::inspect::InspectArgs),
+    Tag(commands::tag::TagArgs),
+    Rm(commands::rm::RmArgs),
+    Schema(commands::schema::SchemaArgs),
+}
+
+fn main() -> ExitCode {
+    // A closed stdout (`wpkg images | head`) is not an error.
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(a) => a.run(),
+        Command::Run(a) => a.run(),
+        Command::Images(a) => a.run(),
+        Command::Inspect(a) => a.run(),
+        Command::Tag(a) => a.run(),
+        Command::Rm(a) => a.run(),
+        Command::Schema(a) => a.run(),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if is_broken_pipe(&e) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("error: {}", commands::render_error(&e));
+            ExitCode::from(EXIT_WPKG)
+        }
+    }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn clap_debug_assert() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}

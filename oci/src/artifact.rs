@@ -1,0 +1,529 @@
+//! Assembling a Wasm OCI artifact from a `.wasm` and its manifest, and reading one
+//! back from the store with every digest checked.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::{Component, Path, PathBuf};
+
+use wpkg_spec::manifest::{ArtifactCapabilities, Manifest};
+use wpkg_spec::media::{self, ComponentInfo, Descriptor, ImageManifest, WasmConfig};
+
+use crate::store::{sha256_digest, Store};
+use crate::Error;
+
+/// What kind of wasm a file holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WasmKind {
+    /// A core module (WASIp1).
+    Module,
+    /// A component (WASIp2).
+    Component,
+}
+
+impl WasmKind {
+    /// The config's `os`: `wasip1` or `wasip2`.
+    pub fn os(self) -> &'static str {
+        match self {
+            WasmKind::Module => "wasip1",
+            WasmKind::Component => "wasip2",
+        }
+    }
+}
+
+/// Checks that `bytes` are valid wasm and tells a component from a core module;
+/// for a component, lists its top-level imports and exports.
+pub fn inspect_wasm(bytes: &[u8]) -> Result<(WasmKind, Option<ComponentInfo>), String> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err("it is not a WebAssembly binary (no `\\0asm` header)".into());
+    }
+    let kind = if wasmparser::Parser::is_component(bytes) {
+        WasmKind::Component
+    } else if wasmparser::Parser::is_core_wasm(bytes) {
+        WasmKind::Module
+    } else {
+        return Err("unknown WebAssembly binary version".into());
+    };
+    let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
+    validator
+        .validate_all(bytes)
+        .map_err(|e| format!("it is not valid WebAssembly: {}", e.message()))?;
+    if kind == WasmKind::Module {
+        return Ok((kind, None));
+    }
+    let mut info = ComponentInfo::default();
+    let mut depth = 0usize;
+    for payload in wasmparser::Parser::new(0).parse_all(bytes) {
+        let payload =
+            payload.map_err(|e| format!("it is not valid WebAssembly: {}", e.message()))?;
+        match payload {
+            wasmparser::Payload::ModuleSection { .. }
+            | wasmparser::Payload::ComponentSection { .. } => {
+                depth += 1;
+            }
+            wasmparser::Payload::End(_) => {
+                depth = depth.saturating_sub(1);
+            }
+            wasmparser::Payload::ComponentImportSection(reader) if depth == 0 => {
+                for import in reader {
+                    let import = import.map_err(|e| e.message().to_owned())?;
+                    info.imports.push(import.name.0.to_owned());
+                }
+            }
+            wasmparser::Payload::ComponentExportSection(reader) if depth == 0 => {
+                for export in reader {
+                    let export = export.map_err(|e| e.message().to_owned())?;
+                    info.exports.push(export.name.0.to_owned());
+                }
+            }
+            _ => {}
+        }
+    }
+    Ok((kind, Some(info)))
+}
+
+/// Formats seconds since the Unix epoch as RFC 3339 (UTC).
+pub fn rfc3339(secs: i64) -> String {
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH)
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
+}
+
+/// Everything a build needs, already read from disk.
+pub struct BuildInput<'a> {
+    /// The parsed manifest.
+    pub manifest: &'a Manifest,
+    /// The project directory (where `wpkg.toml` is).
+    pub project_dir: &'a Path,
+    /// The wasm bytes.
+    pub wasm: &'a [u8],
+    /// The file name of the wasm, for the title annotation.
+    pub wasm_file_name: &'a str,
+    /// Creation time, seconds since the epoch (`SOURCE_DATE_EPOCH`, else 0).
+    pub created: i64,
+}
+
+/// The blobs of a built artifact, not yet in any store.
+pub struct BuiltArtifact {
+    /// The manifest JSON.
+    pub manifest_bytes: Vec<u8>,
+    /// The config JSON.
+    pub config_bytes: Vec<u8>,
+    /// The layers: wasm, then optionally the files tarball.
+    pub layers: Vec<Vec<u8>>,
+    /// The manifest descriptor.
+    pub descriptor: Descriptor,
+    /// Component or module.
+    pub kind: WasmKind,
+}
+
+/// Builds the artifact's blobs. Deterministic: same inputs, same bytes.
+pub fn build(input: &BuildInput<'_>) -> Result<BuiltArtifact, Error> {
+    let (kind, component) = inspect_wasm(input.wasm).map_err(|reason| Error::BadWasm {
+        path: input.wasm_file_name.to_owned(),
+        reason,
+    })?;
+    let m = input.manifest;
+    let caps = m.to_artifact_capabilities();
+    if kind == WasmKind::Module && m.trigger == wpkg_spec::manifest::Trigger::Http {
+        return Err(Error::BadWasm {
+            path: input.wasm_file_name.to_owned(),
+            reason: "the http trigger needs a wasi:http/proxy component, and this is a core module; build for wasm32-wasip2 or use `type = \"command\"`".into(),
+        });
+    }
+    let created = rfc3339(input.created);
+    let mut layers = vec![input.wasm.to_vec()];
+    let mut layer_descs = vec![Descriptor {
+        media_type: media::WASM_LAYER.into(),
+        digest: sha256_digest(input.wasm),
+        size: input.wasm.len() as u64,
+        artifact_type: None,
+        annotations: BTreeMap::from([(
+            media::ANNOTATION_TITLE.to_owned(),
+            input.wasm_file_name.to_owned(),
+        )]),
+        platform: None,
+    }];
+    if !m.capabilities.files.is_empty() {
+        let tgz = files_layer(input.project_dir, m, input.created)?;
+        let guests: Vec<&str> = m
+            .capabilities
+            .files
+            .iter()
+            .map(|f| f.guest.as_str())
+            .collect();
+        layer_descs.push(Descriptor {
+            media_type: media::FILES_LAYER.into(),
+            digest: sha256_digest(&tgz),
+            size: tgz.len() as u64,
+            artifact_type: None,
+            annotations: BTreeMap::from([
+                (
+                    media::ANNOTATION_TITLE.to_owned(),
+                    "files.tar.gz".to_owned(),
+                ),
+                (media::ANNOTATION_WPKG_FILES.to_owned(), guests.join(",")),
+            ]),
+            platform: None,
+        });
+        layers.push(tgz);
+    }
+    let config = WasmConfig {
+        created: Some(created.clone()),
+        author: m.package.author.clone(),
+        architecture: "wasm".into(),
+        os: kind.os().into(),
+        layer_digests: layer_descs.iter().map(|d| d.digest.clone()).collect(),
+        component,
+        capabilities: Some(caps),
+    };
+    let config_bytes = serde_json::to_vec(&config).expect("config serializes");
+    let mut annotations = BTreeMap::from([
+        (
+            media::ANNOTATION_TITLE.to_owned(),
+            m.package.name.to_string(),
+        ),
+        (
+            media::ANNOTATION_VERSION.to_owned(),
+            m.package.version.clone(),
+        ),
+        (media::ANNOTATION_CREATED.to_owned(), created),
+    ]);
+    if let Some(d) = &m.package.description {
+        annotations.insert(media::ANNOTATION_DESCRIPTION.to_owned(), d.clone());
+    }
+    if let Some(s) = &m.package.source {
+        annotations.insert(media::ANNOTATION_SOURCE.to_owned(), s.clone());
+    }
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.into()),
+        artifact_type: None,
+        config: Descriptor {
+            media_type: media::WASM_CONFIG.into(),
+            digest: sha256_digest(&config_bytes),
+            size: config_bytes.len() as u64,
+            artifact_type: None,
+            annotations: BTreeMap::new(),
+            platform: None,
+        },
+        layers: layer_descs,
+        subject: None,
+        annotations,
+    };
+    let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
+    let descriptor = Descriptor {
+        media_type: media::OCI_MANIFEST.into(),
+        digest: sha256_digest(&manifest_bytes),
+        size: manifest_bytes.len() as u64,
+        artifact_type: None,
+        annotations: BTreeMap::new(),
+        platform: None,
+    };
+    Ok(BuiltArtifact {
+        manifest_bytes,
+        config_bytes,
+        layers,
+        descriptor,
+        kind,
+    })
+}
+
+/// Packs the declared `files` directories into one deterministic tar+gzip: entries
+/// sorted, owner 0, fixed modes and mtimes; paths are the guest paths without the
+/// leading `/`. Symlinks and special files are refused.
+fn files_layer(project: &Path, m: &Manifest, mtime: i64) -> Result<Vec<u8>, Error> {
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.mode(tar::HeaderMode::Deterministic);
+    for f in &m.capabilities.files {
+        let src = project.join(&f.source);
+        let meta = std::fs::symlink_metadata(&src).map_err(|e| Error::Files {
+            path: src.clone(),
+            reason: format!("cannot read it ({e}); create it or fix `files` in wpkg.toml"),
+        })?;
+        if !meta.is_dir() {
+            return Err(Error::Files {
+                path: src,
+                reason: "a `files` source must be a directory".into(),
+            });
+        }
+        let prefix = PathBuf::from(f.guest.as_str().trim_start_matches('/'));
+        let mut entries = Vec::new();
+        walk(&src, Path::new(""), &mut entries)?;
+        append_dir(&mut tar, &prefix, mtime)?;
+        for (rel, is_dir) in entries {
+            let path = prefix.join(&rel);
+            if is_dir {
+                append_dir(&mut tar, &path, mtime)?;
+            } else {
+                let full = src.join(&rel);
+                let data = std::fs::read(&full).map_err(|e| Error::Files {
+                    path: full.clone(),
+                    reason: e.to_string(),
+                })?;
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_size(data.len() as u64);
+                h.set_mode(0o444);
+                h.set_uid(0);
+                h.set_gid(0);
+                h.set_mtime(mtime.max(0) as u64);
+                tar.append_data(&mut h, &path, data.as_slice())
+                    .map_err(|e| Error::Files {
+                        path: full,
+                        reason: e.to_string(),
+                    })?;
+            }
+        }
+    }
+    let tar_bytes = tar.into_inner().map_err(|e| Error::Files {
+        path: project.to_owned(),
+        reason: e.to_string(),
+    })?;
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::new(6));
+    std::io::Write::write_all(&mut gz, &tar_bytes).expect("writing to memory");
+    Ok(gz.finish().expect("writing to memory"))
+}
+
+fn append_dir(tar: &mut tar::Builder<Vec<u8>>, path: &Path, mtime: i64) -> Result<(), Error> {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Directory);
+    h.set_size(0);
+    h.set_mode(0o555);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_mtime(mtime.max(0) as u64);
+    tar.append_data(&mut h, path, std::io::empty())
+        .map_err(|e| Error::Files {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+fn walk(root: &Path, rel: &Path, out: &mut Vec<(PathBuf, bool)>) -> Result<(), Error> {
+    let dir = root.join(rel);
+    let mut names = Vec::new();
+    for entry in std::fs::read_dir(&dir).map_err(|e| Error::Files {
+        path: dir.clone(),
+        reason: e.to_string(),
+    })? {
+        let entry = entry.map_err(|e| Error::Files {
+            path: dir.clone(),
+            reason: e.to_string(),
+        })?;
+        names.push(entry.file_name());
+    }
+    names.sort();
+    for name in names {
+        let r = rel.join(&name);
+        let full = root.join(&r);
+        let meta = std::fs::symlink_metadata(&full).map_err(|e| Error::Files {
+            path: full.clone(),
+            reason: e.to_string(),
+        })?;
+        if name.to_str().is_none() {
+            return Err(Error::Files {
+                path: full,
+                reason: "file names must be UTF-8".into(),
+            });
+        }
+        if meta.file_type().is_symlink() {
+            return Err(Error::Files {
+                path: full,
+                reason: "symlinks cannot be bundled; copy the file instead".into(),
+            });
+        } else if meta.is_dir() {
+            out.push((r.clone(), true));
+            walk(root, &r, out)?;
+        } else if meta.is_file() {
+            out.push((r, false));
+        } else {
+            return Err(Error::Files {
+                path: full,
+                reason: "only regular files and directories can be bundled".into(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Stores a built artifact and tags it, under the store lock.
+pub fn store_built(
+    store: &Store,
+    built: &BuiltArtifact,
+    tag: &wpkg_spec::Reference,
+) -> Result<(), Error> {
+    let lock = store.lock()?;
+    for layer in &built.layers {
+        store.put_blob(layer)?;
+    }
+    store.put_blob(&built.config_bytes)?;
+    store.put_blob(&built.manifest_bytes)?;
+    store.set_tag_locked(&lock, tag, &built.descriptor)
+}
+
+/// An artifact read back from the store, every blob verified.
+#[derive(Debug, Clone)]
+pub struct LoadedArtifact {
+    /// The manifest descriptor (its digest is the artifact's identity).
+    pub descriptor: Descriptor,
+    /// The parsed manifest.
+    pub manifest: ImageManifest,
+    /// The parsed config.
+    pub config: WasmConfig,
+    /// The descriptor of the wasm layer.
+    pub wasm_layer: Descriptor,
+    /// The descriptor of the bundled-files layer, if any.
+    pub files_layer: Option<Descriptor>,
+}
+
+impl LoadedArtifact {
+    /// The capabilities, validated; artifacts from other tools get none (deny all).
+    pub fn capabilities(&self) -> Result<ArtifactCapabilities, Error> {
+        let caps = match &self.config.capabilities {
+            Some(c) => c.clone(),
+            None => ArtifactCapabilities {
+                manifest_version: wpkg_spec::manifest::MANIFEST_VERSION,
+                trigger: if self.config.component.as_ref().is_some_and(|c| {
+                    c.exports
+                        .iter()
+                        .any(|e| e.starts_with("wasi:http/incoming-handler"))
+                }) {
+                    wpkg_spec::manifest::Trigger::Http
+                } else {
+                    wpkg_spec::manifest::Trigger::Command
+                },
+                capabilities: Default::default(),
+                limits: Default::default(),
+            },
+        };
+        caps.validate().map_err(|e| Error::BadManifest {
+            digest: self.descriptor.digest.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(caps)
+    }
+}
+
+/// Loads and checks the manifest and config behind `desc`.
+pub fn load(store: &Store, desc: &Descriptor) -> Result<LoadedArtifact, Error> {
+    let bytes = store.read_descriptor(desc)?;
+    let bad = |reason: String| Error::BadManifest {
+        digest: desc.digest.clone(),
+        reason,
+    };
+    let manifest: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(|e| bad(format!("manifest does not parse: {e}")))?;
+    if manifest.config.media_type != media::WASM_CONFIG {
+        return Err(Error::NotWasm {
+            what: format!("its config is `{}`", manifest.config.media_type),
+        });
+    }
+    let config_bytes = store.read_descriptor(&manifest.config)?;
+    let config: WasmConfig = serde_json::from_slice(&config_bytes)
+        .map_err(|e| bad(format!("config does not parse: {e}")))?;
+    let wasm_layer = manifest
+        .layers
+        .iter()
+        .find(|l| l.media_type == media::WASM_LAYER)
+        .cloned()
+        .ok_or_else(|| Error::NotWasm {
+            what: "it has no `application/wasm` layer".into(),
+        })?;
+    let files_layer = manifest
+        .layers
+        .iter()
+        .find(|l| {
+            l.media_type == media::FILES_LAYER
+                && l.annotations.contains_key(media::ANNOTATION_WPKG_FILES)
+        })
+        .cloned();
+    Ok(LoadedArtifact {
+        descriptor: desc.clone(),
+        manifest,
+        config,
+        wasm_layer,
+        files_layer,
+    })
+}
+
+/// Extracts a bundled-files layer into `dest` (created atomically: a temp dir renamed
+/// into place). Absolute paths, `..`, links and special entries are refused.
+pub fn extract_files(store: &Store, layer: &Descriptor, dest: &Path) -> Result<(), Error> {
+    if dest.is_dir() {
+        return Ok(());
+    }
+    let bytes = store.read_descriptor(layer)?;
+    let parent = dest.parent().expect("destination has a parent");
+    std::fs::create_dir_all(parent).map_err(|e| Error::Io {
+        path: parent.to_owned(),
+        source: e,
+    })?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".extract-")
+        .tempdir_in(parent)
+        .map_err(|e| Error::Io {
+            path: parent.to_owned(),
+            source: e,
+        })?;
+    let bad = |reason: String| Error::BadManifest {
+        digest: layer.digest.clone(),
+        reason,
+    };
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
+    for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
+        let mut entry = entry.map_err(|e| bad(format!("files layer: {e}")))?;
+        let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+        if path
+            .components()
+            .any(|c| !matches!(c, Component::Normal(_)))
+        {
+            return Err(bad(format!(
+                "files layer has an unsafe path `{}`",
+                path.display()
+            )));
+        }
+        let out = tmp.path().join(&path);
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => {
+                std::fs::create_dir_all(&out).map_err(|e| Error::Io {
+                    path: out.clone(),
+                    source: e,
+                })?;
+            }
+            tar::EntryType::Regular => {
+                if let Some(p) = out.parent() {
+                    std::fs::create_dir_all(p).map_err(|e| Error::Io {
+                        path: p.to_owned(),
+                        source: e,
+                    })?;
+                }
+                let mut data = Vec::new();
+                entry
+                    .read_to_end(&mut data)
+                    .map_err(|e| bad(e.to_string()))?;
+                std::fs::write(&out, data).map_err(|e| Error::Io {
+                    path: out.clone(),
+                    source: e,
+                })?;
+            }
+            other => return Err(bad(format!(
+                "files layer has a {other:?} entry at `{}`; only files and directories are allowed",
+                path.display()
+            ))),
+        }
+    }
+    let kept = tmp.keep();
+    if let Err(e) = std::fs::rename(&kept, dest) {
+        let _ = std::fs::remove_dir_all(&kept);
+        if !dest.is_dir() {
+            return Err(Error::Io {
+                path: dest.to_owned(),
+                source: e,
+            });
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! # wpkg-oci
+//!
+//! Where artifacts live: the local content store (an OCI image layout), assembling a
+//! Wasm OCI artifact from a `.wasm` and its `wpkg.toml`, and reading one back with
+//! every digest checked. This crate knows nothing of wasmtime.
+#![deny(missing_docs)]
+
+use std::path::PathBuf;
+
+pub mod artifact;
+pub mod store;
+
+pub use store::Store;
+
+/// Errors of the store and of artifacts.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A file system operation failed.
+    #[error("{}: {source}", path.display())]
+    Io {
+        /// The path involved.
+        path: PathBuf,
+        /// The cause.
+        source: std::io::Error,
+    },
+    /// A digest string is malformed.
+    #[error("invalid digest `{0}`: expected `sha256:` and 64 lowercase hex digits")]
+    InvalidDigest(String),
+    /// Content does not match the digest it should have.
+    #[error("digest mismatch: expected {expected}, got {actual}")]
+    DigestMismatch {
+        /// What the descriptor said.
+        expected: String,
+        /// What the bytes hash to.
+        actual: String,
+    },
+    /// Content does not have the size its descriptor says.
+    #[error("size mismatch for {digest}: expected {expected} bytes, got {actual}")]
+    SizeMismatch {
+        /// The blob.
+        digest: String,
+        /// What the descriptor said.
+        expected: u64,
+        /// What was read.
+        actual: u64,
+    },
+    /// A blob in the store no longer matches its name.
+    #[error("blob {digest} in the local store is corrupt (its content hashes to {actual}); remove the image with `wpkg rm` and build or pull it again")]
+    CorruptBlob {
+        /// The blob's name.
+        digest: String,
+        /// What its content hashes to.
+        actual: String,
+    },
+    /// A blob the store should have is missing.
+    #[error("blob {0} is missing from the local store; build or pull the image again")]
+    BlobMissing(String),
+    /// The store's own files are damaged.
+    #[error("the local store at {} is damaged: {reason}", path.display())]
+    CorruptStore {
+        /// The damaged file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
+    /// No image has that reference.
+    #[error(
+        "no image `{0}` in the local store; see `wpkg images`, or build it with `wpkg build -t`"
+    )]
+    NotFound(String),
+    /// A manifest or config does not parse or is inconsistent.
+    #[error("artifact {digest} is malformed: {reason}")]
+    BadManifest {
+        /// The manifest's digest.
+        digest: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The artifact is not a Wasm artifact.
+    #[error("not a Wasm artifact: {what}")]
+    NotWasm {
+        /// What it is instead.
+        what: String,
+    },
+    /// The wasm file is not usable.
+    #[error("`{path}` is not usable: {reason}")]
+    BadWasm {
+        /// The file.
+        path: String,
+        /// Why.
+        reason: String,
+    },
+    /// A bundled file or directory cannot be packed.
+    #[error("cannot bundle {}: {reason}", path.display())]
+    Files {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+}

@@ -1,0 +1,399 @@
+//! The local content store: an OCI image layout directory (`oci-layout`, `index.json`,
+//! `blobs/sha256/`).
+//!
+//! Every write is atomic (temp file in the store, fsync, rename, fsync of the
+//! directory); every blob is checked against its digest when written and when read;
+//! changes to `index.json` happen under an exclusive lock on `index.json.lock`, so
+//! several wpkg processes can write at once.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::{self, File};
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use wpkg_spec::media::{self, Descriptor, ImageIndex, ImageManifest};
+use wpkg_spec::Reference;
+
+use crate::Error;
+
+/// Returns `sha256:<hex>` of `bytes`.
+pub fn sha256_digest(bytes: &[u8]) -> String {
+    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+}
+
+/// The hex part of a valid digest, or an error naming it.
+fn digest_hex(digest: &str) -> Result<&str, Error> {
+    if wpkg_spec::reference::is_valid_digest(digest) {
+        Ok(&digest[7..])
+    } else {
+        Err(Error::InvalidDigest(digest.to_owned()))
+    }
+}
+
+/// An open local store.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+}
+
+/// One tagged manifest in the store.
+#[derive(Debug, Clone)]
+pub struct StoredImage {
+    /// Its reference.
+    pub reference: Reference,
+    /// The descriptor of its manifest.
+    pub manifest: Descriptor,
+}
+
+/// Holds the store's index lock until dropped.
+pub struct IndexLock {
+    file: File,
+}
+
+impl Drop for IndexLock {
+    fn drop(&mut self) {
+        let _ = self.file.unlock();
+    }
+}
+
+fn io_err(path: &Path, source: std::io::Error) -> Error {
+    Error::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Writes `bytes` to `dest` atomically: a temp file in `tmp_dir`, fsync, rename, fsync
+/// of the destination directory.
+pub fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), Error> {
+    let mut tmp = tempfile::NamedTempFile::new_in(tmp_dir).map_err(|e| io_err(tmp_dir, e))?;
+    tmp.write_all(bytes).map_err(|e| io_err(tmp.path(), e))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| io_err(tmp.path(), e))?;
+    tmp.persist(dest).map_err(|e| io_err(dest, e.error))?;
+    if let Some(dir) = dest.parent() {
+        if let Ok(d) = File::open(dir) {
+            let _ = d.sync_all();
+        }
+    }
+    Ok(())
+}
+
+impl Store {
+    /// Opens the store at `root`, creating the layout if needed.
+    pub fn open(root: impl Into<PathBuf>) -> Result<Store, Error> {
+        let root = root.into();
+        let store = Store { root };
+        for dir in [store.blobs_dir(), store.tmp_dir()] {
+            fs::create_dir_all(&dir).map_err(|e| io_err(&dir, e))?;
+        }
+        let layout = store.root.join("oci-layout");
+        match fs::read(&layout) {
+            Ok(bytes) => {
+                let v: serde_json::Value =
+                    serde_json::from_slice(&bytes).map_err(|_| Error::CorruptStore {
+                        path: layout.clone(),
+                        reason: "`oci-layout` is not JSON".into(),
+                    })?;
+                if v.get("imageLayoutVersion").and_then(|v| v.as_str()) != Some("1.0.0") {
+                    return Err(Error::CorruptStore {
+                        path: layout,
+                        reason: "unsupported imageLayoutVersion".into(),
+                    });
+                }
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                write_atomic(
+                    &store.tmp_dir(),
+                    &layout,
+                    br#"{"imageLayoutVersion":"1.0.0"}"#,
+                )?;
+            }
+            Err(e) => return Err(io_err(&layout, e)),
+        }
+        let index = store.index_path();
+        if !index.exists() {
+            let _lock = store.lock()?;
+            if !index.exists() {
+                store.write_index(&ImageIndex {
+                    schema_version: 2,
+                    media_type: Some(media::OCI_INDEX.into()),
+                    manifests: vec![],
+                    annotations: BTreeMap::new(),
+                })?;
+            }
+        }
+        Ok(store)
+    }
+
+    /// The store's directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blobs_dir(&self) -> PathBuf {
+        self.root.join("blobs").join("sha256")
+    }
+
+    /// A directory on the store's file system for temporary files.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.root.join("tmp")
+    }
+
+    fn index_path(&self) -> PathBuf {
+        self.root.join("index.json")
+    }
+
+    /// Takes the exclusive index lock (blocks until it is free).
+    pub fn lock(&self) -> Result<IndexLock, Error> {
+        let path = self.root.join("index.json.lock");
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(|e| io_err(&path, e))?;
+        file.lock().map_err(|e| io_err(&path, e))?;
+        Ok(IndexLock { file })
+    }
+
+    /// The path of a blob (it may not exist).
+    pub fn blob_path(&self, digest: &str) -> Result<PathBuf, Error> {
+        Ok(self.blobs_dir().join(digest_hex(digest)?))
+    }
+
+    /// Whether the blob is present (not verified).
+    pub fn has_blob(&self, digest: &str) -> bool {
+        self.blob_path(digest).map(|p| p.exists()).unwrap_or(false)
+    }
+
+    /// Writes a blob, returning its digest. Content-addressed, so concurrent writers of
+    /// the same blob are harmless.
+    pub fn put_blob(&self, bytes: &[u8]) -> Result<String, Error> {
+        let digest = sha256_digest(bytes);
+        let path = self.blob_path(&digest)?;
+        if path.exists() && self.read_blob(&digest).is_ok() {
+            return Ok(digest);
+        }
+        write_atomic(&self.tmp_dir(), &path, bytes)?;
+        Ok(digest)
+    }
+
+    /// Writes a blob that must have `expected` as its digest and `size` as its length.
+    pub fn put_blob_expecting(
+        &self,
+        bytes: &[u8],
+        expected: &str,
+        size: Option<u64>,
+    ) -> Result<(), Error> {
+        let actual = sha256_digest(bytes);
+        if actual != expected {
+            return Err(Error::DigestMismatch {
+                expected: expected.to_owned(),
+                actual,
+            });
+        }
+        if let Some(size) = size {
+            if size != bytes.len() as u64 {
+                return Err(Error::SizeMismatch {
+                    digest: expected.to_owned(),
+                    expected: size,
+                    actual: bytes.len() as u64,
+                });
+            }
+        }
+        self.put_blob(bytes).map(|_| ())
+    }
+
+    /// Reads a blob and checks it against its digest.
+    pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>, Error> {
+        let path = self.blob_path(digest)?;
+        let mut bytes = Vec::new();
+        File::open(&path)
+            .and_then(|mut f| f.read_to_end(&mut bytes))
+            .map_err(|e| {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    Error::BlobMissing(digest.to_owned())
+                } else {
+                    io_err(&path, e)
+                }
+            })?;
+        let actual = sha256_digest(&bytes);
+        if actual != digest {
+            return Err(Error::CorruptBlob {
+                digest: digest.to_owned(),
+                actual,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Reads a blob, checking its digest and the descriptor's size.
+    pub fn read_descriptor(&self, desc: &Descriptor) -> Result<Vec<u8>, Error> {
+        let bytes = self.read_blob(&desc.digest)?;
+        if bytes.len() as u64 != desc.size {
+            return Err(Error::SizeMismatch {
+                digest: desc.digest.clone(),
+                expected: desc.size,
+                actual: bytes.len() as u64,
+            });
+        }
+        Ok(bytes)
+    }
+
+    /// Reads `index.json`.
+    pub fn read_index(&self) -> Result<ImageIndex, Error> {
+        let path = self.index_path();
+        let bytes = fs::read(&path).map_err(|e| io_err(&path, e))?;
+        serde_json::from_slice(&bytes).map_err(|e| Error::CorruptStore {
+            path,
+            reason: format!("index.json does not parse: {e}"),
+        })
+    }
+
+    fn write_index(&self, index: &ImageIndex) -> Result<(), Error> {
+        let bytes = serde_json::to_vec_pretty(index).expect("index serializes");
+        write_atomic(&self.tmp_dir(), &self.index_path(), &bytes)
+    }
+
+    /// All tagged images, sorted by reference.
+    pub fn list(&self) -> Result<Vec<StoredImage>, Error> {
+        let index = self.read_index()?;
+        let mut out: Vec<StoredImage> = index
+            .manifests
+            .into_iter()
+            .filter_map(|d| {
+                let name = d.annotations.get(media::ANNOTATION_REF_NAME)?;
+                let reference = name.parse().ok()?;
+                Some(StoredImage {
+                    reference,
+                    manifest: d,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.reference.cmp(&b.reference));
+        Ok(out)
+    }
+
+    /// Finds the manifest a reference names: by digest when it has one, else by tag.
+    pub fn resolve(&self, reference: &Reference) -> Result<Descriptor, Error> {
+        let index = self.read_index()?;
+        let name = reference.name();
+        let found = index.manifests.into_iter().find(|d| {
+            let Some(r) = d
+                .annotations
+                .get(media::ANNOTATION_REF_NAME)
+                .and_then(|n| n.parse::<Reference>().ok())
+            else {
+                return false;
+            };
+            match &reference.digest {
+                Some(dig) => d.digest == *dig && (r.name() == name || reference.tag.is_none()),
+                None => r.name() == name && r.tag == reference.tag,
+            }
+        });
+        found.ok_or_else(|| Error::NotFound(reference.familiar()))
+    }
+
+    /// Points `reference` (a tag) at `manifest`, replacing what it pointed at. The
+    /// caller holds the lock.
+    pub fn set_tag_locked(
+        &self,
+        _lock: &IndexLock,
+        reference: &Reference,
+        manifest: &Descriptor,
+    ) -> Result<(), Error> {
+        let tagged = Reference {
+            digest: None,
+            ..reference.clone()
+        };
+        let name = tagged.to_string();
+        let mut index = self.read_index()?;
+        index
+            .manifests
+            .retain(|d| d.annotations.get(media::ANNOTATION_REF_NAME) != Some(&name));
+        let mut desc = manifest.clone();
+        desc.annotations = BTreeMap::from([(media::ANNOTATION_REF_NAME.to_owned(), name)]);
+        index.manifests.push(desc);
+        index.manifests.sort_by(|a, b| {
+            a.annotations
+                .get(media::ANNOTATION_REF_NAME)
+                .cmp(&b.annotations.get(media::ANNOTATION_REF_NAME))
+        });
+        self.write_index(&index)
+    }
+
+    /// Points `reference` at `manifest`, taking the lock.
+    pub fn set_tag(&self, reference: &Reference, manifest: &Descriptor) -> Result<(), Error> {
+        let lock = self.lock()?;
+        self.set_tag_locked(&lock, reference, manifest)
+    }
+
+    /// Removes a tag (or every tag of a digest reference) and then deletes blobs no
+    /// manifest uses any more. Returns the number of blobs deleted.
+    pub fn remove(&self, reference: &Reference) -> Result<usize, Error> {
+        let lock = self.lock()?;
+        let target = self.resolve(reference)?;
+        let mut index = self.read_index()?;
+        let name = Reference {
+            digest: None,
+            ..reference.clone()
+        }
+        .to_string();
+        index.manifests.retain(|d| match &reference.digest {
+            Some(_) => d.digest != target.digest,
+            None => d.annotations.get(media::ANNOTATION_REF_NAME) != Some(&name),
+        });
+        self.write_index(&index)?;
+        self.gc_locked(&lock)
+    }
+
+    /// Deletes every blob no tagged manifest reaches. The caller holds the lock.
+    pub fn gc_locked(&self, _lock: &IndexLock) -> Result<usize, Error> {
+        let index = self.read_index()?;
+        let mut keep = BTreeSet::new();
+        for d in &index.manifests {
+            keep.insert(d.digest.clone());
+            // A damaged manifest keeps only itself; its blobs go.
+            if let Ok(bytes) = self.read_blob(&d.digest) {
+                if let Ok(m) = serde_json::from_slice::<ImageManifest>(&bytes) {
+                    keep.insert(m.config.digest.clone());
+                    keep.extend(m.layers.iter().map(|l| l.digest.clone()));
+                } else if let Ok(i) = serde_json::from_slice::<ImageIndex>(&bytes) {
+                    for child in i.manifests {
+                        keep.insert(child.digest.clone());
+                        if let Ok(b) = self.read_blob(&child.digest) {
+                            if let Ok(m) = serde_json::from_slice::<ImageManifest>(&b) {
+                                keep.insert(m.config.digest.clone());
+                                keep.extend(m.layers.iter().map(|l| l.digest.clone()));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let dir = self.blobs_dir();
+        let mut removed = 0;
+        for entry in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
+            let entry = entry.map_err(|e| io_err(&dir, e))?;
+            let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
+            if !keep.contains(&digest) {
+                fs::remove_file(entry.path()).map_err(|e| io_err(&entry.path(), e))?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
+    }
+
+    /// The total size of a manifest and the blobs it names.
+    pub fn image_size(&self, manifest: &Descriptor) -> Result<u64, Error> {
+        let bytes = self.read_descriptor(manifest)?;
+        let m: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+            digest: manifest.digest.clone(),
+            reason: e.to_string(),
+        })?;
+        Ok(manifest.size + m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>())
+    }
+}

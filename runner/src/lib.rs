@@ -1,0 +1,92 @@
+//! # wpkg-runner
+//!
+//! Runs wasm under wasmtime with exactly the permissions of a [`RunPlan`]: one
+//! module per capability ([`caps`]), the command trigger ([`command`]), the
+//! compiled-code cache ([`cache`]) and limits. It gets wasm bytes, a plan and a cache
+//! directory; it knows nothing of registries, stores or signatures.
+#![deny(missing_docs)]
+
+use std::path::PathBuf;
+
+pub mod cache;
+pub mod caps;
+pub mod command;
+
+pub use cache::{CacheStatus, CodeCache, Compiled};
+use wpkg_spec::plan::RunPlan;
+
+/// Errors before the guest starts (compiling, linking, setting up capabilities).
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The wasm does not compile.
+    #[error("cannot compile the wasm: {0:#}")]
+    Compile(wasmtime::Error),
+    /// The guest imports something wpkg does not provide, or lacks an entry point.
+    #[error("cannot start the guest: {0}")]
+    Link(String),
+    /// A capability cannot be granted as planned.
+    #[error("{0}")]
+    Capability(String),
+}
+
+/// How a guest run ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The guest returned or called `exit` with this code.
+    Exited(i32),
+    /// The guest trapped (the message says where and why).
+    Trapped(String),
+    /// The wall-clock limit passed.
+    TimedOut(std::time::Duration),
+    /// The guest tried to grow its memory beyond the limit (bytes).
+    MemoryExceeded(u64),
+}
+
+/// A wasmtime engine and the compiled-code cache; one per process.
+pub struct Runner {
+    engine: wasmtime::Engine,
+    cache: CodeCache,
+}
+
+impl Runner {
+    /// Creates the engine; compiled code is cached in `cache_dir`.
+    pub fn new(cache_dir: impl Into<PathBuf>) -> Result<Runner, Error> {
+        let mut config = wasmtime::Config::new();
+        config.epoch_interruption(true);
+        config.wasm_component_model(true);
+        let engine = wasmtime::Engine::new(&config).map_err(Error::Compile)?;
+        caps::limits::start_epoch_ticker(&engine);
+        let cache = CodeCache::new(cache_dir, &engine);
+        Ok(Runner { engine, cache })
+    }
+
+    /// The engine.
+    pub fn engine(&self) -> &wasmtime::Engine {
+        &self.engine
+    }
+
+    /// The compiled-code cache.
+    pub fn cache(&self) -> &CodeCache {
+        &self.cache
+    }
+
+    /// Compiles `wasm` or loads it from the cache. The caller has verified that
+    /// `wasm` hashes to `wasm_digest`.
+    pub fn compile(
+        &self,
+        wasm_digest: &str,
+        wasm: &[u8],
+    ) -> Result<(Compiled, CacheStatus), Error> {
+        self.cache
+            .load_or_compile(&self.engine, wasm_digest, wasm)
+            .map_err(Error::Compile)
+    }
+}
+
+/// Checks, without running anything, that every capability of the plan can be granted
+/// on this machine.
+pub fn validate(plan: &RunPlan, bundled_root: Option<&std::path::Path>) -> Result<(), Error> {
+    caps::env::validate(plan).map_err(Error::Capability)?;
+    caps::files::validate(plan, bundled_root).map_err(Error::Capability)?;
+    Ok(())
+}
