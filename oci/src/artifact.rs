@@ -509,10 +509,12 @@ pub fn extract_files(store: &Store, layer: &Descriptor, dest: &Path) -> Result<(
                     source: e,
                 })?;
             }
-            other => return Err(bad(format!(
+            other => {
+                return Err(bad(format!(
                 "files layer has a {other:?} entry at `{}`; only files and directories are allowed",
                 path.display()
-            ))),
+            )))
+            }
         }
     }
     let kept = tmp.keep();

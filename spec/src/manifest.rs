@@ -450,7 +450,7 @@ mod tests {
     #[test]
     fn unknown_key_has_location() {
         let e = Manifest::parse(&format!("{MIN}[capabilities]\nnetwork = true\n")).unwrap_err();
-        assert_eq!(e.location, Some((10, 1)));
+        assert_eq!(e.location, Some((9, 1)));
         assert!(e.message.contains("unknown key `network`"), "{e}");
     }
 

@@ -62,7 +62,8 @@ fn valid_path_component(c: &str) -> bool {
             i += 1;
         }
         let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-');
+        let ok = !sep.is_empty()
+            && (sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|b| b == b'-'));
         if !ok {
             return false;
         }

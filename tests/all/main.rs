@@ -1,1 +1,7 @@
-fn main() {}
+//! wpkg's end-to-end tests: one binary, one module per area.
+
+mod build;
+mod hostile;
+mod manifest_ui;
+mod run;
+mod store;

@@ -1,0 +1,222 @@
+//! `wpkg run` of real example guests: output, operator flags, exit codes, cache.
+
+use wpkg_tests::{command_manifest, guest, root, Env};
+
+fn hello(env: &Env) -> String {
+    let wasm = guest("example-hello", "wasm32-wasip2");
+    let dir = env.project(
+        "hello",
+        &wasm,
+        &command_manifest(
+            "hello",
+            "[capabilities]\nenv = { GREETING = \"Hi\" }\nenv_required = [\"TOKEN\"]\nmounts = [{ guest = \"/data\" }]\n[limits]\nmemory = \"64MiB\"\ntimeout = \"10s\"\n",
+        ),
+    );
+    env.build(&dir, "hello:test");
+    "hello:test".into()
+}
+
+#[test]
+fn hello_prints_args_and_declared_env_only() {
+    let env = Env::new();
+    let tag = hello(&env);
+    let r = env
+        .wpkg(&["run", "--env", "TOKEN=t0k", &tag, "--", "alice", "bob"])
+        .ok();
+    assert!(r.stdout.contains("Hi, alice!"), "{r:#?}");
+    assert!(r.stdout.contains(r#"args: ["alice", "bob"]"#), "{r:#?}");
+    let env_lines: Vec<&str> = r
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with("env: "))
+        .collect();
+    assert_eq!(env_lines, ["env: GREETING=Hi", "env: TOKEN=t0k"]);
+}
+
+#[test]
+fn operator_flags_are_checked_against_the_manifest() {
+    let env = Env::new();
+    let tag = hello(&env);
+    env.wpkg(&["run", &tag])
+        .code(125)
+        .stderr_has("--env TOKEN=VALUE");
+    env.wpkg(&["run", "--env", "TOKEN=1", "--env", "HOME=/root", &tag])
+        .code(125)
+        .stderr_has("does not declare `HOME`");
+    env.wpkg(&["run", "--env", "TOKEN=1", "--env", "GREETING=x", &tag])
+        .code(125)
+        .stderr_has("cannot be overridden");
+    env.wpkg(&["run", "--env", "TOKEN=1", "--mount", "/:/etc", &tag])
+        .code(125)
+        .stderr_has("declares no mount at `/etc`");
+    let d = env.path("d");
+    std::fs::create_dir_all(&d).unwrap();
+    env.wpkg(&[
+        "run",
+        "--env",
+        "TOKEN=1",
+        "--mount",
+        &format!("{}:/data:rw", d.display()),
+        &tag,
+    ])
+    .code(125)
+    .stderr_has("cannot be mounted read-write");
+    env.wpkg(&[
+        "run",
+        "--env",
+        "TOKEN=1",
+        "--mount",
+        "/nonexistent-dir:/data",
+        &tag,
+    ])
+    .code(125)
+    .stderr_has("is not a directory");
+    env.wpkg(&["run", "--env", "TOKEN=1", "--memory", "1GiB", &tag])
+        .code(125)
+        .stderr_has("flags may only narrow");
+    env.wpkg(&["run", "--env", "TOKEN=1", "--timeout", "1h", &tag])
+        .code(125)
+        .stderr_has("flags may only narrow");
+    env.wpkg(&[
+        "run",
+        "--env",
+        "TOKEN=1",
+        "--memory",
+        "32MiB",
+        "--timeout",
+        "5s",
+        &tag,
+    ])
+    .ok();
+}
+
+#[test]
+fn missing_and_malformed_references() {
+    let env = Env::new();
+    env.wpkg(&["run", "nothing:here"])
+        .code(125)
+        .stderr_has("no image `nothing:here`");
+    env.wpkg(&["run", "Bad Ref"])
+        .code(125)
+        .stderr_has("invalid reference");
+    env.wpkg(&["inspect", "nope"])
+        .code(125)
+        .stderr_has("no image");
+}
+
+#[test]
+fn wasip1_module_runs() {
+    let env = Env::new();
+    let wasm = guest("example-hello-p1", "wasm32-wasip1");
+    let dir = env.project(
+        "p1",
+        &wasm,
+        &command_manifest("p1", "[capabilities]\nenv = { MODE = \"p1\" }\n"),
+    );
+    env.build(&dir, "p1:test");
+    env.wpkg(&["run", "p1:test", "--", "x"])
+        .ok()
+        .stdout_has(r#"args: ["x"]"#)
+        .stdout_has("env: MODE=p1");
+}
+
+#[test]
+fn files_example_reads_bundle_and_writes_mount() {
+    let env = Env::new();
+    guest("example-files", "wasm32-wasip2");
+    let example = root().join("examples/files");
+    env.wpkg(&[
+        "build",
+        "-q",
+        "--no-build-command",
+        example.to_str().unwrap(),
+    ])
+    .ok();
+    let out = env.path("out");
+    std::fs::create_dir_all(&out).unwrap();
+    env.wpkg(&[
+        "run",
+        "files:0.1.0",
+        "--mount",
+        &format!("{}:/out", out.display()),
+    ])
+    .ok()
+    .stdout_has("Bundled with the artifact.");
+    assert_eq!(
+        std::fs::read_to_string(out.join("copy.txt")).unwrap(),
+        "Bundled with the artifact.\n"
+    );
+    // Without the mount the guest cannot write, and says so.
+    env.wpkg(&["run", "files:0.1.0"])
+        .code(1)
+        .stderr_has("cannot write /out/copy.txt");
+}
+
+#[test]
+fn run_a_project_directory_builds_it_first() {
+    let env = Env::new();
+    guest("example-hello", "wasm32-wasip2");
+    let example = root().join("examples/hello");
+    env.wpkg(&["run", example.to_str().unwrap(), "--", "dir"])
+        .ok()
+        .stdout_has("Hello, dir!");
+    env.wpkg(&["images"]).ok().stdout_has("hello:0.1.0");
+}
+
+fn cache_entries(env: &Env) -> Vec<std::path::PathBuf> {
+    let dir = env.home().join("cache/compiled");
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn compiled_code_is_cached_and_damaged_entries_are_rebuilt() {
+    let env = Env::new();
+    let tag = hello(&env);
+    env.wpkg(&["run", "--env", "TOKEN=1", &tag]).ok();
+    let entries = cache_entries(&env);
+    assert_eq!(entries.len(), 1, "{entries:?}");
+    let entry = &entries[0];
+    let first = std::fs::metadata(entry).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    env.wpkg(&["run", "--env", "TOKEN=1", &tag]).ok();
+    // A hit does not rewrite the entry.
+    assert_eq!(std::fs::metadata(entry).unwrap().modified().unwrap(), first);
+
+    // Damage the payload: the checksum catches it, the code is rebuilt.
+    let mut bytes = std::fs::read(entry).unwrap();
+    let n = bytes.len();
+    bytes[n - 100] ^= 0xff;
+    std::fs::write(entry, &bytes).unwrap();
+    env.wpkg(&["run", "--env", "TOKEN=1", &tag])
+        .ok()
+        .stdout_has("Hi, world!");
+    assert_ne!(
+        std::fs::read(entry).unwrap(),
+        bytes,
+        "the damaged entry was not replaced"
+    );
+
+    // A foreign file (not written by wpkg) is not loaded either.
+    std::fs::write(entry, b"\x7fELF not wpkg's").unwrap();
+    env.wpkg(&["run", "--env", "TOKEN=1", &tag])
+        .ok()
+        .stdout_has("Hi, world!");
+    assert!(std::fs::read(entry).unwrap().starts_with(b"WPKGCODE1"));
+}
+
+#[test]
+fn guest_exit_code_is_passed_through() {
+    let env = Env::new();
+    let wasm = guest("hostile", "wasm32-wasip1");
+    let dir = env.project("h", &wasm, &command_manifest("h", ""));
+    env.build(&dir, "h:1");
+    // Mode `read` of an allowed-less path is denied -> 0; an unknown mode exits 2.
+    env.wpkg(&["run", "h:1", "--", "bogus"])
+        .code(2)
+        .stderr_has("unknown mode");
+}

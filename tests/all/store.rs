@@ -1,0 +1,165 @@
+//! The local store: concurrency, digests checked on read, tag, rm, images, inspect.
+
+use wpkg_tests::{command_manifest, guest, Env};
+
+fn project(env: &Env) -> std::path::PathBuf {
+    let wasm = guest("example-hello", "wasm32-wasip2");
+    env.project(
+        "p",
+        &wasm,
+        &command_manifest("hello", "[capabilities]\nenv = { GREETING = \"Yo\" }\n"),
+    )
+}
+
+#[test]
+fn concurrent_writers_do_not_corrupt_the_store() {
+    let env = Env::new();
+    let dir = project(&env);
+    let dir = dir.to_str().unwrap();
+    // Eight processes at once: four distinct tags, four writing the same tag.
+    let children: Vec<_> = (0..8)
+        .map(|i| {
+            let tag = if i < 4 {
+                format!("hello:c{i}")
+            } else {
+                "hello:same".to_owned()
+            };
+            env.cmd(&["build", "-q", "--no-build-command", dir, "-t", &tag])
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let images = env.wpkg(&["images", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&images.stdout).unwrap();
+    let refs: Vec<&str> = v
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["reference"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        refs,
+        [
+            "docker.io/library/hello:c0",
+            "docker.io/library/hello:c1",
+            "docker.io/library/hello:c2",
+            "docker.io/library/hello:c3",
+            "docker.io/library/hello:same"
+        ]
+    );
+    // Every blob still matches its name, and nothing is left in tmp.
+    for e in std::fs::read_dir(env.home().join("store/blobs/sha256")).unwrap() {
+        let p = e.unwrap().path();
+        let bytes = std::fs::read(&p).unwrap();
+        use sha2_check::hex_sha256;
+        assert_eq!(hex_sha256(&bytes), p.file_name().unwrap().to_str().unwrap());
+    }
+    assert_eq!(
+        std::fs::read_dir(env.home().join("store/tmp"))
+            .unwrap()
+            .count(),
+        0
+    );
+    env.wpkg(&["run", "hello:same"])
+        .ok()
+        .stdout_has("Yo, world!");
+}
+
+/// A small SHA-256 via the system's `sha256sum`, so the test does not trust wpkg's.
+mod sha2_check {
+    pub fn hex_sha256(bytes: &[u8]) -> String {
+        use std::io::Write;
+        let mut c = std::process::Command::new("sha256sum")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("sha256sum (coreutils) is needed");
+        c.stdin.take().unwrap().write_all(bytes).unwrap();
+        let out = c.wait_with_output().unwrap();
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .split_whitespace()
+            .next()
+            .unwrap()
+            .to_owned()
+    }
+}
+
+#[test]
+fn a_damaged_blob_is_detected_on_read() {
+    let env = Env::new();
+    let dir = project(&env);
+    let digest = env.build(&dir, "hello:x");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(env.home().join("store/blobs/sha256").join(&digest[7..])).unwrap(),
+    )
+    .unwrap();
+    let layer = manifest["layers"][0]["digest"].as_str().unwrap();
+    let path = env.home().join("store/blobs/sha256").join(&layer[7..]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let n = bytes.len();
+    bytes[n / 2] ^= 1;
+    std::fs::write(&path, bytes).unwrap();
+    env.wpkg(&["run", "hello:x"])
+        .code(125)
+        .stderr_has(&format!("blob {layer} in the local store is corrupt"));
+    // A damaged config (capabilities widened by hand) is refused the same way.
+    let config = manifest["config"]["digest"].as_str().unwrap();
+    let cpath = env.home().join("store/blobs/sha256").join(&config[7..]);
+    let text = std::fs::read_to_string(&cpath)
+        .unwrap()
+        .replace("\"GREETING\":\"Yo\"", "\"GREETING\":\"Yo\",\"HOME\":\"/\"");
+    std::fs::write(&cpath, text).unwrap();
+    env.wpkg(&["inspect", "hello:x"])
+        .code(125)
+        .stderr_has("is corrupt");
+}
+
+#[test]
+fn tag_rm_images_inspect() {
+    let env = Env::new();
+    let dir = project(&env);
+    let digest = env.build(&dir, "hello:1");
+    env.wpkg(&["tag", "hello:1", "ghcr.io/acme/hello:v1"]).ok();
+    let list = env.wpkg(&["images"]).ok();
+    assert!(list.stdout.contains("ghcr.io/acme/hello:v1"), "{list:#?}");
+    assert!(list.stdout.contains(&digest[..19]));
+    let by_digest = format!("hello@{digest}");
+    env.wpkg(&["run", &by_digest]).ok().stdout_has("Yo, world!");
+    let inspect = env.wpkg(&["inspect", "ghcr.io/acme/hello:v1"]).ok();
+    assert!(
+        inspect.stdout.contains("environment: GREETING=Yo (fixed)"),
+        "{inspect:#?}"
+    );
+    assert!(inspect.stdout.contains("network sockets and DNS: none"));
+    let json: serde_json::Value =
+        serde_json::from_str(&env.wpkg(&["inspect", "--json", "hello:1"]).ok().stdout).unwrap();
+    assert_eq!(json["digest"], digest.as_str());
+    assert_eq!(json["config"]["os"], "wasip2");
+    env.wpkg(&["rm", "hello:1"]).ok();
+    // Still referenced by the other tag: blobs stay.
+    env.wpkg(&["run", "ghcr.io/acme/hello:v1"]).ok();
+    env.wpkg(&["rm", "ghcr.io/acme/hello:v1"]).ok();
+    assert_eq!(
+        std::fs::read_dir(env.home().join("store/blobs/sha256"))
+            .unwrap()
+            .count(),
+        0
+    );
+    env.wpkg(&["rm", "hello:1"])
+        .code(125)
+        .stderr_has("no image");
+    env.wpkg(&["tag", "nope:1", "x:1"])
+        .code(125)
+        .stderr_has("no image");
+}
