@@ -11,6 +11,8 @@ use std::path::PathBuf;
 pub mod cache;
 pub mod caps;
 pub mod command;
+pub mod http;
+pub mod outbound;
 
 pub use cache::{CacheStatus, CodeCache, Compiled};
 use wpkg_spec::plan::RunPlan;
@@ -51,9 +53,13 @@ pub struct Runner {
 impl Runner {
     /// Creates the engine; compiled code is cached in `cache_dir`.
     pub fn new(cache_dir: impl Into<PathBuf>) -> Result<Runner, Error> {
-        let mut config = wasmtime::Config::new();
-        config.epoch_interruption(true);
-        config.wasm_component_model(true);
+        Runner::with_config(cache_dir, base_config())
+    }
+
+    fn with_config(
+        cache_dir: impl Into<PathBuf>,
+        config: wasmtime::Config,
+    ) -> Result<Runner, Error> {
         let engine = wasmtime::Engine::new(&config).map_err(Error::Compile)?;
         caps::limits::start_epoch_ticker(&engine);
         let cache = CodeCache::new(cache_dir, &engine);
@@ -81,6 +87,14 @@ impl Runner {
             .load_or_compile(&self.engine, wasm_digest, wasm)
             .map_err(Error::Compile)
     }
+}
+
+/// The engine configuration every runner starts from.
+fn base_config() -> wasmtime::Config {
+    let mut config = wasmtime::Config::new();
+    config.epoch_interruption(true);
+    config.wasm_component_model(true);
+    config
 }
 
 /// Checks, without running anything, that every capability of the plan can be granted

@@ -45,6 +45,16 @@ pub struct RunArgs {
     /// Refuse all outbound HTTP, whatever the artifact declares.
     #[arg(long)]
     pub deny_outbound: bool,
+    /// HTTP trigger: the address to serve on (port 0 picks a free port).
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: std::net::SocketAddr,
+    /// HTTP trigger: most requests handled at once; more are answered 503.
+    #[arg(long, default_value_t = 128, value_name = "N")]
+    pub max_concurrent: usize,
+    /// Resolve outbound host names from this hosts file (`IP NAME...` lines) before
+    /// DNS; the private-address rules still apply to what it says.
+    #[arg(long, value_name = "FILE")]
+    pub hosts_file: Option<PathBuf>,
 }
 
 fn looks_like_dir(target: &str) -> bool {
@@ -97,17 +107,56 @@ impl RunArgs {
             }
             None => None,
         };
-        match plan.trigger {
-            Trigger::Command => {}
-            Trigger::Http => bail!(
-                "{} is an HTTP handler; this wpkg runs command guests only (the http trigger is not built yet)",
-                reference.familiar()
-            ),
+        let program = reference.familiar_name();
+        let program = program.rsplit('/').next().unwrap_or("main").to_owned();
+        if plan.trigger == Trigger::Http {
+            if !self.args.is_empty() {
+                bail!("an HTTP handler takes no arguments after `--`");
+            }
+            let hosts = match &self.hosts_file {
+                Some(f) => {
+                    let text = std::fs::read_to_string(f)
+                        .with_context(|| format!("cannot read --hosts-file {}", f.display()))?;
+                    wpkg_runner::outbound::parse_hosts(&text).map_err(anyhow::Error::msg)?
+                }
+                None => Default::default(),
+            };
+            if plan.outbound_http.is_empty() {
+                eprintln!("outbound HTTP: none allowed");
+            } else {
+                let list: Vec<String> = plan.outbound_http.iter().map(|o| o.to_string()).collect();
+                eprintln!("outbound HTTP allowed to: {}", list.join(", "));
+            }
+            let runner = wpkg_runner::Runner::new_pooled(
+                paths.code_cache(),
+                self.max_concurrent,
+                plan.memory.0,
+            )?;
+            let (code, _status) = runner.compile(&art.wasm_layer.digest, &wasm)?;
+            let policy = std::sync::Arc::new(wpkg_runner::outbound::OutboundPolicy::new(
+                plan.outbound_http.clone(),
+                hosts,
+            ));
+            let name = reference.familiar();
+            runner.serve_blocking(
+                &code,
+                wpkg_runner::http::ServeConfig {
+                    listen: self.listen,
+                    plan,
+                    bundled_root,
+                    policy,
+                    max_concurrent: self.max_concurrent,
+                    name: program,
+                    on_ready: Box::new(move |addr| {
+                        eprintln!("serving {name} on http://{addr} (Ctrl-C to stop)");
+                        let _ = super::out(&format!("http://{addr}\n"));
+                    }),
+                },
+            )?;
+            return super::ok();
         }
         let runner = wpkg_runner::Runner::new(paths.code_cache())?;
         let (code, _status) = runner.compile(&art.wasm_layer.digest, &wasm)?;
-        let program = reference.familiar_name();
-        let program = program.rsplit('/').next().unwrap_or("main").to_owned();
         let outcome = runner.run_command(
             &code,
             &CommandRun {

@@ -3,6 +3,7 @@
 //! Output contract, read by the tests in `tests/all/hostile.rs`:
 //! - the attempt failed: prints `denied: <error>` and exits 0;
 //! - the attempt succeeded: prints `LEAK: <what>` and exits 42.
+//!
 //! Modes `loop` and `membomb` never finish on their own.
 
 use std::io::{Read, Write};
