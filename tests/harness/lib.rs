@@ -34,7 +34,11 @@ pub fn wpkg_bin() -> PathBuf {
     BIN.get_or_init(|| {
         // The test executable is target/<profile>/deps/all-<hash>.
         let exe = std::env::current_exe().unwrap();
-        let profile_dir = exe.parent().unwrap().parent().unwrap().to_owned();
+        // (or target/<profile>/demo for the demo binary).
+        let mut profile_dir = exe.parent().unwrap().to_owned();
+        if profile_dir.file_name().is_some_and(|n| n == "deps") {
+            profile_dir = profile_dir.parent().unwrap().to_owned();
+        }
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let mut c = cargo();
         c.args(["build", "-q", "-p", "wpkg"]);
@@ -79,7 +83,7 @@ pub fn guest(package: &str, target: &str) -> PathBuf {
         "example-hello" => "hello",
         "example-hello-p1" => "hello_p1",
         "example-files" => "files",
-        other => other,
+        other => &other.replace('-', "_"),
     };
     let path = target_dir()
         .join(target)
@@ -231,3 +235,6 @@ pub fn command_manifest(name: &str, extra: &str) -> String {
         "manifest_version = 1\n[package]\nname = \"{name}\"\nversion = \"0.1.0\"\nwasm = \"{{wasm}}\"\n[trigger]\ntype = \"command\"\n{extra}"
     )
 }
+
+pub mod demo;
+pub mod serve;
