@@ -2,6 +2,7 @@
 
 mod build;
 mod hostile;
+mod http;
 mod manifest_ui;
 mod run;
 mod store;

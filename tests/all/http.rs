@@ -1,0 +1,141 @@
+//! The HTTP trigger and the outbound allow-list, from the guest's side: each denial is
+//! a request the http-fetch guest makes and reports, and a test that fails if the
+//! request goes through (the upstream counts what reaches it).
+
+use wpkg_tests::serve::{upstream, Server};
+use wpkg_tests::{guest, Env};
+
+fn fetch_manifest(outbound: &str, limits: &str) -> String {
+    format!(
+        "manifest_version = 1\n[package]\nname = \"fetch\"\nversion = \"0.1.0\"\nwasm = \"{{wasm}}\"\n[trigger]\ntype = \"http\"\n[capabilities]\noutbound_http = [{outbound}]\n[limits]\n{limits}\n"
+    )
+}
+
+fn serve(env: &Env, manifest: &str, extra: &[&str]) -> Server {
+    let wasm = guest("example-http-fetch", "wasm32-wasip2");
+    let dir = env.project("fetch", &wasm, manifest);
+    env.build(&dir, "fetch:test");
+    let mut args = vec!["run", "fetch:test", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    Server::start(env.cmd(&args)).unwrap()
+}
+
+#[track_caller]
+fn assert_denied(server: &Server, url: &str, hint: &str) {
+    let (status, body) = server.get(&format!("/fetch?url={url}")).unwrap();
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("HttpRequestDenied"), "the guest did not see the denial: {body}");
+    assert!(server.wait_stderr(hint), "stderr lacks {hint:?}:\n{}", server.stderr());
+    // The server keeps serving.
+    assert_eq!(server.get("/").unwrap().0, 200);
+}
+
+#[test]
+fn allowed_destination_succeeds_and_others_are_denied() {
+    let env = Env::new();
+    let (up, hits) = upstream(200, "upstream says hi");
+    let (other, other_hits) = upstream(200, "should never be reached");
+    let server = serve(&env, &fetch_manifest(&format!("\"http://{up}\""), ""), &[]);
+    let (status, body) = server.get(&format!("/fetch?url=http://{up}/x")).unwrap();
+    assert_eq!((status, body.contains("answered 200: upstream says hi")), (200, true), "{body}");
+    assert_eq!(*hits.lock().unwrap(), 1);
+    // Same host, another port: not on the list.
+    assert_denied(&server, &format!("http://{other}/"), &format!("outbound_http = [\"http://{other}\"]"));
+    // https to the allowed http entry: scheme mismatch.
+    assert_denied(&server, &format!("https://{up}/"), "outbound request denied: GET https://");
+    // A name that is not listed.
+    assert_denied(&server, "http://example.com/", "outbound_http = [\"http://example.com\"]");
+    // Cloud metadata.
+    assert_denied(&server, "http://169.254.169.254/latest/meta-data/", "169.254.169.254");
+    assert_eq!(*other_hits.lock().unwrap(), 0, "a denied request reached the upstream");
+    assert!(server.stderr().contains("GET /fetch"), "no access log:\n{}", server.stderr());
+}
+
+#[test]
+fn allowed_name_resolving_to_loopback_is_refused_unless_listed() {
+    let env = Env::new();
+    let (up, hits) = upstream(200, "loopback service");
+    let port = up.rsplit(':').next().unwrap();
+    let hosts = env.path("hosts");
+    std::fs::write(&hosts, "127.0.0.1 allowed.test\n").unwrap();
+    let manifest = fetch_manifest(&format!("\"http://allowed.test:{port}\""), "");
+    let server = serve(&env, &manifest, &["--hosts-file", hosts.to_str().unwrap()]);
+    assert_denied(&server, &format!("http://allowed.test:{port}/"), "resolves to 127.0.0.1, a loopback");
+    // The IP literal of the allowed name is not granted by the name either.
+    assert_denied(&server, &format!("http://127.0.0.1:{port}/"), "host name entries never allow IP literals");
+    assert_eq!(*hits.lock().unwrap(), 0);
+    drop(server);
+
+    // Listing the address explicitly allows the name that resolves there.
+    let env = Env::new();
+    std::fs::write(env.path("hosts"), "127.0.0.1 allowed.test\n").unwrap();
+    let manifest = fetch_manifest(&format!("\"http://allowed.test:{port}\", \"http://127.0.0.1:{port}\""), "");
+    let server = serve(&env, &manifest, &["--hosts-file", env.path("hosts").to_str().unwrap()]);
+    let (status, body) = server.get(&format!("/fetch?url=http://allowed.test:{port}/")).unwrap();
+    assert_eq!(status, 200, "{body}\n{}", server.stderr());
+    assert_eq!(*hits.lock().unwrap(), 1);
+}
+
+#[test]
+fn redirects_are_not_followed_by_the_host() {
+    let env = Env::new();
+    let (target, target_hits) = upstream(200, "forbidden target");
+    let redirect: &'static str = Box::leak(format!("redirect:http://{target}/").into_boxed_str());
+    let (up, _) = upstream(302, redirect);
+    let server = serve(&env, &fetch_manifest(&format!("\"http://{up}\""), ""), &[]);
+    let (status, body) = server.get(&format!("/fetch?url=http://{up}/")).unwrap();
+    // The guest sees the 302 itself; nothing reached the redirect target.
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("answered 302"), "{body}");
+    assert_eq!(*target_hits.lock().unwrap(), 0);
+    // If the guest follows it, that hop is a new request and is checked.
+    assert_denied(&server, &format!("http://{target}/"), &format!("http://{target}"));
+}
+
+#[test]
+fn deny_outbound_flag_narrows() {
+    let env = Env::new();
+    let (up, hits) = upstream(200, "x");
+    let server = serve(&env, &fetch_manifest(&format!("\"http://{up}\""), ""), &["--deny-outbound"]);
+    assert_denied(&server, &format!("http://{up}/"), "not in outbound_http");
+    assert_eq!(*hits.lock().unwrap(), 0);
+}
+
+#[test]
+fn hostile_http_guest_raw_sockets_and_dns_are_denied() {
+    // The hostile command guest tries raw TCP and DNS; the same WASI context builder
+    // serves HTTP instances, so both triggers share the denial.
+    let env = Env::new();
+    let wasm = guest("hostile", "wasm32-wasip2");
+    let dir = env.project("h", &wasm, &wpkg_tests::command_manifest("h", ""));
+    env.build(&dir, "h:1");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    env.wpkg(&["run", "h:1", "--", "tcp", &addr]).ok().stdout_has("denied:");
+    env.wpkg(&["run", "h:1", "--", "dns", "localhost"]).ok().stdout_has("denied:");
+    assert!(listener.accept().is_err());
+}
+
+#[test]
+fn busy_port_timeout_and_graceful_shutdown() {
+    let env = Env::new();
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let wasm = guest("example-http-hello", "wasm32-wasip2");
+    let dir = env.project(
+        "hello",
+        &wasm,
+        "manifest_version = 1\n[package]\nname = \"hh\"\nversion = \"1\"\nwasm = \"{wasm}\"\n[trigger]\ntype = \"http\"\n",
+    );
+    env.build(&dir, "hh:1");
+    env.wpkg(&["run", "hh:1", "--listen", &addr]).code(125).stderr_has("the address is in use");
+    let mut server = Server::start(env.cmd(&["run", "hh:1", "--listen", "127.0.0.1:0"])).unwrap();
+    let (status, body) = server.get("/some/path?q=1").unwrap();
+    assert_eq!(status, 200);
+    assert!(body.contains("You asked for /some/path?q=1"), "{body}");
+    assert_eq!(server.stop(), Some(0));
+    assert!(server.stderr().contains("shutting down"));
+    // A command guest is refused by the http runner's counterpart and vice versa.
+    env.wpkg(&["run", "hh:1", "--", "arg"]).code(125).stderr_has("takes no arguments");
+}
