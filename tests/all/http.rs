@@ -24,8 +24,15 @@ fn serve(env: &Env, manifest: &str, extra: &[&str]) -> Server {
 fn assert_denied(server: &Server, url: &str, hint: &str) {
     let (status, body) = server.get(&format!("/fetch?url={url}")).unwrap();
     assert_eq!(status, 502, "{body}");
-    assert!(body.contains("HttpRequestDenied"), "the guest did not see the denial: {body}");
-    assert!(server.wait_stderr(hint), "stderr lacks {hint:?}:\n{}", server.stderr());
+    assert!(
+        body.contains("HttpRequestDenied"),
+        "the guest did not see the denial: {body}"
+    );
+    assert!(
+        server.wait_stderr(hint),
+        "stderr lacks {hint:?}:\n{}",
+        server.stderr()
+    );
     // The server keeps serving.
     assert_eq!(server.get("/").unwrap().0, 200);
 }
@@ -37,18 +44,46 @@ fn allowed_destination_succeeds_and_others_are_denied() {
     let (other, other_hits) = upstream(200, "should never be reached");
     let server = serve(&env, &fetch_manifest(&format!("\"http://{up}\""), ""), &[]);
     let (status, body) = server.get(&format!("/fetch?url=http://{up}/x")).unwrap();
-    assert_eq!((status, body.contains("answered 200: upstream says hi")), (200, true), "{body}");
+    assert_eq!(
+        (status, body.contains("answered 200: upstream says hi")),
+        (200, true),
+        "{body}"
+    );
     assert_eq!(*hits.lock().unwrap(), 1);
     // Same host, another port: not on the list.
-    assert_denied(&server, &format!("http://{other}/"), &format!("outbound_http = [\"http://{other}\"]"));
+    assert_denied(
+        &server,
+        &format!("http://{other}/"),
+        &format!("outbound_http = [\"http://{other}\"]"),
+    );
     // https to the allowed http entry: scheme mismatch.
-    assert_denied(&server, &format!("https://{up}/"), "outbound request denied: GET https://");
+    assert_denied(
+        &server,
+        &format!("https://{up}/"),
+        "outbound request denied: GET https://",
+    );
     // A name that is not listed.
-    assert_denied(&server, "http://example.com/", "outbound_http = [\"http://example.com\"]");
+    assert_denied(
+        &server,
+        "http://example.com/",
+        "outbound_http = [\"http://example.com\"]",
+    );
     // Cloud metadata.
-    assert_denied(&server, "http://169.254.169.254/latest/meta-data/", "169.254.169.254");
-    assert_eq!(*other_hits.lock().unwrap(), 0, "a denied request reached the upstream");
-    assert!(server.stderr().contains("GET /fetch"), "no access log:\n{}", server.stderr());
+    assert_denied(
+        &server,
+        "http://169.254.169.254/latest/meta-data/",
+        "169.254.169.254",
+    );
+    assert_eq!(
+        *other_hits.lock().unwrap(),
+        0,
+        "a denied request reached the upstream"
+    );
+    assert!(
+        server.stderr().contains("GET /fetch"),
+        "no access log:\n{}",
+        server.stderr()
+    );
 }
 
 #[test]
@@ -60,18 +95,35 @@ fn allowed_name_resolving_to_loopback_is_refused_unless_listed() {
     std::fs::write(&hosts, "127.0.0.1 allowed.test\n").unwrap();
     let manifest = fetch_manifest(&format!("\"http://allowed.test:{port}\""), "");
     let server = serve(&env, &manifest, &["--hosts-file", hosts.to_str().unwrap()]);
-    assert_denied(&server, &format!("http://allowed.test:{port}/"), "resolves to 127.0.0.1, a loopback");
+    assert_denied(
+        &server,
+        &format!("http://allowed.test:{port}/"),
+        "resolves to 127.0.0.1, a loopback",
+    );
     // The IP literal of the allowed name is not granted by the name either.
-    assert_denied(&server, &format!("http://127.0.0.1:{port}/"), "host name entries never allow IP literals");
+    assert_denied(
+        &server,
+        &format!("http://127.0.0.1:{port}/"),
+        "host name entries never allow IP literals",
+    );
     assert_eq!(*hits.lock().unwrap(), 0);
     drop(server);
 
     // Listing the address explicitly allows the name that resolves there.
     let env = Env::new();
     std::fs::write(env.path("hosts"), "127.0.0.1 allowed.test\n").unwrap();
-    let manifest = fetch_manifest(&format!("\"http://allowed.test:{port}\", \"http://127.0.0.1:{port}\""), "");
-    let server = serve(&env, &manifest, &["--hosts-file", env.path("hosts").to_str().unwrap()]);
-    let (status, body) = server.get(&format!("/fetch?url=http://allowed.test:{port}/")).unwrap();
+    let manifest = fetch_manifest(
+        &format!("\"http://allowed.test:{port}\", \"http://127.0.0.1:{port}\""),
+        "",
+    );
+    let server = serve(
+        &env,
+        &manifest,
+        &["--hosts-file", env.path("hosts").to_str().unwrap()],
+    );
+    let (status, body) = server
+        .get(&format!("/fetch?url=http://allowed.test:{port}/"))
+        .unwrap();
     assert_eq!(status, 200, "{body}\n{}", server.stderr());
     assert_eq!(*hits.lock().unwrap(), 1);
 }
@@ -89,14 +141,22 @@ fn redirects_are_not_followed_by_the_host() {
     assert!(body.contains("answered 302"), "{body}");
     assert_eq!(*target_hits.lock().unwrap(), 0);
     // If the guest follows it, that hop is a new request and is checked.
-    assert_denied(&server, &format!("http://{target}/"), &format!("http://{target}"));
+    assert_denied(
+        &server,
+        &format!("http://{target}/"),
+        &format!("http://{target}"),
+    );
 }
 
 #[test]
 fn deny_outbound_flag_narrows() {
     let env = Env::new();
     let (up, hits) = upstream(200, "x");
-    let server = serve(&env, &fetch_manifest(&format!("\"http://{up}\""), ""), &["--deny-outbound"]);
+    let server = serve(
+        &env,
+        &fetch_manifest(&format!("\"http://{up}\""), ""),
+        &["--deny-outbound"],
+    );
     assert_denied(&server, &format!("http://{up}/"), "not in outbound_http");
     assert_eq!(*hits.lock().unwrap(), 0);
 }
@@ -112,8 +172,12 @@ fn hostile_http_guest_raw_sockets_and_dns_are_denied() {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.set_nonblocking(true).unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    env.wpkg(&["run", "h:1", "--", "tcp", &addr]).ok().stdout_has("denied:");
-    env.wpkg(&["run", "h:1", "--", "dns", "localhost"]).ok().stdout_has("denied:");
+    env.wpkg(&["run", "h:1", "--", "tcp", &addr])
+        .ok()
+        .stdout_has("denied:");
+    env.wpkg(&["run", "h:1", "--", "dns", "localhost"])
+        .ok()
+        .stdout_has("denied:");
     assert!(listener.accept().is_err());
 }
 
@@ -129,7 +193,9 @@ fn busy_port_timeout_and_graceful_shutdown() {
         "manifest_version = 1\n[package]\nname = \"hh\"\nversion = \"1\"\nwasm = \"{wasm}\"\n[trigger]\ntype = \"http\"\n",
     );
     env.build(&dir, "hh:1");
-    env.wpkg(&["run", "hh:1", "--listen", &addr]).code(125).stderr_has("the address is in use");
+    env.wpkg(&["run", "hh:1", "--listen", &addr])
+        .code(125)
+        .stderr_has("the address is in use");
     let mut server = Server::start(env.cmd(&["run", "hh:1", "--listen", "127.0.0.1:0"])).unwrap();
     let (status, body) = server.get("/some/path?q=1").unwrap();
     assert_eq!(status, 200);
@@ -137,5 +203,79 @@ fn busy_port_timeout_and_graceful_shutdown() {
     assert_eq!(server.stop(), Some(0));
     assert!(server.stderr().contains("shutting down"));
     // A command guest is refused by the http runner's counterpart and vice versa.
-    env.wpkg(&["run", "hh:1", "--", "arg"]).code(125).stderr_has("takes no arguments");
+    env.wpkg(&["run", "hh:1", "--", "arg"])
+        .code(125)
+        .stderr_has("takes no arguments");
+}
+
+fn hostile_server(env: &Env, extra: &[&str]) -> Server {
+    let wasm = guest("http-hostile", "wasm32-wasip2");
+    let dir = env.project(
+        "hh",
+        &wasm,
+        "manifest_version = 1\n[package]\nname = \"hh\"\nversion = \"1\"\nwasm = \"{wasm}\"\n[trigger]\ntype = \"http\"\n[limits]\nmemory = \"32MiB\"\ntimeout = \"1s\"\n",
+    );
+    env.build(&dir, "hh:1");
+    let mut args = vec!["run", "hh:1", "--listen", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    Server::start(env.cmd(&args)).unwrap()
+}
+
+#[track_caller]
+fn guest_denied(server: &Server, path: &str) {
+    let (status, body) = server.get(path).unwrap();
+    assert!(!body.contains("LEAK"), "the sandbox leaked: {body}");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with("denied:"), "{body}");
+}
+
+#[test]
+fn http_guest_cannot_use_sockets_dns_env_or_files() {
+    let env = Env::new();
+    let server = hostile_server(&env, &[]);
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    guest_denied(&server, &format!("/tcp?{addr}"));
+    assert!(
+        listener.accept().is_err(),
+        "the guest reached the host's listener"
+    );
+    guest_denied(&server, "/dns?localhost");
+    guest_denied(&server, &format!("/env?{}", wpkg_tests::HOST_SECRET.0));
+    guest_denied(&server, "/read?/etc/passwd");
+}
+
+#[test]
+fn trap_timeout_and_memory_answer_errors_and_the_server_keeps_serving() {
+    let env = Env::new();
+    let server = hostile_server(&env, &[]);
+    let (status, _) = server.get("/trap").unwrap();
+    assert_eq!(status, 500);
+    let start = std::time::Instant::now();
+    assert_eq!(server.get("/loop").unwrap().0, 504);
+    assert_eq!(server.get("/sleep").unwrap().0, 504);
+    assert!(start.elapsed() < std::time::Duration::from_secs(15));
+    let (status, body) = server.get("/membomb").unwrap();
+    assert_eq!(status, 500, "{body}");
+    assert!(body.contains("memory limit"), "{body}");
+    // Still serving.
+    guest_denied(&server, "/dns?example.com");
+    assert!(
+        server.stderr().contains("GET /loop 504"),
+        "{}",
+        server.stderr()
+    );
+}
+
+#[test]
+fn concurrency_cap_answers_503() {
+    let env = Env::new();
+    let server = hostile_server(&env, &["--max-concurrent", "1"]);
+    let addr = server.addr.clone();
+    let slow = std::thread::spawn(move || wpkg_tests::serve::http_get(&addr, "/sleep").unwrap().0);
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(server.get("/dns?x").unwrap().0, 503);
+    assert_eq!(slow.join().unwrap(), 504);
+    assert_eq!(server.get("/dns?x").unwrap().0, 200);
 }
