@@ -1,0 +1,79 @@
+#!/usr/bin/env bash
+# Requests/s and latency (p50/p99) of examples/http-hello under load from a second
+# process (wrk: apt-get install wrk), DURATION seconds at CONNS connections, plus peak
+# RSS of the server; and `wasmtime serve` on the same component in the same run when
+# `wasmtime` is on PATH (cargo install --locked wasmtime-cli@48.0.8), with the ratio.
+# wpkg runs with allow-list enforcement on (the guest's manifest allows one
+# destination). Figures are printed, not asserted.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-30}
+CONNS=${CONNS:-50}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-1}
+command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
+
+cargo build -q --release -p wpkg
+cargo build -q --release --target wasm32-wasip2 -p example-http-hello
+WPKG=$PWD/target/release/wpkg
+WASM=$PWD/target/wasm32-wasip2/release/example_http_hello.wasm
+export WPKG_HOME=$(mktemp -d)
+PROJ=$(mktemp -d)
+trap 'kill $SERVER 2>/dev/null || true; rm -rf "$WPKG_HOME" "$PROJ"' EXIT
+sed "s|../../target/wasm32-wasip2/release/example_http_hello.wasm|$WASM|" examples/http-hello/wpkg.toml \
+  | sed 's|^\[limits\]|[capabilities]\noutbound_http = ["https://api.example.com"]\n\n[limits]|' > "$PROJ/wpkg.toml"
+"$WPKG" build -q --no-build-command "$PROJ" -t http-hello:bench >/dev/null
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; echo "server on $1 did not start" >&2; return 1; }
+peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+
+# load NAME PORT: prints "NAME rps p50 p99 errors rss_kb"
+load() {
+  local name=$1 port=$2 out
+  wrk -t1 -c4 -d2s "http://127.0.0.1:$port/" >/dev/null 2>&1 || true  # warm-up
+  out=$(wrk -t"$THREADS" -c"$CONNS" -d"${DURATION}s" --latency "http://127.0.0.1:$port/")
+  local rps p50 p99 errs non2xx
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p50=$(echo "$out" | awk '$1=="50%" {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {print $2}')
+  errs=$(echo "$out" | awk '/Socket errors/ {gsub(",",""); print $4+$6+$8+$10}')
+  non2xx=$(echo "$out" | awk '/Non-2xx/ {print $5}')
+  echo "$name $rps $p50 $p99 $(( ${errs:-0} + ${non2xx:-0} )) $(peak_rss_kb "$SERVER")"
+}
+
+results=()
+for round in $(seq "$ROUNDS"); do
+  PORT=$(free_port)
+  "$WPKG" run http-hello:bench --listen "127.0.0.1:$PORT" --max-concurrent 1000 >/dev/null 2>&1 &
+  SERVER=$!
+  wait_up "$PORT"
+  results+=("$(load wpkg "$PORT")")
+  kill -INT $SERVER; wait $SERVER 2>/dev/null || true
+  if command -v wasmtime >/dev/null; then
+    PORT=$(free_port)
+    wasmtime serve -C cache=y --addr "127.0.0.1:$PORT" "$WASM" >/dev/null 2>&1 &
+    SERVER=$!
+    wait_up "$PORT"
+    results+=("$(load wasmtime-serve "$PORT")")
+    kill -INT $SERVER; wait $SERVER 2>/dev/null || true
+  fi
+done
+
+echo
+echo "http-hello, ${DURATION}s at $CONNS connections (wrk -t$THREADS), $ROUNDS round(s); median over rounds"
+printf '%-16s %12s %10s %10s %8s %10s\n' server "req/s" p50 p99 errors "peak RSS"
+for name in wpkg wasmtime-serve; do
+  rows=$(printf '%s\n' "${results[@]}" | awk -v n=$name '$1==n')
+  [ -z "$rows" ] && continue
+  med() { echo "$rows" | awk -v c=$1 '{print $c}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+  printf '%-16s %12s %10s %10s %8s %9sMB\n' "$name" "$(med 2)" "$(echo "$rows" | awk '{print $3}' | head -1)" \
+    "$(echo "$rows" | awk '{print $4}' | head -1)" "$(med 5)" "$(( $(med 6) / 1024 ))"
+done
+if command -v wasmtime >/dev/null; then
+  W=$(printf '%s\n' "${results[@]}" | awk '$1=="wpkg" {print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  T=$(printf '%s\n' "${results[@]}" | awk '$1=="wasmtime-serve" {print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
+  echo "ratio wpkg / wasmtime serve (req/s): $(echo "scale=2; $W / $T" | bc)x (target: >= 1.2x)"
+else
+  echo "wasmtime not on PATH: 'cargo install --locked wasmtime-cli@48.0.8' for the side-by-side figure"
+fi
