@@ -23,7 +23,7 @@ fn respond(out: ResponseOutparam, status: u16, text: &str) {
     OutgoingBody::finish(body, None).unwrap();
 }
 
-fn query_param<'a>(path: &'a str, name: &str) -> Option<String> {
+fn query_param(path: &str, name: &str) -> Option<String> {
     let query = path.split_once('?')?.1;
     query.split('&').find_map(|kv| {
         let (k, v) = kv.split_once('=')?;
