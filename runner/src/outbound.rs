@@ -86,10 +86,11 @@ impl OutboundPolicy {
         OutboundPolicy { patterns, hosts }
     }
 
-    fn ip_listed(&self, ip: IpAddr) -> bool {
-        self.patterns
-            .iter()
-            .any(|p| matches!(p.host, HostPattern::Ip { .. }) && p.contains_ip(ip))
+    /// Whether an IP entry explicitly allows `ip` for this scheme and port.
+    fn ip_listed(&self, scheme: Scheme, ip: IpAddr, port: u16) -> bool {
+        self.patterns.iter().any(|p| {
+            matches!(p.host, HostPattern::Ip { .. }) && p.matches(scheme, &Host::Ip(ip), port)
+        })
     }
 
     /// Decides about `scheme://host:port`, resolving names itself.
@@ -157,7 +158,7 @@ impl OutboundPolicy {
         let mut refused = Vec::new();
         for ip in addrs {
             let ip = outbound::canonical_ip(ip);
-            if outbound::is_special_address(ip) && !self.ip_listed(ip) {
+            if outbound::is_special_address(ip) && !self.ip_listed(scheme, ip, port) {
                 refused.push(ip);
                 continue;
             }
