@@ -1,6 +1,7 @@
 //! wpkg's end-to-end tests: one binary, one module per area.
 
 mod build;
+mod demo;
 mod hostile;
 mod http;
 mod manifest_ui;
