@@ -4,7 +4,8 @@
 # RSS of the server; and `wasmtime serve` on the same component in the same run when
 # `wasmtime` is on PATH (cargo install --locked wasmtime-cli@48.0.8), with the ratio.
 # wpkg runs with allow-list enforcement on (the guest's manifest allows one
-# destination). Figures are printed, not asserted.
+# destination). `wasmtime serve` gets `-S cli=y` because the Rust guest imports
+# wasi:cli/environment, which its default proxy-only linker lacks. Figures are printed, not asserted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-30}
@@ -52,7 +53,7 @@ for round in $(seq "$ROUNDS"); do
   kill -INT $SERVER; wait $SERVER 2>/dev/null || true
   if command -v wasmtime >/dev/null; then
     PORT=$(free_port)
-    wasmtime serve -C cache=y --addr "127.0.0.1:$PORT" "$WASM" >/dev/null 2>&1 &
+    wasmtime serve -S cli=y -C cache=y --addr "127.0.0.1:$PORT" "$WASM" >/dev/null 2>&1 &
     SERVER=$!
     wait_up "$PORT"
     results+=("$(load wasmtime-serve "$PORT")")
@@ -61,7 +62,9 @@ for round in $(seq "$ROUNDS"); do
 done
 
 echo
-echo "http-hello, ${DURATION}s at $CONNS connections (wrk -t$THREADS), $ROUNDS round(s); median over rounds"
+echo "per round: server req/s p50 p99 errors peak-RSS-kB"
+printf '  %s\n' "${results[@]}"
+echo "http-hello, ${DURATION}s at $CONNS connections (wrk -t$THREADS), $ROUNDS round(s); median req/s and errors over rounds; p50/p99 of round 1"
 printf '%-16s %12s %10s %10s %8s %10s\n' server "req/s" p50 p99 errors "peak RSS"
 for name in wpkg wasmtime-serve; do
   rows=$(printf '%s\n' "${results[@]}" | awk -v n=$name '$1==n')

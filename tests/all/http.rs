@@ -279,3 +279,17 @@ fn concurrency_cap_answers_503() {
     assert_eq!(slow.join().unwrap(), 504);
     assert_eq!(server.get("/dns?x").unwrap().0, 200);
 }
+
+#[test]
+fn shutdown_lets_in_flight_requests_finish() {
+    let env = Env::new();
+    let mut server = hostile_server(&env, &[]);
+    let addr = server.addr.clone();
+    // /sleep is stopped by the 1s limit: an answer (504) instead of a reset connection
+    // proves the server waited for it.
+    let in_flight = std::thread::spawn(move || wpkg_tests::serve::http_get(&addr, "/sleep"));
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert_eq!(server.stop(), Some(0));
+    assert_eq!(in_flight.join().unwrap().unwrap().0, 504);
+    assert!(server.stderr().contains("waiting for in-flight requests"));
+}
