@@ -45,6 +45,8 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     Tag(commands::tag::TagArgs),
     Rm(commands::rm::RmArgs),
+    Save(commands::save::SaveArgs),
+    Load(commands::save::LoadArgs),
     Schema(commands::schema::SchemaArgs),
 }
 
@@ -58,6 +60,8 @@ fn main() -> ExitCode {
         Command::Inspect(a) => a.run(),
         Command::Tag(a) => a.run(),
         Command::Rm(a) => a.run(),
+        Command::Save(a) => a.run(),
+        Command::Load(a) => a.run(),
         Command::Schema(a) => a.run(),
     };
     match result {

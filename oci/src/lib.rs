@@ -7,6 +7,7 @@
 
 use std::path::PathBuf;
 
+pub mod archive;
 pub mod artifact;
 pub mod store;
 
@@ -98,4 +99,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// An archive given to `wpkg load` is damaged or not an OCI layout.
+    #[error("cannot load the archive: {0}; nothing was stored")]
+    BadArchive(String),
+    /// A reference in an archive does not parse.
+    #[error(transparent)]
+    Reference(#[from] wpkg_spec::reference::ReferenceError),
 }

@@ -1,5 +1,6 @@
 //! wpkg's end-to-end tests: one binary, one module per area.
 
+mod archive;
 mod build;
 mod demo;
 mod hostile;

@@ -11,6 +11,7 @@ pub mod images;
 pub mod inspect;
 pub mod rm;
 pub mod run;
+pub mod save;
 pub mod schema;
 pub mod tag;
 

@@ -1,0 +1,78 @@
+//! `wpkg save` and `wpkg load`: artifacts as OCI layout tarballs, for air-gapped moves.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+
+use crate::settings::Paths;
+
+/// Write images to an OCI layout tar file
+#[derive(Args)]
+#[command(
+    after_help = "Example: wpkg save hello:0.1.0 -o hello.tar   (then on another machine: wpkg load -i hello.tar)"
+)]
+pub struct SaveArgs {
+    /// Images to save.
+    #[arg(required = true)]
+    references: Vec<String>,
+    /// The tar file to write (written atomically).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+}
+
+impl SaveArgs {
+    /// Runs the command.
+    pub fn run(self) -> Result<ExitCode> {
+        let refs = self
+            .references
+            .iter()
+            .map(|r| super::parse_ref(r))
+            .collect::<Result<Vec<_>>>()?;
+        let store = Paths::from_env()?.open_store()?;
+        let tar = wpkg_oci::archive::save(&store, &refs)?;
+        let dir = self
+            .output
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."));
+        wpkg_oci::store::write_atomic(&dir, &self.output, &tar)
+            .with_context(|| format!("cannot write {}", self.output.display()))?;
+        eprintln!(
+            "saved {} image(s) to {} ({})",
+            refs.len(),
+            self.output.display(),
+            super::human_size(tar.len() as u64)
+        );
+        super::ok()
+    }
+}
+
+/// Load images from an OCI layout tar file (plain or gzip)
+#[derive(Args)]
+pub struct LoadArgs {
+    /// The tar file to read.
+    #[arg(short, long, value_name = "FILE")]
+    input: PathBuf,
+    /// Repository for images the archive names only by a tag (as other tools write).
+    #[arg(long, value_name = "REPOSITORY")]
+    name: Option<String>,
+}
+
+impl LoadArgs {
+    /// Runs the command.
+    pub fn run(self) -> Result<ExitCode> {
+        let bytes = std::fs::read(&self.input)
+            .with_context(|| format!("cannot read {}", self.input.display()))?;
+        let store = Paths::from_env()?.open_store()?;
+        let loaded = wpkg_oci::archive::load(&store, &bytes, self.name.as_deref())?;
+        let mut out = String::new();
+        for (r, digest) in loaded.images {
+            out.push_str(&format!("loaded {} {digest}\n", r.familiar()));
+        }
+        super::out(&out)?;
+        super::ok()
+    }
+}

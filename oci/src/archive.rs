@@ -1,0 +1,203 @@
+//! Moving artifacts without a registry: an OCI image layout as a tar file (`wpkg save`
+//! writes one, `wpkg load` reads one, plain or gzip-compressed).
+//!
+//! Loading checks everything before touching the store: every blob's content against
+//! its name, every manifest's config and layers present, every entry a regular file at
+//! a safe path. A damaged archive is refused and the store is left as it was.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+
+use wpkg_spec::media::{self, Descriptor, ImageIndex, ImageManifest};
+use wpkg_spec::Reference;
+
+use crate::store::{sha256_digest, Store};
+use crate::Error;
+
+fn bad(reason: impl Into<String>) -> Error {
+    Error::BadArchive(reason.into())
+}
+
+/// Writes the images named by `refs` as an OCI layout tarball (deterministic).
+pub fn save(store: &Store, refs: &[Reference]) -> Result<Vec<u8>, Error> {
+    let mut blobs: BTreeSet<String> = BTreeSet::new();
+    let mut manifests = Vec::new();
+    for r in refs {
+        let desc = store.resolve(r)?;
+        let bytes = store.read_descriptor(&desc)?;
+        let m: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+            digest: desc.digest.clone(),
+            reason: e.to_string(),
+        })?;
+        blobs.insert(desc.digest.clone());
+        blobs.insert(m.config.digest.clone());
+        blobs.extend(m.layers.iter().map(|l| l.digest.clone()));
+        let mut d = desc.clone();
+        let tagged = Reference {
+            digest: None,
+            ..r.clone()
+        };
+        d.annotations =
+            BTreeMap::from([(media::ANNOTATION_REF_NAME.to_owned(), tagged.to_string())]);
+        manifests.push(d);
+    }
+    let index = ImageIndex {
+        schema_version: 2,
+        media_type: Some(media::OCI_INDEX.into()),
+        manifests,
+        annotations: BTreeMap::new(),
+    };
+    let mut tar = tar::Builder::new(Vec::new());
+    let mut add = |path: &str, data: &[u8]| -> Result<(), Error> {
+        let mut h = tar::Header::new_gnu();
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_mtime(0);
+        h.set_uid(0);
+        h.set_gid(0);
+        tar.append_data(&mut h, path, data).map_err(|e| Error::Io {
+            path: path.into(),
+            source: e,
+        })
+    };
+    add("oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    add(
+        "index.json",
+        &serde_json::to_vec(&index).expect("index serializes"),
+    )?;
+    for digest in &blobs {
+        let data = store.read_blob(digest)?;
+        add(&format!("blobs/sha256/{}", &digest[7..]), &data)?;
+    }
+    tar.into_inner().map_err(|e| Error::Io {
+        path: "archive".into(),
+        source: e,
+    })
+}
+
+/// What a load brought in.
+#[derive(Debug)]
+pub struct Loaded {
+    /// The references tagged, with their manifest digests.
+    pub images: Vec<(Reference, String)>,
+}
+
+/// Reads an OCI layout tarball (plain or gzip), checks it whole, then stores and tags
+/// its images. `name` gives the repository for entries whose ref name is a bare tag
+/// (as other tools write them).
+pub fn load(store: &Store, archive: &[u8], name: Option<&str>) -> Result<Loaded, Error> {
+    let mut raw = Vec::new();
+    let data: &[u8] = if archive.starts_with(&[0x1f, 0x8b]) {
+        flate2::read::GzDecoder::new(archive)
+            .read_to_end(&mut raw)
+            .map_err(|e| bad(format!("the gzip stream is damaged: {e}")))?;
+        &raw
+    } else {
+        archive
+    };
+    let mut files: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    let mut tar = tar::Archive::new(data);
+    for entry in tar
+        .entries()
+        .map_err(|e| bad(format!("not a tar archive: {e}")))?
+    {
+        let mut entry = entry.map_err(|e| bad(format!("damaged tar entry: {e}")))?;
+        let path = entry
+            .path()
+            .map_err(|e| bad(e.to_string()))?
+            .to_string_lossy()
+            .trim_start_matches("./")
+            .to_owned();
+        match entry.header().entry_type() {
+            tar::EntryType::Directory => continue,
+            tar::EntryType::Regular => {}
+            other => return Err(bad(format!("unexpected {other:?} entry `{path}`"))),
+        }
+        if path.split('/').any(|c| c == ".." || c.is_empty()) {
+            return Err(bad(format!("unsafe path `{path}`")));
+        }
+        let mut buf = Vec::new();
+        entry
+            .read_to_end(&mut buf)
+            .map_err(|e| bad(format!("`{path}` is truncated: {e}")))?;
+        files.insert(path, buf);
+    }
+    if files.is_empty() {
+        return Err(bad("the archive is empty"));
+    }
+    let index_bytes = files
+        .get("index.json")
+        .ok_or_else(|| bad("no index.json: not an OCI image layout"))?;
+    let index: ImageIndex = serde_json::from_slice(index_bytes)
+        .map_err(|e| bad(format!("index.json does not parse: {e}")))?;
+    let blob = |digest: &str| -> Result<&Vec<u8>, Error> {
+        if !wpkg_spec::reference::is_valid_digest(digest) {
+            return Err(Error::InvalidDigest(digest.to_owned()));
+        }
+        let data = files
+            .get(&format!("blobs/sha256/{}", &digest[7..]))
+            .ok_or_else(|| bad(format!("blob {digest} is missing")))?;
+        let actual = sha256_digest(data);
+        if actual != digest {
+            return Err(bad(format!(
+                "blob {digest} is damaged (its content hashes to {actual})"
+            )));
+        }
+        Ok(data)
+    };
+    // Check everything first.
+    let mut plan: Vec<(Reference, Descriptor, Vec<String>)> = Vec::new();
+    for d in &index.manifests {
+        let m_bytes = blob(&d.digest)?;
+        if m_bytes.len() as u64 != d.size {
+            return Err(bad(format!("manifest {} has the wrong size", d.digest)));
+        }
+        let m: ImageManifest = serde_json::from_slice(m_bytes)
+            .map_err(|e| bad(format!("manifest {} does not parse: {e}", d.digest)))?;
+        let mut needed = vec![m.config.digest.clone()];
+        needed.extend(m.layers.iter().map(|l| l.digest.clone()));
+        for (digest, size) in std::iter::once((&m.config.digest, m.config.size))
+            .chain(m.layers.iter().map(|l| (&l.digest, l.size)))
+        {
+            if blob(digest)?.len() as u64 != size {
+                return Err(bad(format!("blob {digest} has the wrong size")));
+            }
+        }
+        let ref_name = d
+            .annotations
+            .get(media::ANNOTATION_REF_NAME)
+            .ok_or_else(|| {
+                bad(format!(
+                    "manifest {} has no `{}` annotation",
+                    d.digest,
+                    media::ANNOTATION_REF_NAME
+                ))
+            })?;
+        let reference: Reference = if ref_name.contains('/') || ref_name.contains(':') {
+            ref_name.parse()?
+        } else {
+            let repo = name.ok_or_else(|| {
+                bad(format!("the archive names its image only by the tag `{ref_name}`; give the repository with --name"))
+            })?;
+            format!("{repo}:{ref_name}").parse()?
+        };
+        let mut desc = d.clone();
+        desc.annotations.clear();
+        plan.push((reference, desc, needed));
+    }
+    if plan.is_empty() {
+        return Err(bad("index.json lists no images"));
+    }
+    let lock = store.lock()?;
+    let mut images = Vec::new();
+    for (reference, desc, needed) in plan {
+        for digest in &needed {
+            store.put_blob_expecting(blob(digest)?, digest, None)?;
+        }
+        store.put_blob_expecting(blob(&desc.digest)?, &desc.digest, Some(desc.size))?;
+        store.set_tag_locked(&lock, &reference, &desc)?;
+        images.push((reference, desc.digest.clone()));
+    }
+    Ok(Loaded { images })
+}
