@@ -46,7 +46,7 @@ load() {
 results=()
 for round in $(seq "$ROUNDS"); do
   PORT=$(free_port)
-  "$WPKG" run http-hello:bench --listen "127.0.0.1:$PORT" --max-concurrent 1000 >/dev/null 2>&1 &
+  "$WPKG" run http-hello:bench --listen "127.0.0.1:$PORT" --max-concurrent 256 >/dev/null 2>&1 &
   SERVER=$!
   wait_up "$PORT"
   results+=("$(load wpkg "$PORT")")

@@ -104,7 +104,11 @@ impl Runner {
         memory: u64,
     ) -> Result<Runner, Error> {
         let mut pool = wasmtime::PoolingAllocationConfig::new();
-        let n = max_concurrent.max(1) as u32;
+        // Headroom over the request cap: an instance finishing its response body can
+        // still hold its slot for a moment after the next request is admitted.
+        let n = (max_concurrent.max(1) as u32)
+            .saturating_mul(2)
+            .saturating_add(8);
         pool.total_component_instances(n);
         pool.total_core_instances(n * 10);
         pool.total_memories(n * 4);
@@ -353,7 +357,10 @@ async fn instance_response(
         Some(l) => match tokio::time::timeout(l, rx).await {
             Ok(r) => r,
             Err(_) => {
+                // Wait for the cancelled instance to be dropped, so its pool slot is
+                // free before the next request is admitted.
                 task.abort();
+                let _ = task.await;
                 return Err((
                     504,
                     format!(

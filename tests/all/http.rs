@@ -209,11 +209,17 @@ fn busy_port_timeout_and_graceful_shutdown() {
 }
 
 fn hostile_server(env: &Env, extra: &[&str]) -> Server {
+    hostile_server_with_timeout(env, "1s", extra)
+}
+
+fn hostile_server_with_timeout(env: &Env, timeout: &str, extra: &[&str]) -> Server {
     let wasm = guest("http-hostile", "wasm32-wasip2");
     let dir = env.project(
         "hh",
         &wasm,
-        "manifest_version = 1\n[package]\nname = \"hh\"\nversion = \"1\"\nwasm = \"{wasm}\"\n[trigger]\ntype = \"http\"\n[limits]\nmemory = \"32MiB\"\ntimeout = \"1s\"\n",
+        "manifest_version = 1\n[package]\nname = \"hh\"\nversion = \"1\"\nwasm = \"{wasm}\"\n[trigger]\ntype = \"http\"\n[limits]\nmemory = \"32MiB\"\ntimeout = \"TIMEOUT\"\n"
+            .replace("TIMEOUT", timeout)
+            .as_str(),
     );
     env.build(&dir, "hh:1");
     let mut args = vec!["run", "hh:1", "--listen", "127.0.0.1:0"];
@@ -272,23 +278,29 @@ fn trap_timeout_and_memory_answer_errors_and_the_server_keeps_serving() {
 fn concurrency_cap_answers_503() {
     let env = Env::new();
     let server = hostile_server(&env, &["--max-concurrent", "1"]);
-    let addr = server.addr.clone();
-    let slow = std::thread::spawn(move || wpkg_tests::serve::http_get(&addr, "/sleep").unwrap().0);
-    std::thread::sleep(std::time::Duration::from_millis(300));
-    assert_eq!(server.get("/dns?x").unwrap().0, 503);
-    assert_eq!(slow.join().unwrap(), 504);
+    // Two requests that each take the whole 1s limit, sent together: one is admitted
+    // (and stopped at the limit, 504), the other is over the cap (503).
+    let spawn = |addr: String| {
+        std::thread::spawn(move || wpkg_tests::serve::http_get(&addr, "/sleep").unwrap().0)
+    };
+    let a = spawn(server.addr.clone());
+    let b = spawn(server.addr.clone());
+    let mut codes = [a.join().unwrap(), b.join().unwrap()];
+    codes.sort();
+    assert_eq!(codes, [503, 504], "{}", server.stderr());
+    // The slot is free again.
     assert_eq!(server.get("/dns?x").unwrap().0, 200);
 }
 
 #[test]
 fn shutdown_lets_in_flight_requests_finish() {
     let env = Env::new();
-    let mut server = hostile_server(&env, &[]);
+    let mut server = hostile_server_with_timeout(&env, "4s", &[]);
     let addr = server.addr.clone();
-    // /sleep is stopped by the 1s limit: an answer (504) instead of a reset connection
-    // proves the server waited for it.
+    // /sleep is stopped by the 4s limit: an answer (504) instead of a reset connection
+    // proves the server waited for it after SIGTERM.
     let in_flight = std::thread::spawn(move || wpkg_tests::serve::http_get(&addr, "/sleep"));
-    std::thread::sleep(std::time::Duration::from_millis(300));
+    std::thread::sleep(std::time::Duration::from_millis(1000));
     assert_eq!(server.stop(), Some(0));
     assert_eq!(in_flight.join().unwrap().unwrap().0, 504);
     assert!(server.stderr().contains("waiting for in-flight requests"));
