@@ -199,6 +199,8 @@ fn toml_error(src: &str, e: toml::de::Error) -> ManifestError {
     // serde's "unknown field `x`, expected one of ..." becomes actionable.
     if let Some(rest) = message.strip_prefix("unknown field ") {
         message = format!("unknown key {rest}; remove it or fix its spelling");
+    } else if let Some(rest) = message.strip_prefix("missing field ") {
+        message = format!("missing {rest}: add it (docs/manifest.md lists every field)");
     }
     ManifestError {
         message,
