@@ -47,9 +47,9 @@ struct P1State {
     limiter: MemoryLimiter,
 }
 
-/// Builds the WASI context for a plan: empty, then exactly what is granted.
+/// Builds the WASI context for a plan: empty, then exactly what is granted. The caller
+/// has run [`crate::validate`] once for the plan (not per instance).
 pub fn wasi_builder(run: &CommandRun<'_>) -> Result<WasiCtxBuilder, Error> {
-    crate::validate(run.plan, run.bundled_root)?;
     let mut b = WasiCtxBuilder::new();
     b.inherit_stdio();
     b.arg(run.program);
@@ -75,6 +75,7 @@ impl Runner {
         code: &Compiled,
         run: &CommandRun<'_>,
     ) -> Result<Outcome, Error> {
+        crate::validate(run.plan, run.bundled_root)?;
         let mut builder = wasi_builder(run)?;
         let limiter = MemoryLimiter::new(run.plan.memory.0);
         let mem_hit = limiter.hit.clone();

@@ -260,19 +260,10 @@ async fn guarded_send(
             Err(_) => rustls::pki_types::ServerName::try_from(host.clone())
                 .map_err(|_| HttpError::HttpRequestUriInvalid)?,
         };
-        let roots = rustls::RootCertStore {
-            roots: webpki_roots::TLS_SERVER_ROOTS.into(),
-        };
-        let config = rustls::ClientConfig::builder_with_provider(Arc::new(
-            rustls::crypto::ring::default_provider(),
-        ))
-        .with_safe_default_protocol_versions()
-        .map_err(|_| HttpError::TlsProtocolError)?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+        let config = tls_config().ok_or(HttpError::TlsProtocolError)?;
         let tls = tokio::time::timeout(
             connect_timeout,
-            tokio_rustls::TlsConnector::from(Arc::new(config)).connect(server_name, tcp),
+            tokio_rustls::TlsConnector::from(config).connect(server_name, tcp),
         )
         .await
         .map_err(|_| HttpError::ConnectionTimeout)?
@@ -282,6 +273,27 @@ async fn guarded_send(
         exchange(tcp, request, first_byte_timeout).await?
     };
     Ok((response, Box::new(async { Ok(()) })))
+}
+
+/// The TLS client configuration (web PKI roots), built once per process.
+fn tls_config() -> Option<Arc<rustls::ClientConfig>> {
+    static CONFIG: std::sync::OnceLock<Option<Arc<rustls::ClientConfig>>> =
+        std::sync::OnceLock::new();
+    CONFIG
+        .get_or_init(|| {
+            let roots = rustls::RootCertStore {
+                roots: webpki_roots::TLS_SERVER_ROOTS.into(),
+            };
+            let config = rustls::ClientConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .ok()?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+            Some(Arc::new(config))
+        })
+        .clone()
 }
 
 async fn exchange<S>(
