@@ -49,13 +49,8 @@ pub fn save(store: &Store, refs: &[Reference]) -> Result<Vec<u8>, Error> {
     };
     let mut tar = tar::Builder::new(Vec::new());
     let mut add = |path: &str, data: &[u8]| -> Result<(), Error> {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_size(data.len() as u64);
-        h.set_mode(0o644);
-        h.set_mtime(0);
-        h.set_uid(0);
-        h.set_gid(0);
+        let mut h =
+            crate::artifact::tar_header(tar::EntryType::Regular, data.len() as u64, 0o644, 0);
         tar.append_data(&mut h, path, data).map_err(|e| Error::Io {
             path: path.into(),
             source: e,

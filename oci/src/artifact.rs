@@ -261,13 +261,7 @@ fn files_layer(project: &Path, m: &Manifest, mtime: i64) -> Result<Vec<u8>, Erro
                     path: full.clone(),
                     reason: e.to_string(),
                 })?;
-                let mut h = tar::Header::new_gnu();
-                h.set_entry_type(tar::EntryType::Regular);
-                h.set_size(data.len() as u64);
-                h.set_mode(0o444);
-                h.set_uid(0);
-                h.set_gid(0);
-                h.set_mtime(mtime.max(0) as u64);
+                let mut h = tar_header(tar::EntryType::Regular, data.len() as u64, 0o444, mtime);
                 tar.append_data(&mut h, &path, data.as_slice())
                     .map_err(|e| Error::Files {
                         path: full,
@@ -287,14 +281,20 @@ fn files_layer(project: &Path, m: &Manifest, mtime: i64) -> Result<Vec<u8>, Erro
     Ok(gz.finish().expect("writing to memory"))
 }
 
-fn append_dir(tar: &mut tar::Builder<Vec<u8>>, path: &Path, mtime: i64) -> Result<(), Error> {
+/// A deterministic tar header: owner 0, the given mode and mtime (negative → 0).
+pub(crate) fn tar_header(kind: tar::EntryType, size: u64, mode: u32, mtime: i64) -> tar::Header {
     let mut h = tar::Header::new_gnu();
-    h.set_entry_type(tar::EntryType::Directory);
-    h.set_size(0);
-    h.set_mode(0o555);
+    h.set_entry_type(kind);
+    h.set_size(size);
+    h.set_mode(mode);
     h.set_uid(0);
     h.set_gid(0);
     h.set_mtime(mtime.max(0) as u64);
+    h
+}
+
+fn append_dir(tar: &mut tar::Builder<Vec<u8>>, path: &Path, mtime: i64) -> Result<(), Error> {
+    let mut h = tar_header(tar::EntryType::Directory, 0, 0o555, mtime);
     tar.append_data(&mut h, path, std::io::empty())
         .map_err(|e| Error::Files {
             path: path.to_owned(),

@@ -386,14 +386,4 @@ impl Store {
         }
         Ok(removed)
     }
-
-    /// The total size of a manifest and the blobs it names.
-    pub fn image_size(&self, manifest: &Descriptor) -> Result<u64, Error> {
-        let bytes = self.read_descriptor(manifest)?;
-        let m: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
-            digest: manifest.digest.clone(),
-            reason: e.to_string(),
-        })?;
-        Ok(manifest.size + m.config.size + m.layers.iter().map(|l| l.size).sum::<u64>())
-    }
 }

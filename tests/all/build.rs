@@ -201,3 +201,19 @@ fn core_module_cannot_be_an_http_handler() {
         .code(125)
         .stderr_has("needs a wasi:http/proxy component");
 }
+
+#[test]
+fn a_bad_source_date_epoch_is_refused_and_nothing_is_written() {
+    let env = Env::new();
+    let wasm = guest("example-hello", "wasm32-wasip2");
+    let dir = env.project("p", &wasm, &command_manifest("e", ""));
+    let out = env
+        .cmd(&["build", "--no-build-command", dir.to_str().unwrap()])
+        .env("SOURCE_DATE_EPOCH", "yesterday")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("SOURCE_DATE_EPOCH=`yesterday` is not a number"));
+    assert!(store_is_empty(&env));
+}

@@ -202,7 +202,7 @@ fn busy_port_timeout_and_graceful_shutdown() {
     assert!(body.contains("You asked for /some/path?q=1"), "{body}");
     assert_eq!(server.stop(), Some(0));
     assert!(server.stderr().contains("shutting down"));
-    // A command guest is refused by the http runner's counterpart and vice versa.
+    // An HTTP handler takes no guest arguments.
     env.wpkg(&["run", "hh:1", "--", "arg"])
         .code(125)
         .stderr_has("takes no arguments");
@@ -304,4 +304,38 @@ fn shutdown_lets_in_flight_requests_finish() {
     assert_eq!(server.stop(), Some(0));
     assert_eq!(in_flight.join().unwrap().unwrap().0, 504);
     assert!(server.stderr().contains("waiting for in-flight requests"));
+}
+
+#[test]
+fn a_malformed_hosts_file_is_a_clear_error() {
+    let env = Env::new();
+    let hosts = env.path("hosts");
+    std::fs::write(&hosts, "not-an-address allowed.test\n").unwrap();
+    let wasm = guest("example-http-hello", "wasm32-wasip2");
+    let dir = env.project(
+        "hello",
+        &wasm,
+        "manifest_version = 1\n[package]\nname = \"hh\"\nversion = \"1\"\nwasm = \"{wasm}\"\n[trigger]\ntype = \"http\"\n",
+    );
+    env.build(&dir, "hh:1");
+    env.wpkg(&[
+        "run",
+        "hh:1",
+        "--listen",
+        "127.0.0.1:0",
+        "--hosts-file",
+        hosts.to_str().unwrap(),
+    ])
+    .code(125)
+    .stderr_has("hosts file line 1");
+    env.wpkg(&[
+        "run",
+        "hh:1",
+        "--listen",
+        "127.0.0.1:0",
+        "--hosts-file",
+        "/nonexistent/hosts",
+    ])
+    .code(125)
+    .stderr_has("cannot read --hosts-file");
 }

@@ -215,7 +215,7 @@ fn guest_exit_code_is_passed_through() {
     let wasm = guest("hostile", "wasm32-wasip1");
     let dir = env.project("h", &wasm, &command_manifest("h", ""));
     env.build(&dir, "h:1");
-    // Mode `read` of an allowed-less path is denied -> 0; an unknown mode exits 2.
+    // The guest exits 2 on an unknown mode (a WASIp1 module keeps its own code).
     env.wpkg(&["run", "h:1", "--", "bogus"])
         .code(2)
         .stderr_has("unknown mode");

@@ -163,3 +163,26 @@ fn tag_rm_images_inspect() {
         .code(125)
         .stderr_has("no image");
 }
+
+#[test]
+fn a_damaged_index_is_reported_not_overwritten() {
+    let env = Env::new();
+    let dir = project(&env);
+    env.build(&dir, "hello:1");
+    let index = env.home().join("store/index.json");
+    std::fs::write(&index, "{ not json").unwrap();
+    env.wpkg(&["images"])
+        .code(125)
+        .stderr_has("index.json does not parse");
+    env.wpkg(&[
+        "build",
+        "--no-build-command",
+        dir.to_str().unwrap(),
+        "-t",
+        "hello:2",
+    ])
+    .code(125)
+    .stderr_has("is damaged");
+    // The damaged file is left for the user to inspect, not replaced.
+    assert_eq!(std::fs::read_to_string(&index).unwrap(), "{ not json");
+}

@@ -23,7 +23,9 @@ impl ImagesArgs {
         for img in store.list()? {
             let (size, created) = match wpkg_oci::artifact::load(&store, &img.manifest) {
                 Ok(a) => (
-                    store.image_size(&img.manifest).unwrap_or(0),
+                    img.manifest.size
+                        + a.manifest.config.size
+                        + a.manifest.layers.iter().map(|l| l.size).sum::<u64>(),
                     a.config.created.clone().unwrap_or_default(),
                 ),
                 Err(_) => (0, "damaged".to_owned()),

@@ -37,6 +37,11 @@ pub fn parse_ref(s: &str) -> Result<Reference> {
     Ok(s.parse::<Reference>()?)
 }
 
+/// Parses several references given on the command line.
+pub fn parse_refs(refs: &[String]) -> Result<Vec<Reference>> {
+    refs.iter().map(|r| parse_ref(r)).collect()
+}
+
 /// Writes to stdout, turning a closed pipe into a quiet success.
 pub fn out(text: &str) -> Result<()> {
     let mut stdout = std::io::stdout().lock();

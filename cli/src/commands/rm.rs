@@ -18,11 +18,7 @@ pub struct RmArgs {
 impl RmArgs {
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
-        let refs = self
-            .references
-            .iter()
-            .map(|r| super::parse_ref(r))
-            .collect::<Result<Vec<_>>>()?;
+        let refs = super::parse_refs(&self.references)?;
         let store = Paths::from_env()?.open_store()?;
         for r in refs {
             let removed = store.remove(&r)?;

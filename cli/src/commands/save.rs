@@ -25,11 +25,7 @@ pub struct SaveArgs {
 impl SaveArgs {
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
-        let refs = self
-            .references
-            .iter()
-            .map(|r| super::parse_ref(r))
-            .collect::<Result<Vec<_>>>()?;
+        let refs = super::parse_refs(&self.references)?;
         let store = Paths::from_env()?.open_store()?;
         let tar = wpkg_oci::archive::save(&store, &refs)?;
         let dir = self
