@@ -10,3 +10,15 @@ pub const SOURCE_DATE_EPOCH: &str = "SOURCE_DATE_EPOCH";
 pub const XDG_DATA_HOME: &str = "XDG_DATA_HOME";
 /// Used to find the default home.
 pub const HOME: &str = "HOME";
+/// Docker's configuration directory (credentials in `config.json`); default `~/.docker`.
+pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// For CI: the registry that `WPKG_REGISTRY_USERNAME`/`WPKG_REGISTRY_PASSWORD` are for.
+pub const WPKG_REGISTRY: &str = "WPKG_REGISTRY";
+/// For CI: a user name for `WPKG_REGISTRY` (overrides `config.json` for that registry).
+pub const WPKG_REGISTRY_USERNAME: &str = "WPKG_REGISTRY_USERNAME";
+/// For CI: the password or token for `WPKG_REGISTRY`.
+pub const WPKG_REGISTRY_PASSWORD: &str = "WPKG_REGISTRY_PASSWORD";
+/// A PEM file of extra CA certificates to trust for registries (like `--ca-file`).
+pub const WPKG_CA_FILE: &str = "WPKG_CA_FILE";
+/// Comma-separated registries allowed over plain HTTP (like `--insecure`).
+pub const WPKG_INSECURE_REGISTRIES: &str = "WPKG_INSECURE_REGISTRIES";

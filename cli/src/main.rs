@@ -30,7 +30,7 @@ pub const EXIT_MEMORY: u8 = 137;
 and runs it under wasmtime with exactly the permissions the manifest declares: no files, \
 environment, network or DNS unless declared.",
     after_help = "Exit codes of `wpkg run`: the guest's own exit code; 124 time limit; 134 trap; \
-137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH."
+137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH, DOCKER_CONFIG (registry credentials; default ~/.docker), WPKG_CA_FILE, WPKG_INSECURE_REGISTRIES, and for CI WPKG_REGISTRY with WPKG_REGISTRY_USERNAME and WPKG_REGISTRY_PASSWORD."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,6 +45,10 @@ enum Command {
     Inspect(commands::inspect::InspectArgs),
     Tag(commands::tag::TagArgs),
     Rm(commands::rm::RmArgs),
+    Push(commands::push::PushArgs),
+    Pull(commands::push::PullArgs),
+    Login(commands::login::LoginArgs),
+    Logout(commands::login::LogoutArgs),
     Save(commands::save::SaveArgs),
     Load(commands::save::LoadArgs),
     Schema(commands::schema::SchemaArgs),
@@ -60,6 +64,10 @@ fn main() -> ExitCode {
         Command::Inspect(a) => a.run(),
         Command::Tag(a) => a.run(),
         Command::Rm(a) => a.run(),
+        Command::Push(a) => a.run(),
+        Command::Pull(a) => a.run(),
+        Command::Login(a) => a.run(),
+        Command::Logout(a) => a.run(),
         Command::Save(a) => a.run(),
         Command::Load(a) => a.run(),
         Command::Schema(a) => a.run(),

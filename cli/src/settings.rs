@@ -50,3 +50,48 @@ impl Paths {
         Ok(wpkg_oci::Store::open(self.store())?)
     }
 }
+
+/// Docker's configuration directory: `$DOCKER_CONFIG`, else `~/.docker`.
+pub fn docker_config_dir() -> Result<PathBuf> {
+    if let Some(d) = std::env::var_os(env_vars::DOCKER_CONFIG).filter(|d| !d.is_empty()) {
+        return Ok(PathBuf::from(d));
+    }
+    let h = std::env::var_os(env_vars::HOME)
+        .filter(|h| !h.is_empty())
+        .context("cannot find Docker's config directory: set DOCKER_CONFIG (or HOME)")?;
+    Ok(PathBuf::from(h).join(".docker"))
+}
+
+/// Registry credentials: Docker's config plus the CI environment variables.
+pub fn credentials() -> Result<wpkg_oci::credentials::Credentials> {
+    use wpkg_oci::credentials::{Credential, EnvCredential, Secret};
+    let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+    let env = match (
+        var(env_vars::WPKG_REGISTRY_USERNAME),
+        var(env_vars::WPKG_REGISTRY_PASSWORD),
+    ) {
+        (None, None) => None,
+        (Some(username), Some(password)) => {
+            let registry = var(env_vars::WPKG_REGISTRY).context(
+                "WPKG_REGISTRY_USERNAME/WPKG_REGISTRY_PASSWORD are set but WPKG_REGISTRY is not: set it to the registry they are for (e.g. ghcr.io)",
+            )?;
+            Some(EnvCredential {
+                registry,
+                credential: Credential::Basic {
+                    username,
+                    password: Secret::new(password),
+                },
+            })
+        }
+        (Some(_), None) => anyhow::bail!(
+            "WPKG_REGISTRY_USERNAME is set but WPKG_REGISTRY_PASSWORD is not; set both or neither"
+        ),
+        (None, Some(_)) => anyhow::bail!(
+            "WPKG_REGISTRY_PASSWORD is set but WPKG_REGISTRY_USERNAME is not; set both or neither"
+        ),
+    };
+    Ok(wpkg_oci::credentials::Credentials::new(
+        docker_config_dir()?,
+        env,
+    ))
+}

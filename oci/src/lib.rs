@@ -2,14 +2,18 @@
 //!
 //! Where artifacts live: the local content store (an OCI image layout), assembling a
 //! Wasm OCI artifact from a `.wasm` and its `wpkg.toml`, and reading one back with
-//! every digest checked. This crate knows nothing of wasmtime.
+//! every digest checked; credentials, the registry client, push and pull. This crate
+//! knows nothing of wasmtime.
 #![deny(missing_docs)]
 
 use std::path::PathBuf;
 
 pub mod archive;
 pub mod artifact;
+pub mod credentials;
+pub mod registry;
 pub mod store;
+pub mod transfer;
 
 pub use store::Store;
 

@@ -207,6 +207,40 @@ impl Store {
         self.put_blob(bytes).map(|_| ())
     }
 
+    /// A temporary file in the store's own file system, for a blob being downloaded.
+    pub fn temp_file(&self) -> Result<tempfile::NamedTempFile, Error> {
+        let dir = self.tmp_dir();
+        tempfile::NamedTempFile::new_in(&dir).map_err(|e| io_err(&dir, e))
+    }
+
+    /// Moves a downloaded blob into place. The caller has checked that its content
+    /// hashes to `digest`; it is flushed to disk before it becomes visible.
+    pub fn commit_blob(&self, tmp: tempfile::NamedTempFile, digest: &str) -> Result<(), Error> {
+        let path = self.blob_path(digest)?;
+        tmp.as_file()
+            .sync_all()
+            .map_err(|e| io_err(tmp.path(), e))?;
+        tmp.persist(&path).map_err(|e| io_err(&path, e.error))?;
+        if let Ok(d) = File::open(self.blobs_dir()) {
+            let _ = d.sync_all();
+        }
+        Ok(())
+    }
+
+    /// Opens a blob for streaming; the reader fails at the end if the content does not
+    /// hash to `digest` or is not `size` bytes long.
+    pub fn open_blob(&self, digest: &str, size: u64) -> Result<VerifyingReader<File>, Error> {
+        let path = self.blob_path(digest)?;
+        let f = File::open(&path).map_err(|e| {
+            if e.kind() == std::io::ErrorKind::NotFound {
+                Error::BlobMissing(digest.to_owned())
+            } else {
+                io_err(&path, e)
+            }
+        })?;
+        Ok(VerifyingReader::new(f, digest, size))
+    }
+
     /// Reads a blob and checks it against its digest.
     pub fn read_blob(&self, digest: &str) -> Result<Vec<u8>, Error> {
         let path = self.blob_path(digest)?;
@@ -305,8 +339,12 @@ impl Store {
         reference: &Reference,
         manifest: &Descriptor,
     ) -> Result<(), Error> {
+        // A reference without a tag (pulled by digest) is recorded as `name@digest`.
         let tagged = Reference {
-            digest: None,
+            digest: match reference.tag {
+                Some(_) => None,
+                None => Some(manifest.digest.clone()),
+            },
             ..reference.clone()
         };
         let name = tagged.to_string();
@@ -385,5 +423,53 @@ impl Store {
             }
         }
         Ok(removed)
+    }
+}
+
+/// A reader that hashes what passes through it and fails at end of input when the
+/// content does not match the expected digest and size.
+pub struct VerifyingReader<R> {
+    inner: R,
+    hasher: Sha256,
+    expected: String,
+    size: u64,
+    read: u64,
+}
+
+impl<R> VerifyingReader<R> {
+    /// Wraps `inner`, which should yield `size` bytes hashing to `digest`.
+    pub fn new(inner: R, digest: &str, size: u64) -> VerifyingReader<R> {
+        VerifyingReader {
+            inner,
+            hasher: Sha256::new(),
+            expected: digest.to_owned(),
+            size,
+            read: 0,
+        }
+    }
+}
+
+impl<R: Read> Read for VerifyingReader<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.read += n as u64;
+        if self.read > self.size {
+            return Err(std::io::Error::other(format!(
+                "blob {} is longer than its {} bytes",
+                self.expected, self.size
+            )));
+        }
+        if n == 0 && !buf.is_empty() {
+            let actual = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+            if self.read != self.size || actual != self.expected {
+                return Err(std::io::Error::other(format!(
+                    "blob {} in the local store is corrupt ({} bytes hashing to {actual}); remove the image with `wpkg rm` and build or pull it again",
+                    self.expected, self.read
+                )));
+            }
+        } else {
+            self.hasher.update(&buf[..n]);
+        }
+        Ok(n)
     }
 }

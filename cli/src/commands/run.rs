@@ -22,7 +22,9 @@ environment, no files, no sockets, no DNS. The operator supplies `env_required` 
 binds declared `mounts` with --mount; undeclared names and paths are refused. Flags may narrow limits, \
 never widen them.\n\n\
 Exit codes: the guest's own; 124 time limit; 134 trap; 137 memory limit; 125 wpkg's own failure.\n\n\
-Examples:\n  wpkg run hello:0.1.0 -- alice\n  wpkg run ./examples/files --mount ./out:/out\n  wpkg run app:1 --env API_TOKEN=secret --timeout 5s"
+A registry reference is pulled when the local store lacks it (--pull missing), every digest \
+checked on the way in and again as it is read.\n\n\
+Examples:\n  wpkg run hello:0.1.0 -- alice\n  wpkg run ghcr.io/acme/hello:1.0\n  wpkg run ./examples/files --mount ./out:/out\n  wpkg run app:1 --env API_TOKEN=secret --timeout 5s"
 )]
 pub struct RunArgs {
     /// An image (NAME[:TAG], NAME@sha256:...) or a project directory (built first).
@@ -55,6 +57,23 @@ pub struct RunArgs {
     /// DNS; the private-address rules still apply to what it says.
     #[arg(long, value_name = "FILE")]
     pub hosts_file: Option<PathBuf>,
+    /// When to pull from the registry: `missing` (only when not in the local store),
+    /// `always`, or `never`.
+    #[arg(long, value_enum, default_value_t = PullPolicy::Missing, value_name = "WHEN")]
+    pub pull: PullPolicy,
+    #[command(flatten)]
+    pub remote_args: super::remote::RemoteArgs,
+}
+
+/// When `wpkg run` pulls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum PullPolicy {
+    /// Pull only when the local store lacks the reference.
+    Missing,
+    /// Always pull first (gets the newest content of a tag).
+    Always,
+    /// Never contact a registry.
+    Never,
 }
 
 fn looks_like_dir(target: &str) -> bool {
@@ -65,10 +84,41 @@ fn looks_like_dir(target: &str) -> bool {
 }
 
 impl RunArgs {
+    /// Finds the image locally or pulls it, per `--pull`.
+    fn resolve(
+        &self,
+        store: &wpkg_oci::Store,
+        reference: &wpkg_spec::Reference,
+    ) -> Result<wpkg_spec::media::Descriptor> {
+        let local_only = reference.registry == "localhost";
+        let pull = |quiet: bool| -> Result<wpkg_spec::media::Descriptor> {
+            let client = self.remote_args.client()?;
+            super::push::pull(&client, store, reference, quiet)
+        };
+        match self.pull {
+            PullPolicy::Always if !local_only => pull(false),
+            PullPolicy::Missing if !local_only => match store.resolve(reference) {
+                Err(wpkg_oci::Error::NotFound(_)) => {
+                    eprintln!(
+                        "no image `{}` in the local store; pulling it from {}",
+                        reference.familiar(),
+                        reference.registry
+                    );
+                    pull(false).with_context(|| {
+                        format!("no image `{}` in the local store", reference.familiar())
+                    })
+                }
+                other => Ok(other?),
+            },
+            _ => Ok(store.resolve(reference)?),
+        }
+    }
+
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
         let paths = Paths::from_env()?;
-        let reference = if looks_like_dir(&self.target) {
+        let from_dir = looks_like_dir(&self.target);
+        let reference = if from_dir {
             super::build::build(Path::new(&self.target), None, true, false)?.reference
         } else {
             super::parse_ref(&self.target)?
@@ -92,7 +142,11 @@ impl RunArgs {
         }
         // Resolve and verify: every blob is checked against its digest as it is read.
         let store = paths.open_store()?;
-        let desc = store.resolve(&reference)?;
+        let desc = if from_dir {
+            store.resolve(&reference)?
+        } else {
+            self.resolve(&store, &reference)?
+        };
         let art = wpkg_oci::artifact::load(&store, &desc)?;
         let caps = art.capabilities()?;
         let plan = RunPlan::new(&caps, &request)?;

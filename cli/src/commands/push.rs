@@ -1,0 +1,137 @@
+//! `wpkg push` and `wpkg pull`.
+
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::Args;
+use wpkg_spec::Reference;
+
+use super::remote::{RemoteArgs, TtyProgress};
+use crate::settings::Paths;
+
+/// Push an image from the local store to a registry
+#[derive(Args)]
+#[command(
+    after_help = "Blobs the registry already has are not sent again. Credentials come from \
+`wpkg login` / `docker login` (Docker's config.json and credential helpers) or, in CI, \
+WPKG_REGISTRY + WPKG_REGISTRY_USERNAME + WPKG_REGISTRY_PASSWORD. Plain HTTP is used only for \
+loopback registries and those named with --insecure.\n\n\
+The pushed reference with its digest is printed on stdout.\n\n\
+Examples:\n  wpkg push ghcr.io/acme/hello:1.0\n  wpkg push hello:0.1.0 ghcr.io/acme/hello:0.1.0\n  \
+wpkg push hello:0.1.0 localhost:5000/hello:0.1.0"
+)]
+pub struct PushArgs {
+    /// The image in the local store.
+    pub local: String,
+    /// Where to push it (default: the local reference itself).
+    pub remote: Option<String>,
+    /// No progress display.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub remote_args: RemoteArgs,
+}
+
+impl PushArgs {
+    /// Runs the command.
+    pub fn run(self) -> Result<ExitCode> {
+        let local = super::parse_ref(&self.local)?;
+        let remote = match &self.remote {
+            Some(r) => super::parse_ref(r)?,
+            None => local.clone(),
+        };
+        check_remote(&remote)?;
+        let store = Paths::from_env()?.open_store()?;
+        let desc = store.resolve(&local)?;
+        let client = self.remote_args.client()?;
+        let progress = TtyProgress::for_stderr("pushing", self.quiet);
+        let report = wpkg_oci::transfer::push(&client, &store, &desc, &remote, &progress)
+            .with_context(|| format!("cannot push {}", remote.familiar()))?;
+        if !self.quiet {
+            eprintln!(
+                "pushed {} ({} blob(s) uploaded, {}; {} already there)",
+                remote.familiar(),
+                report.uploaded,
+                super::human_size(report.bytes),
+                report.skipped
+            );
+        }
+        let name = Reference {
+            digest: None,
+            ..remote.clone()
+        };
+        super::out(&format!("{}@{}\n", name.familiar(), report.digest))?;
+        super::ok()
+    }
+}
+
+/// References whose registry is `localhost` without a port are local-only names.
+pub fn check_remote(r: &Reference) -> Result<()> {
+    if r.registry == "localhost" {
+        anyhow::bail!(
+            "`{}` is a local-only name (`localhost/...`); give a registry, e.g. `wpkg push {} localhost:5000/{}`",
+            r.familiar(),
+            r.familiar(),
+            r.repository
+        );
+    }
+    Ok(())
+}
+
+/// Pull an image from a registry into the local store
+#[derive(Args)]
+#[command(
+    after_help = "Every blob is checked against its digest and size before it enters the \
+store; the tag is written last, so an interrupted pull leaves nothing half-visible. Only Wasm \
+artifacts (config application/vnd.wasm.config.v0+json with an application/wasm layer, or an index \
+with a wasm platform entry) are accepted.\n\n\
+Examples:\n  wpkg pull ghcr.io/acme/hello:1.0\n  wpkg pull localhost:5000/hello@sha256:..."
+)]
+pub struct PullArgs {
+    /// The image to pull.
+    pub reference: String,
+    /// No progress display.
+    #[arg(short, long)]
+    pub quiet: bool,
+    #[command(flatten)]
+    pub remote_args: RemoteArgs,
+}
+
+impl PullArgs {
+    /// Runs the command.
+    pub fn run(self) -> Result<ExitCode> {
+        let remote = super::parse_ref(&self.reference)?;
+        check_remote(&remote)?;
+        let store = Paths::from_env()?.open_store()?;
+        let client = self.remote_args.client()?;
+        let digest = pull(&client, &store, &remote, self.quiet)?.digest;
+        let name = Reference {
+            digest: None,
+            ..remote.clone()
+        };
+        super::out(&format!("{}@{digest}\n", name.familiar()))?;
+        super::ok()
+    }
+}
+
+/// Pulls with a progress display and a summary line; returns the manifest digest.
+pub fn pull(
+    client: &wpkg_oci::registry::Registry,
+    store: &wpkg_oci::Store,
+    remote: &Reference,
+    quiet: bool,
+) -> Result<wpkg_spec::media::Descriptor> {
+    let progress = TtyProgress::for_stderr("pulling", quiet);
+    let report = wpkg_oci::transfer::pull(client, store, remote, &progress)
+        .with_context(|| format!("cannot pull {}", remote.familiar()))?;
+    if !quiet {
+        eprintln!(
+            "pulled {} ({} blob(s) downloaded, {}; {} already present)",
+            remote.familiar(),
+            report.downloaded,
+            super::human_size(report.bytes),
+            report.present
+        );
+    }
+    Ok(report.descriptor)
+}

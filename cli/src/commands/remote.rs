@@ -1,0 +1,125 @@
+//! What the registry commands share: connection flags, the client, progress display.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::Result;
+use clap::Args;
+use wpkg_oci::registry::{ClientOptions, Registry};
+use wpkg_oci::transfer::{Event, Progress};
+
+use crate::env_vars;
+
+/// How to reach registries.
+#[derive(Args, Clone, Debug, Default)]
+pub struct RemoteArgs {
+    /// Trust this CA certificate (PEM) for registries' HTTPS, besides the system's.
+    #[arg(long, value_name = "FILE", env = env_vars::WPKG_CA_FILE)]
+    pub ca_file: Option<PathBuf>,
+    /// Allow plain HTTP for this registry (host[:port]); loopback registries always
+    /// may. Certificates are still checked when it speaks HTTPS.
+    #[arg(long, value_name = "REGISTRY", env = env_vars::WPKG_INSECURE_REGISTRIES, value_delimiter = ',')]
+    pub insecure: Vec<String>,
+}
+
+impl RemoteArgs {
+    /// A registry client with these settings and the user's credentials.
+    pub fn client(&self) -> Result<Registry> {
+        let opts = ClientOptions {
+            ca_files: self.ca_file.iter().cloned().collect(),
+            insecure: self.insecure.clone(),
+            attempts: None,
+        };
+        Ok(Registry::new(opts, crate::settings::credentials()?)?)
+    }
+}
+
+/// Progress on a terminal: one line per blob, redrawn in place; nothing otherwise.
+pub struct TtyProgress {
+    verb: &'static str,
+    state: Mutex<State>,
+}
+
+struct State {
+    current: Option<(String, u64)>,
+    last_draw: Instant,
+}
+
+fn short(digest: &str) -> &str {
+    digest
+        .strip_prefix("sha256:")
+        .and_then(|h| h.get(..12))
+        .unwrap_or(digest)
+}
+
+impl TtyProgress {
+    /// A display for `verb` ("pushing", "pulling"), or a silent one when stderr is not
+    /// a terminal or `quiet` is set.
+    pub fn for_stderr(verb: &'static str, quiet: bool) -> Arc<dyn Progress> {
+        if quiet || !std::io::stderr().is_terminal() {
+            return Arc::new(wpkg_oci::transfer::Quiet);
+        }
+        Arc::new(TtyProgress {
+            verb,
+            state: Mutex::new(State {
+                current: None,
+                last_draw: Instant::now() - Duration::from_secs(1),
+            }),
+        })
+    }
+}
+
+impl Progress for TtyProgress {
+    fn event(&self, e: Event<'_>) {
+        let mut st = self.state.lock().unwrap_or_else(|e| e.into_inner());
+        let mut err = std::io::stderr().lock();
+        match e {
+            Event::Exists { digest, size } => {
+                let _ = writeln!(
+                    err,
+                    "\r\x1b[2K{}: already there ({})",
+                    short(digest),
+                    super::human_size(size)
+                );
+            }
+            Event::Start { digest, size } => {
+                st.current = Some((digest.to_owned(), size));
+                let _ = write!(
+                    err,
+                    "\r\x1b[2K{}: {} 0B / {}",
+                    short(digest),
+                    self.verb,
+                    super::human_size(size)
+                );
+            }
+            Event::Bytes { digest, done } => {
+                if st.last_draw.elapsed() < Duration::from_millis(100) {
+                    return;
+                }
+                st.last_draw = Instant::now();
+                let total = st.current.as_ref().map_or(0, |c| c.1);
+                let pct = (done * 100).checked_div(total).unwrap_or(100);
+                let _ = write!(
+                    err,
+                    "\r\x1b[2K{}: {} {} / {} ({pct}%)",
+                    short(digest),
+                    self.verb,
+                    super::human_size(done),
+                    super::human_size(total)
+                );
+            }
+            Event::Done { digest } => {
+                let total = st.current.take().map_or(0, |c| c.1);
+                let _ = writeln!(
+                    err,
+                    "\r\x1b[2K{}: done ({})",
+                    short(digest),
+                    super::human_size(total)
+                );
+            }
+        }
+        let _ = err.flush();
+    }
+}

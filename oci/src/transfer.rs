@@ -1,0 +1,475 @@
+//! Moving artifacts between the local store and registries: `push` (blobs the registry
+//! has are skipped, uploads stream from the store and are verified as they are read)
+//! and `pull` (blobs stream to temporary files and enter the store only after their
+//! digest and size check; the tag last).
+
+use std::io::{Read, Write};
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+use wpkg_spec::media::{self, Descriptor, ImageIndex, ImageManifest};
+use wpkg_spec::Reference;
+
+use crate::registry::{Access, FetchedManifest, Registry, RegistryError};
+use crate::Store;
+
+/// Errors of push and pull.
+#[derive(Debug, thiserror::Error)]
+pub enum TransferError {
+    /// The registry side.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    /// The local store side.
+    #[error(transparent)]
+    Store(#[from] crate::Error),
+    /// The remote content is not a Wasm artifact.
+    #[error("`{reference}` is not a Wasm artifact: {what}")]
+    NotWasm {
+        /// The reference.
+        reference: String,
+        /// What it is instead.
+        what: String,
+    },
+}
+
+/// What is happening to one blob, for progress displays.
+#[derive(Clone, Copy, Debug)]
+pub enum Event<'a> {
+    /// The destination already has it.
+    Exists {
+        /// The blob.
+        digest: &'a str,
+        /// Its size.
+        size: u64,
+    },
+    /// A transfer starts (or restarts after a transient failure).
+    Start {
+        /// The blob.
+        digest: &'a str,
+        /// Its size.
+        size: u64,
+    },
+    /// Bytes moved so far.
+    Bytes {
+        /// The blob.
+        digest: &'a str,
+        /// Bytes done.
+        done: u64,
+    },
+    /// The blob is done.
+    Done {
+        /// The blob.
+        digest: &'a str,
+    },
+}
+
+/// Receives [`Event`]s (from any thread: uploads stream on the HTTP client's thread).
+pub trait Progress: Send + Sync {
+    /// Called for each event.
+    fn event(&self, e: Event<'_>);
+}
+
+/// A progress receiver that ignores everything.
+pub struct Quiet;
+impl Progress for Quiet {
+    fn event(&self, _e: Event<'_>) {}
+}
+
+/// What a push did.
+#[derive(Clone, Debug)]
+pub struct PushReport {
+    /// The manifest digest in the registry.
+    pub digest: String,
+    /// Blobs uploaded.
+    pub uploaded: usize,
+    /// Blobs the registry already had.
+    pub skipped: usize,
+    /// Bytes uploaded.
+    pub bytes: u64,
+}
+
+/// What a pull did.
+#[derive(Clone, Debug)]
+pub struct PullReport {
+    /// The manifest now in the store (for an index, the wasm entry's manifest).
+    pub descriptor: Descriptor,
+    /// Blobs downloaded.
+    pub downloaded: usize,
+    /// Blobs the store already had.
+    pub present: usize,
+    /// Bytes downloaded.
+    pub bytes: u64,
+}
+
+fn blobs_of(manifest: &ImageManifest) -> Vec<&Descriptor> {
+    std::iter::once(&manifest.config)
+        .chain(manifest.layers.iter())
+        .collect()
+}
+
+/// A reader that reports progress.
+struct Counting<R> {
+    inner: R,
+    done: u64,
+    last: u64,
+    digest: String,
+    progress: Arc<dyn Progress>,
+}
+
+impl<R: Read> Read for Counting<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.done += n as u64;
+        if self.done - self.last >= 256 * 1024 || n == 0 {
+            self.last = self.done;
+            self.progress.event(Event::Bytes {
+                digest: &self.digest,
+                done: self.done,
+            });
+        }
+        Ok(n)
+    }
+}
+
+/// Pushes the local manifest `local` and its blobs to `remote` (its tag, or its digest
+/// when it has no tag).
+pub fn push(
+    registry: &Registry,
+    store: &Store,
+    local: &Descriptor,
+    remote: &Reference,
+    progress: &Arc<dyn Progress>,
+) -> Result<PushReport, TransferError> {
+    let bytes = store.read_descriptor(local)?;
+    let manifest: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(|e| crate::Error::BadManifest {
+            digest: local.digest.clone(),
+            reason: format!("manifest does not parse: {e}"),
+        })?;
+    let mut report = PushReport {
+        digest: local.digest.clone(),
+        uploaded: 0,
+        skipped: 0,
+        bytes: 0,
+    };
+    for blob in blobs_of(&manifest) {
+        if registry.blob_exists(remote, Access::Push, &blob.digest)? {
+            progress.event(Event::Exists {
+                digest: &blob.digest,
+                size: blob.size,
+            });
+            report.skipped += 1;
+            continue;
+        }
+        // Fails early, before any upload, if the local blob is missing.
+        store.open_blob(&blob.digest, blob.size)?;
+        let mut body = || {
+            progress.event(Event::Start {
+                digest: &blob.digest,
+                size: blob.size,
+            });
+            let reader = store.open_blob(&blob.digest, blob.size).map_err(|e| {
+                RegistryError::Setup(format!("reading the local blob {}: {e}", blob.digest))
+            })?;
+            Ok(reqwest::blocking::Body::sized(
+                Counting {
+                    inner: reader,
+                    done: 0,
+                    last: 0,
+                    digest: blob.digest.clone(),
+                    progress: progress.clone(),
+                },
+                blob.size,
+            ))
+        };
+        registry.upload_blob(remote, &blob.digest, blob.size, &mut body)?;
+        progress.event(Event::Done {
+            digest: &blob.digest,
+        });
+        report.uploaded += 1;
+        report.bytes += blob.size;
+    }
+    let media_type = manifest
+        .media_type
+        .clone()
+        .unwrap_or_else(|| local.media_type.clone());
+    let target = remote.tag.clone().unwrap_or_else(|| local.digest.clone());
+    if let Some(d) = &remote.digest {
+        if *d != local.digest {
+            return Err(TransferError::Registry(RegistryError::Setup(format!(
+                "the destination names digest {d}, but the image is {}; drop `@{d}` from the destination",
+                local.digest
+            ))));
+        }
+    }
+    report.digest = registry.put_manifest(remote, &target, &media_type, &bytes)?;
+    Ok(report)
+}
+
+fn is_index(media_type: &str) -> bool {
+    media_type == media::OCI_INDEX
+        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+/// Says what a non-Wasm manifest is, for the refusal message.
+fn describe_non_wasm(m: &ImageManifest) -> Option<String> {
+    let config = m.config.media_type.as_str();
+    let has_wasm_layer = m.layers.iter().any(|l| l.media_type == media::WASM_LAYER);
+    if config == media::WASM_CONFIG && has_wasm_layer {
+        return None;
+    }
+    let layer_types: Vec<&str> = {
+        let mut v: Vec<&str> = m.layers.iter().map(|l| l.media_type.as_str()).collect();
+        v.dedup();
+        v
+    };
+    Some(match config {
+        "application/vnd.docker.container.image.v1+json" | "application/vnd.oci.image.config.v1+json" => format!(
+            "it is a container image ({} layer(s) of {}); run it with docker or podman",
+            m.layers.len(),
+            layer_types.join(", ")
+        ),
+        "application/vnd.cncf.helm.config.v1+json" => "it is a Helm chart".to_owned(),
+        c if c == media::WASM_CONFIG => format!(
+            "its config is a Wasm config but it has no `application/wasm` layer (layers: {})",
+            if layer_types.is_empty() { "none".to_owned() } else { layer_types.join(", ") }
+        ),
+        c => format!(
+            "its config is `{c}` (a Wasm artifact has `{}` and one `application/wasm` layer); layers: {}",
+            media::WASM_CONFIG,
+            if layer_types.is_empty() { "none".to_owned() } else { layer_types.join(", ") }
+        ),
+    })
+}
+
+fn parse_manifest(
+    remote: &Reference,
+    fetched: &FetchedManifest,
+) -> Result<ImageManifest, TransferError> {
+    if fetched.media_type == "application/vnd.docker.distribution.manifest.v1+json"
+        || fetched.media_type == "application/vnd.docker.distribution.manifest.v1+prettyjws"
+    {
+        return Err(TransferError::NotWasm {
+            reference: remote.familiar(),
+            what: "it is a Docker schema 1 container image".into(),
+        });
+    }
+    let m: ImageManifest =
+        serde_json::from_slice(&fetched.bytes).map_err(|e| RegistryError::Protocol {
+            registry: remote.registry.clone(),
+            detail: format!(
+                "the manifest of `{}` ({}) does not parse: {e}",
+                remote.familiar(),
+                fetched.media_type
+            ),
+        })?;
+    if let Some(what) = describe_non_wasm(&m) {
+        return Err(TransferError::NotWasm {
+            reference: remote.familiar(),
+            what,
+        });
+    }
+    Ok(m)
+}
+
+/// Picks the Wasm entry of an index.
+fn pick_wasm(remote: &Reference, index: &ImageIndex) -> Result<Descriptor, TransferError> {
+    let wasm = index.manifests.iter().find(|d| {
+        d.platform.as_ref().is_some_and(|p| {
+            p.architecture == "wasm" || p.os == "wasip1" || p.os == "wasip2" || p.os == "wasi"
+        })
+    });
+    if let Some(d) = wasm {
+        return Ok(d.clone());
+    }
+    let platforms: Vec<String> = index
+        .manifests
+        .iter()
+        .filter_map(|d| {
+            d.platform
+                .as_ref()
+                .map(|p| format!("{}/{}", p.os, p.architecture))
+        })
+        .collect();
+    Err(TransferError::NotWasm {
+        reference: remote.familiar(),
+        what: if platforms.is_empty() {
+            format!(
+                "it is an index of {} manifest(s) with no wasm platform entry",
+                index.manifests.len()
+            )
+        } else {
+            format!(
+                "it is a multi-platform image for {} with no wasm entry",
+                platforms.join(", ")
+            )
+        },
+    })
+}
+
+/// Pulls `remote` into the store and tags it there with the same reference. Blobs the
+/// store has are not downloaded again.
+pub fn pull(
+    registry: &Registry,
+    store: &Store,
+    remote: &Reference,
+    progress: &Arc<dyn Progress>,
+) -> Result<PullReport, TransferError> {
+    let mut fetched = registry.get_manifest(remote)?;
+    if is_index(&fetched.media_type) {
+        let index: ImageIndex =
+            serde_json::from_slice(&fetched.bytes).map_err(|e| RegistryError::Protocol {
+                registry: remote.registry.clone(),
+                detail: format!("the index of `{}` does not parse: {e}", remote.familiar()),
+            })?;
+        let entry = pick_wasm(remote, &index)?;
+        fetched = registry.get_manifest_at(remote, &entry.digest)?;
+        if fetched.bytes.len() as u64 != entry.size {
+            return Err(RegistryError::Integrity {
+                registry: remote.registry.clone(),
+                what: format!("manifest {}", entry.digest),
+                detail: format!(
+                    "the index says {} bytes, the registry sent {}",
+                    entry.size,
+                    fetched.bytes.len()
+                ),
+            }
+            .into());
+        }
+    }
+    let manifest = parse_manifest(remote, &fetched)?;
+    let mut report = PullReport {
+        descriptor: Descriptor {
+            media_type: fetched.media_type.clone(),
+            digest: fetched.digest.clone(),
+            size: fetched.bytes.len() as u64,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        },
+        downloaded: 0,
+        present: 0,
+        bytes: 0,
+    };
+    for blob in blobs_of(&manifest) {
+        if !wpkg_spec::reference::is_valid_digest(&blob.digest) {
+            return Err(RegistryError::Protocol {
+                registry: remote.registry.clone(),
+                detail: format!(
+                    "the manifest names a blob with an unsupported digest `{}`",
+                    blob.digest
+                ),
+            }
+            .into());
+        }
+        if store.read_descriptor(blob).is_ok() {
+            progress.event(Event::Exists {
+                digest: &blob.digest,
+                size: blob.size,
+            });
+            report.present += 1;
+            continue;
+        }
+        download(registry, store, remote, blob, progress)?;
+        progress.event(Event::Done {
+            digest: &blob.digest,
+        });
+        report.downloaded += 1;
+        report.bytes += blob.size;
+    }
+    store.put_blob_expecting(&fetched.bytes, &fetched.digest, None)?;
+    let lock = store.lock()?;
+    store.set_tag_locked(&lock, remote, &report.descriptor)?;
+    Ok(report)
+}
+
+/// Downloads one blob into a temporary file and commits it after the checks; retries
+/// a broken transfer from the start.
+fn download(
+    registry: &Registry,
+    store: &Store,
+    remote: &Reference,
+    blob: &Descriptor,
+    progress: &Arc<dyn Progress>,
+) -> Result<(), TransferError> {
+    let attempts = 3;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        progress.event(Event::Start {
+            digest: &blob.digest,
+            size: blob.size,
+        });
+        let resp = registry.get_blob(remote, &blob.digest)?;
+        let mut tmp = store.temp_file()?;
+        let mut hasher = Sha256::new();
+        let mut reader = Counting {
+            inner: resp.take(blob.size + 1),
+            done: 0,
+            last: 0,
+            digest: blob.digest.clone(),
+            progress: progress.clone(),
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total: u64 = 0;
+        let broken = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => {
+                    total += n as u64;
+                    hasher.update(&buf[..n]);
+                    tmp.write_all(&buf[..n]).map_err(|e| crate::Error::Io {
+                        path: tmp.path().to_owned(),
+                        source: e,
+                    })?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Some(e),
+            }
+        };
+        let what = format!("blob {}", blob.digest);
+        if let Some(e) = broken {
+            if attempt < attempts {
+                std::thread::sleep(std::time::Duration::from_millis(250 * attempt));
+                continue;
+            }
+            return Err(RegistryError::Transport {
+                registry: remote.registry.clone(),
+                detail: format!(
+                    "the download of {what} broke after {total} of {} bytes: {e} (after {attempt} attempts)",
+                    blob.size
+                ),
+            }
+            .into());
+        }
+        if total != blob.size {
+            return Err(RegistryError::Integrity {
+                registry: remote.registry.clone(),
+                what,
+                detail: if total > blob.size {
+                    format!(
+                        "the manifest says {} bytes, the registry sent more",
+                        blob.size
+                    )
+                } else {
+                    format!(
+                        "the manifest says {} bytes, the registry sent {total}",
+                        blob.size
+                    )
+                },
+            }
+            .into());
+        }
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if actual != blob.digest {
+            return Err(RegistryError::Integrity {
+                registry: remote.registry.clone(),
+                what,
+                detail: format!("the content hashes to {actual}"),
+            }
+            .into());
+        }
+        store.commit_blob(tmp, &blob.digest)?;
+        return Ok(());
+    }
+}
