@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# Installs what building and testing wpkg needs on a fresh Debian machine.
+# Installs what building and testing wpkg needs on a fresh Debian machine:
+# the wasm targets, and for the registry tests Debian's docker-registry (the CNCF
+# distribution server), skopeo, and the `oras` Python package.
 # Idempotent; safe to run again.
 set -euo pipefail
 rustup target add wasm32-wasip1 wasm32-wasip2
@@ -7,8 +9,18 @@ need_apt=()
 command -v curl >/dev/null || need_apt+=(curl)
 command -v sha256sum >/dev/null || need_apt+=(coreutils)
 command -v gzip >/dev/null || need_apt+=(gzip)
+command -v timeout >/dev/null || need_apt+=(coreutils)
+command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
+[ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
+command -v skopeo >/dev/null || need_apt+=(skopeo)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
-  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}"
+  $SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+fi
+# The distribution server Debian installs may start as a service on :5000; the tests
+# start their own on free ports, so it is not needed (and not touched here).
+if ! python3 -c 'import oras.provider' 2>/dev/null; then
+  python3 -m pip install -q oras 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages oras
 fi

@@ -61,7 +61,7 @@ pub enum RegistryError {
         detail: String,
     },
     /// The repository, tag or blob does not exist.
-    #[error("{what} not found in {registry}: {detail}")]
+    #[error("{what} not found in {registry} ({detail}); check the name and tag")]
     NotFound {
         /// The registry.
         registry: String,
@@ -161,6 +161,8 @@ pub struct Registry {
     opts: ClientOptions,
     creds: Credentials,
     hosts: Mutex<HashMap<String, Arc<Mutex<HostState>>>>,
+    /// Credentials looked up once per registry (a helper is a process per lookup).
+    found: Mutex<HashMap<String, Option<(Credential, Source)>>>,
 }
 
 /// What a request is allowed to do to the repository.
@@ -423,12 +425,26 @@ impl Registry {
             opts,
             creds,
             hosts: Mutex::new(HashMap::new()),
+            found: Mutex::new(HashMap::new()),
         })
     }
 
     /// The credentials in use.
     pub fn credentials(&self) -> &Credentials {
         &self.creds
+    }
+
+    /// The credential for `registry`, looked up once.
+    fn credential(&self, registry: &str) -> Result<Option<(Credential, Source)>, RegistryError> {
+        if let Some(c) = self.found.lock().expect("creds lock").get(registry) {
+            return Ok(c.clone());
+        }
+        let c = self.creds.get(registry)?;
+        self.found
+            .lock()
+            .expect("creds lock")
+            .insert(registry.to_owned(), c.clone());
+        Ok(c)
     }
 
     fn attempts(&self) -> u32 {
@@ -521,7 +537,7 @@ impl Registry {
     ) -> Result<Option<String>, RegistryError> {
         match &state.scheme {
             Scheme::Unknown => Ok(None),
-            Scheme::Basic => Ok(match self.creds.get(registry)? {
+            Scheme::Basic => Ok(match self.credential(registry)? {
                 Some((Credential::Basic { username, password }, _)) => {
                     Some(basic(&username, password.expose()))
                 }
@@ -619,7 +635,7 @@ impl Registry {
 
     fn refused(&self, registry: &str, resp: Response) -> RegistryError {
         let text = error_text(resp);
-        let detail = match self.creds.get(registry) {
+        let detail = match self.credential(registry) {
             Ok(Some((c, src))) => format!(
                 "{text}; the registry refused the credentials{} from {src}; log in again with `wpkg login {registry}`",
                 c.username().map(|u| format!(" of `{u}`")).unwrap_or_default()
@@ -639,7 +655,7 @@ impl Registry {
         scheme: Scheme,
         scope: &str,
     ) -> Result<(), RegistryError> {
-        let cred = self.creds.get(registry)?;
+        let cred = self.credential(registry)?;
         match &scheme {
             Scheme::Basic => {
                 if !matches!(
@@ -810,7 +826,7 @@ impl Registry {
             registry: registry.to_owned(),
             detail: "HTTP 401 without a usable WWW-Authenticate challenge".into(),
         })?;
-        let cred = self.creds.get(registry)?;
+        let cred = self.credential(registry)?;
         match scheme {
             Scheme::Bearer { realm, service } => {
                 // A token with no scope proves the credentials (as `docker login` does).
@@ -868,7 +884,10 @@ impl Registry {
             StatusCode::NOT_FOUND => RegistryError::NotFound {
                 registry,
                 what,
-                detail,
+                detail: detail
+                    .strip_prefix("HTTP 404 Not Found: ")
+                    .unwrap_or(&detail)
+                    .to_owned(),
             },
             StatusCode::FORBIDDEN => RegistryError::Denied {
                 registry,
@@ -1025,7 +1044,11 @@ impl Registry {
                 Err(RegistryError::Transport { registry, detail }) => {
                     return Err(RegistryError::Transport {
                         registry,
-                        detail: format!("{detail} (after {attempt} attempts)"),
+                        detail: if detail.contains("attempts)") || attempt == 1 {
+                            detail
+                        } else {
+                            format!("{detail} (after {attempt} uploads)")
+                        },
                     })
                 }
                 Err(e) => return Err(e),

@@ -5,6 +5,8 @@ mod build;
 mod demo;
 mod hostile;
 mod http;
+mod interop;
 mod manifest_ui;
+mod registry;
 mod run;
 mod store;

@@ -41,7 +41,9 @@ pub fn wpkg_bin() -> PathBuf {
         }
         let release = profile_dir.file_name().is_some_and(|n| n == "release");
         let mut c = cargo();
-        c.args(["build", "-q", "-p", "wpkg"]);
+        // With wpkg-tests in the same build, features unify as in `cargo test`, so
+        // this shares every compiled crate with the test build instead of rebuilding.
+        c.args(["build", "-q", "-p", "wpkg", "-p", "wpkg-tests", "--bins"]);
         if release {
             c.arg("--release");
         }
@@ -176,13 +178,14 @@ impl Env {
         self.dir.path().join(rel)
     }
 
-    /// A `wpkg` command with this environment: WPKG_HOME set, the host secret set,
-    /// nothing else inherited but PATH.
+    /// A `wpkg` command with this environment: WPKG_HOME and DOCKER_CONFIG (in the
+    /// scratch dir) set, the host secret set, nothing else inherited but PATH.
     pub fn cmd(&self, args: &[&str]) -> Command {
         let mut c = Command::new(wpkg_bin());
         c.env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
             .env("WPKG_HOME", self.home())
+            .env("DOCKER_CONFIG", self.path("docker"))
             .env(HOST_SECRET.0, HOST_SECRET.1)
             .args(args)
             .current_dir(self.dir.path());
@@ -190,8 +193,19 @@ impl Env {
     }
 
     /// Runs `wpkg` with `args`.
+    /// Set `WPKG_TEST_SHOW=1` to see each command's output (with `--nocapture`).
     pub fn wpkg(&self, args: &[&str]) -> Run {
-        Run::from(self.cmd(args).output().expect("running wpkg"))
+        let run = Run::from(self.cmd(args).output().expect("running wpkg"));
+        if std::env::var_os("WPKG_TEST_SHOW").is_some() {
+            eprintln!(
+                "$ wpkg {}\n[exit {:?}]\n{}{}",
+                args.join(" "),
+                run.code,
+                run.stdout,
+                run.stderr
+            );
+        }
+        run
     }
 
     /// Writes a project: `wpkg.toml` from `manifest` (with `{wasm}` replaced by the
@@ -237,4 +251,5 @@ pub fn command_manifest(name: &str, extra: &str) -> String {
 }
 
 pub mod demo;
+pub mod registry;
 pub mod serve;

@@ -1,0 +1,541 @@
+//! Push, pull, login and run against a real registry (Debian's `docker-registry`) in
+//! its three setups, and against registries that misbehave.
+
+use std::path::Path;
+
+use wpkg_tests::registry::{Fault, Proxy, Registry, Setup, PASSWORD, USER};
+use wpkg_tests::{command_manifest, guest, Env, Run};
+
+/// Builds the hello example into `env`'s store as `hello:0.1.0`; returns its digest.
+pub fn hello(env: &Env, greeting: &str) -> String {
+    let wasm = guest("example-hello", "wasm32-wasip2");
+    let dir = env.project(
+        "hello",
+        &wasm,
+        &command_manifest(
+            "hello",
+            &format!("[capabilities]\nenv = {{ GREETING = \"{greeting}\" }}\n"),
+        ),
+    );
+    env.build(&dir, "hello:0.1.0")
+}
+
+fn blob_count(env: &Env) -> usize {
+    let blobs = env.home().join("store/blobs/sha256");
+    if !blobs.exists() {
+        return 0;
+    }
+    std::fs::read_dir(blobs).unwrap().count()
+}
+
+fn images(env: &Env) -> String {
+    env.wpkg(&["images"]).ok().stdout
+}
+
+/// `wpkg login` with the password on stdin.
+fn login(env: &Env, host: &str, user: &str, password: &str, extra: &[&str]) -> Run {
+    use std::io::Write;
+    let mut args = vec!["login", host, "-u", user, "--password-stdin"];
+    args.extend_from_slice(extra);
+    let mut child = env
+        .cmd(&args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    Run {
+        code: out.status.code(),
+        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
+    }
+}
+
+#[test]
+fn plain_registry_push_pull_run_and_repush_uploads_nothing() {
+    let reg = Registry::start(Setup::Plain);
+    let a = Env::new();
+    let digest = hello(&a, "Pushed");
+    let remote = format!("{}/demo/hello:0.1.0", reg.host);
+    let r = a.wpkg(&["push", "hello:0.1.0", &remote]).ok();
+    assert_eq!(
+        r.stdout.trim(),
+        format!("{remote}@{digest}").replace(":0.1.0@", ":0.1.0@")
+    );
+    assert!(r.stderr.contains("2 blob(s) uploaded"), "{r:#?}");
+    // Unchanged content again: zero uploads.
+    a.wpkg(&["push", "hello:0.1.0", &remote])
+        .ok()
+        .stderr_has("0 blob(s) uploaded")
+        .stderr_has("2 already there");
+
+    // Another machine: pull, then run from the store.
+    let b = Env::new();
+    b.wpkg(&["pull", &remote])
+        .ok()
+        .stdout_has(&digest)
+        .stderr_has("2 blob(s) downloaded");
+    assert!(images(&b).contains(&format!("{}/demo/hello", reg.host)));
+    b.wpkg(&["run", "--pull", "never", &remote, "--", "bob"])
+        .ok()
+        .stdout_has("Pushed, bob!");
+    // Pulling again downloads nothing.
+    b.wpkg(&["pull", &remote])
+        .ok()
+        .stderr_has("0 blob(s) downloaded");
+
+    // A third: `run` pulls what is missing; by digest too.
+    let c = Env::new();
+    let by_digest = format!("{}/demo/hello@{digest}", reg.host);
+    c.wpkg(&["run", &by_digest])
+        .ok()
+        .stderr_has("pulling it from")
+        .stdout_has("Pushed, world!");
+    c.wpkg(&["run", "--pull", "never", &by_digest])
+        .ok()
+        .stdout_has("Pushed, world!");
+    // --pull never with nothing local: no registry contact, a clear error.
+    let d = Env::new();
+    d.wpkg(&["run", "--pull", "never", &remote])
+        .code(125)
+        .stderr_has("no image");
+    assert_eq!(blob_count(&d), 0);
+
+    // --pull always picks up a new push to the same tag.
+    hello(&a, "Updated");
+    a.wpkg(&["push", "hello:0.1.0", &remote]).ok();
+    b.wpkg(&["run", "--pull", "always", &remote])
+        .ok()
+        .stdout_has("Updated, world!");
+}
+
+#[test]
+fn missing_repository_and_tag_and_bad_references() {
+    let reg = Registry::start(Setup::Plain);
+    let env = Env::new();
+    env.wpkg(&["pull", &format!("{}/nobody/here:1", reg.host)])
+        .code(125)
+        .stderr_has("not found in")
+        .stderr_has("nobody/here:1");
+    hello(&env, "Hi");
+    env.wpkg(&["push", "hello:0.1.0", &format!("{}/x:1", reg.host)])
+        .ok();
+    env.wpkg(&["pull", &format!("{}/x:2", reg.host)])
+        .code(125)
+        .stderr_has("not found")
+        .stderr_has("manifest unknown");
+    env.wpkg(&["pull", "Not A Ref"])
+        .code(125)
+        .stderr_has("invalid reference");
+    env.wpkg(&["push", "nothing:1", &format!("{}/x:1", reg.host)])
+        .code(125)
+        .stderr_has("no image `nothing:1`");
+    env.wpkg(&["push", "hello:0.1.0", "localhost/hello:1"])
+        .code(125)
+        .stderr_has("local-only name");
+    // A port nobody listens on.
+    let port = wpkg_tests::registry::free_port();
+    env.wpkg(&["pull", &format!("127.0.0.1:{port}/x:1")])
+        .code(125)
+        .stderr_has("cannot reach registry");
+}
+
+#[test]
+fn tls_registry_with_basic_auth() {
+    let reg = Registry::start(Setup::TlsBasic);
+    let ca = reg.ca.as_ref().unwrap().ca_pem.to_str().unwrap().to_owned();
+    let env = Env::new();
+    hello(&env, "Secure");
+    let remote = format!("{}/team/hello:1", reg.host);
+
+    // The test CA is not trusted by default: the error says how to trust it.
+    env.wpkg(&["push", "hello:0.1.0", &remote])
+        .code(125)
+        .stderr_has("--ca-file");
+    // Trusted, but not logged in.
+    env.wpkg(&["push", "hello:0.1.0", &remote, "--ca-file", &ca])
+        .code(125)
+        .stderr_has(&format!("wpkg login {}", reg.host));
+    // A wrong password: a clear error, nothing saved.
+    let r = login(&env, &reg.host, USER, "wrong", &["--ca-file", &ca]).code(125);
+    assert!(r.stderr.contains("cannot log in"), "{r:#?}");
+    assert!(!r.stderr.contains("wrong"), "the password leaked: {r:#?}");
+    assert!(!env.path("docker/config.json").exists());
+
+    let r = login(&env, &reg.host, USER, PASSWORD, &["--ca-file", &ca]).ok();
+    assert!(r.stderr.contains("Login Succeeded"), "{r:#?}");
+    assert!(!r.stderr.contains(PASSWORD) && !r.stdout.contains(PASSWORD));
+    let config = std::fs::read_to_string(env.path("docker/config.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&config).unwrap();
+    assert!(v["auths"][&reg.host]["auth"].is_string(), "{config}");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(env.path("docker/config.json"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // The CA from the environment variable works like the flag.
+    let push = env
+        .cmd(&["push", "hello:0.1.0", &remote])
+        .env("WPKG_CA_FILE", &ca)
+        .output()
+        .unwrap();
+    assert!(push.status.success(), "{push:?}");
+    let fresh = Env::new();
+    // Share the login with a fresh store.
+    std::fs::create_dir_all(fresh.path("docker")).unwrap();
+    std::fs::write(fresh.path("docker/config.json"), &config).unwrap();
+    fresh
+        .wpkg(&["run", &remote, "--ca-file", &ca])
+        .ok()
+        .stdout_has("Secure, world!");
+
+    env.wpkg(&["logout", &reg.host])
+        .ok()
+        .stderr_has("Removing login credentials");
+    env.wpkg(&["logout", &reg.host])
+        .ok()
+        .stderr_has("Not logged in");
+    env.wpkg(&["pull", &remote, "--ca-file", &ca])
+        .code(125)
+        .stderr_has("wpkg login");
+}
+
+#[test]
+fn token_registry_login_push_pull_and_env_credentials() {
+    let reg = Registry::start(Setup::Token);
+    let tokens = reg.tokens.as_ref().unwrap();
+    let env = Env::new();
+    hello(&env, "Token");
+    let remote = format!("{}/acme/hello:2", reg.host);
+
+    // Anonymous: the issuer grants nothing, the error says to log in.
+    env.wpkg(&["push", "hello:0.1.0", &remote])
+        .code(125)
+        .stderr_has("wpkg login");
+    // A wrong password is refused by the token service, naming the user.
+    login(&env, &reg.host, USER, "nope", &[])
+        .code(125)
+        .stderr_has(&format!("`{USER}`"));
+    login(&env, &reg.host, USER, PASSWORD, &[]).ok();
+
+    let before = tokens.requests.load(std::sync::atomic::Ordering::Relaxed);
+    env.wpkg(&["push", "hello:0.1.0", &remote]).ok();
+    let used = tokens.requests.load(std::sync::atomic::Ordering::Relaxed) - before;
+    // One token for the whole push (HEADs, uploads, manifest): reused, not refetched.
+    assert_eq!(used, 1, "token requests for one push: {used}");
+
+    // CI style: no config.json, credentials in the environment for this registry only.
+    let ci = Env::new();
+    let out = ci
+        .cmd(&["run", &remote])
+        .env("WPKG_REGISTRY", &reg.host)
+        .env("WPKG_REGISTRY_USERNAME", USER)
+        .env("WPKG_REGISTRY_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("Token, world!"));
+    // The variables without WPKG_REGISTRY: refused, not sent anywhere.
+    let out = ci
+        .cmd(&["pull", &remote])
+        .env("WPKG_REGISTRY_USERNAME", USER)
+        .env("WPKG_REGISTRY_PASSWORD", PASSWORD)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(125));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("WPKG_REGISTRY is not"));
+}
+
+/// A `docker-credential-*` helper that keeps credentials in a JSON file.
+fn install_helper(env: &Env) -> std::path::PathBuf {
+    let bin = env.path("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    let store = env.path("helper-store.json");
+    let script = format!(
+        r#"#!/usr/bin/env python3
+import json, os, sys
+path = {store:?}
+data = json.load(open(path)) if os.path.exists(path) else {{}}
+action = sys.argv[1]
+if action == "store":
+    req = json.load(sys.stdin)
+    data[req["ServerURL"]] = {{"Username": req["Username"], "Secret": req["Secret"]}}
+    json.dump(data, open(path, "w"))
+elif action == "get":
+    url = sys.stdin.read().strip()
+    if url not in data:
+        print("credentials not found in native keychain"); sys.exit(1)
+    print(json.dumps({{"ServerURL": url, **data[url]}}))
+elif action == "erase":
+    url = sys.stdin.read().strip()
+    if url not in data:
+        print("credentials not found in native keychain"); sys.exit(1)
+    del data[url]; json.dump(data, open(path, "w"))
+"#,
+        store = store.display().to_string()
+    );
+    let helper = bin.join("docker-credential-wpkgtest");
+    std::fs::write(&helper, script).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&helper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    store
+}
+
+#[test]
+fn credential_helper_protocol() {
+    let reg = Registry::start(Setup::Token);
+    let env = Env::new();
+    let store = install_helper(&env);
+    std::fs::create_dir_all(env.path("docker")).unwrap();
+    std::fs::write(
+        env.path("docker/config.json"),
+        r#"{"credsStore": "wpkgtest", "experimental": "enabled"}"#,
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        env.path("bin").display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let with_path = |args: &[&str]| {
+        let mut c = env.cmd(args);
+        c.env("PATH", &path);
+        c
+    };
+    let mut child = with_path(&["login", &reg.host, "-u", USER, "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write;
+    writeln!(child.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("docker-credential-wpkgtest"));
+    // The secret went to the helper, not into config.json.
+    let config = std::fs::read_to_string(env.path("docker/config.json")).unwrap();
+    assert!(!config.contains(PASSWORD), "{config}");
+    assert!(
+        config.contains("experimental"),
+        "other settings kept: {config}"
+    );
+    assert!(std::fs::read_to_string(&store).unwrap().contains(PASSWORD));
+
+    hello(&env, "Helper");
+    let remote = format!("{}/h/hello:1", reg.host);
+    let out = with_path(&["push", "hello:0.1.0", &remote])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let out = with_path(&["logout", &reg.host]).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    assert!(!std::fs::read_to_string(&store).unwrap().contains(PASSWORD));
+    let out = with_path(&["pull", &remote]).output().unwrap();
+    assert_eq!(out.status.code(), Some(125), "{out:?}");
+
+    // A helper named in config.json but not installed: a clear error.
+    std::fs::write(
+        env.path("docker/config.json"),
+        r#"{"credsStore": "missing-helper"}"#,
+    )
+    .unwrap();
+    env.wpkg(&["pull", &remote])
+        .code(125)
+        .stderr_has("docker-credential-missing-helper");
+}
+
+fn flip_byte(path: &Path, at: usize) {
+    let mut bytes = std::fs::read(path).unwrap();
+    bytes[at] ^= 0xff;
+    std::fs::write(path, bytes).unwrap();
+}
+
+fn manifest_of(env: &Env, reference: &str) -> serde_json::Value {
+    let r = env.wpkg(&["inspect", "--json", reference]).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    v["manifest"].clone()
+}
+
+#[test]
+fn wrong_digest_truncated_blob_and_tampered_manifest_store_nothing() {
+    let reg = Registry::start(Setup::Plain);
+    let env = Env::new();
+    let digest = hello(&env, "Safe");
+    let remote = format!("{}/safe/hello:1", reg.host);
+    env.wpkg(&["push", "hello:0.1.0", &remote]).ok();
+    let manifest = manifest_of(&env, "hello:0.1.0");
+    let wasm_digest = manifest["layers"][0]["digest"].as_str().unwrap().to_owned();
+    let wasm_file = reg.blob_file(&wasm_digest);
+    let original = std::fs::read(&wasm_file).unwrap();
+
+    // The registry serves different bytes under the digest.
+    flip_byte(&wasm_file, 1000);
+    let b = Env::new();
+    b.wpkg(&["pull", &remote])
+        .code(125)
+        .stderr_has("does not match its digest")
+        .stderr_has("nothing was stored");
+    b.wpkg(&["run", &remote]).code(125);
+    assert!(!images(&b).contains("safe/hello"));
+    assert!(!b
+        .home()
+        .join("store/blobs/sha256")
+        .join(wasm_digest.trim_start_matches("sha256:"))
+        .exists());
+    assert!(
+        !b.home().join("store/tmp").exists()
+            || std::fs::read_dir(b.home().join("store/tmp"))
+                .unwrap()
+                .count()
+                == 0
+    );
+
+    // A truncated blob.
+    std::fs::write(&wasm_file, &original[..original.len() / 2]).unwrap();
+    b.wpkg(&["pull", &remote])
+        .code(125)
+        .stderr_has(&wasm_digest);
+    assert!(!images(&b).contains("safe/hello"));
+
+    // A manifest whose bytes no longer match the digest the registry names.
+    std::fs::write(&wasm_file, &original).unwrap();
+    let manifest_file = reg.blob_file(&digest);
+    let text = std::fs::read_to_string(&manifest_file).unwrap();
+    std::fs::write(&manifest_file, text.replacen("\"size\"", "\"size\" ", 1)).unwrap();
+    b.wpkg(&["pull", &remote])
+        .code(125)
+        .stderr_has("does not match its digest");
+    assert!(!images(&b).contains("safe/hello"));
+
+    // Repaired: the pull works.
+    std::fs::write(&manifest_file, text).unwrap();
+    b.wpkg(&["run", &remote]).ok().stdout_has("Safe, world!");
+}
+
+#[test]
+fn broken_connection_during_push_is_retried() {
+    let reg = Registry::start(Setup::Plain);
+    // Cut the first connection that has carried 40 kB: mid-way through the wasm upload.
+    let proxy = Proxy::start(&reg.host, Fault::CutOnce { after: 40_000 });
+    let env = Env::new();
+    hello(&env, "Retried");
+    let remote = format!("{}/r/hello:1", proxy.host);
+    env.wpkg(&["push", "hello:0.1.0", &remote]).ok();
+    assert_eq!(proxy.cuts.load(std::sync::atomic::Ordering::Relaxed), 1);
+    Env::new()
+        .wpkg(&["run", &format!("{}/r/hello:1", reg.host)])
+        .ok()
+        .stdout_has("Retried, world!");
+}
+
+#[test]
+fn registry_dying_mid_push_is_a_clear_error_and_the_store_is_intact() {
+    let reg = Registry::start(Setup::Plain);
+    let proxy = Proxy::start(&reg.host, Fault::Die { after: 40_000 });
+    let env = Env::new();
+    hello(&env, "Intact");
+    let before = images(&env);
+    let blobs = blob_count(&env);
+    env.wpkg(&["push", "hello:0.1.0", &format!("{}/d/hello:1", proxy.host)])
+        .code(125)
+        .stderr_has("cannot reach registry");
+    assert_eq!(images(&env), before);
+    assert_eq!(blob_count(&env), blobs);
+    env.wpkg(&["run", "hello:0.1.0"])
+        .ok()
+        .stdout_has("Intact, world!");
+    // Nothing was tagged in the registry.
+    Env::new()
+        .wpkg(&["pull", &format!("{}/d/hello:1", reg.host)])
+        .code(125)
+        .stderr_has("not found");
+}
+
+#[test]
+fn index_with_a_wasm_platform_entry_and_without_one() {
+    let reg = Registry::start(Setup::Plain);
+    let env = Env::new();
+    let digest = hello(&env, "Indexed");
+    env.wpkg(&["push", "hello:0.1.0", &format!("{}/i/hello:1", reg.host)])
+        .ok();
+    let size = manifest_size(&env);
+    let index = |platforms: &[(&str, &str)]| {
+        let manifests: Vec<serde_json::Value> = platforms
+            .iter()
+            .map(|(os, arch)| {
+                serde_json::json!({
+                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                    "digest": digest, "size": size,
+                    "platform": {"os": os, "architecture": arch},
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "manifests": manifests,
+        })
+        .to_string()
+    };
+    put_manifest(
+        &reg.host,
+        "i/hello",
+        "multi",
+        "application/vnd.oci.image.index.v1+json",
+        &index(&[("linux", "amd64"), ("wasip2", "wasm")]),
+    );
+    put_manifest(
+        &reg.host,
+        "i/hello",
+        "linux",
+        "application/vnd.oci.image.index.v1+json",
+        &index(&[("linux", "amd64"), ("linux", "arm64")]),
+    );
+    let b = Env::new();
+    b.wpkg(&["run", &format!("{}/i/hello:multi", reg.host)])
+        .ok()
+        .stdout_has("Indexed, world!");
+    b.wpkg(&["pull", &format!("{}/i/hello:linux", reg.host)])
+        .code(125)
+        .stderr_has("not a Wasm artifact")
+        .stderr_has("linux/amd64, linux/arm64");
+}
+
+fn manifest_size(env: &Env) -> u64 {
+    let r = env.wpkg(&["images", "--json"]).ok();
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    let digest = v[0]["digest"].as_str().unwrap();
+    std::fs::metadata(
+        env.home()
+            .join("store/blobs/sha256")
+            .join(digest.trim_start_matches("sha256:")),
+    )
+    .unwrap()
+    .len()
+}
+
+/// PUT a manifest with a raw HTTP/1.1 request.
+pub fn put_manifest(host: &str, repo: &str, tag: &str, media_type: &str, body: &str) {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(host).unwrap();
+    write!(
+        s,
+        "PUT /v2/{repo}/manifests/{tag} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {media_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+}
