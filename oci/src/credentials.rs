@@ -597,6 +597,29 @@ mod tests {
     }
 
     #[test]
+    fn cred_helpers_win_over_creds_store() {
+        let config: Value = serde_json::json!({
+            "credsStore": "desktop",
+            "credHelpers": {"https://GHCR.io": "gh", "gcr.io": ""},
+        });
+        assert_eq!(
+            Credentials::helper_for(&config, "ghcr.io").as_deref(),
+            Some("gh")
+        );
+        assert_eq!(
+            Credentials::helper_for(&config, "quay.io").as_deref(),
+            Some("desktop")
+        );
+        // An empty helper name falls back to the store.
+        assert_eq!(
+            Credentials::helper_for(&config, "gcr.io").as_deref(),
+            Some("desktop")
+        );
+        let none: Value = serde_json::json!({});
+        assert_eq!(Credentials::helper_for(&none, "ghcr.io"), None);
+    }
+
+    #[test]
     fn malformed_config_is_a_clear_error() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), "{ not json").unwrap();

@@ -17,6 +17,15 @@ use wpkg_spec::Reference;
 
 use crate::credentials::{normalize_registry, Credential, CredentialError, Credentials, Source};
 
+/// The longest a request may take, blobs aside (they get [`transfer_timeout`]).
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// The longest a blob transfer of `size` bytes may take: two minutes plus the time the
+/// bytes need at 50 kB/s, so that a stalled connection fails instead of hanging.
+pub fn transfer_timeout(size: u64) -> Duration {
+    REQUEST_TIMEOUT + Duration::from_secs(size / 50_000)
+}
+
 /// Manifests larger than this are refused (the distribution spec suggests 4 MiB).
 pub const MAX_MANIFEST_BYTES: u64 = 4 * 1024 * 1024;
 
@@ -416,7 +425,7 @@ impl Registry {
             .use_preconfigured_tls(tls)
             .user_agent(concat!("wpkg/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
-            .timeout(None::<Duration>)
+            .timeout(REQUEST_TIMEOUT)
             .redirect(reqwest::redirect::Policy::limited(10))
             .build()
             .map_err(|e| RegistryError::Setup(format!("cannot set up HTTP: {e}")))?;
@@ -1000,10 +1009,17 @@ impl Registry {
         }
     }
 
-    /// Starts a blob download; the caller streams and verifies the body.
-    pub fn get_blob(&self, r: &Reference, digest: &str) -> Result<Response, RegistryError> {
+    /// Starts a blob download of `size` bytes; the caller streams and verifies the body.
+    pub fn get_blob(
+        &self,
+        r: &Reference,
+        digest: &str,
+        size: u64,
+    ) -> Result<Response, RegistryError> {
         let url = format!("/v2/{}/blobs/{digest}", r.repository);
-        let resp = self.send(r, Access::Pull, Method::GET, &url, true, &mut |b| Ok(b))?;
+        let resp = self.send(r, Access::Pull, Method::GET, &url, true, &mut |b| {
+            Ok(b.timeout(transfer_timeout(size)))
+        })?;
         if !resp.status().is_success() {
             return Err(self.status_error(r, format!("blob {digest} of `{}`", r.name()), resp));
         }
@@ -1102,7 +1118,8 @@ impl Registry {
             put.as_str(),
             false,
             &mut |b| {
-                Ok(b.header(CONTENT_TYPE, "application/octet-stream")
+                Ok(b.timeout(transfer_timeout(size))
+                    .header(CONTENT_TYPE, "application/octet-stream")
                     .header(reqwest::header::CONTENT_LENGTH, size.to_string())
                     .body(body()?))
             },
@@ -1209,6 +1226,27 @@ mod tests {
         assert_eq!(p["realm"], "a\"b");
         assert_eq!(p["service"], "x");
         assert_eq!(p["scope"], "c,d");
+    }
+
+    #[test]
+    fn plain_http_only_for_loopback_and_named_registries() {
+        let creds = Credentials::new(std::env::temp_dir().join("wpkg-no-docker-config"), None);
+        let reg = Registry::new(
+            ClientOptions {
+                insecure: vec!["registry.lan:5000".into()],
+                ..Default::default()
+            },
+            creds,
+        )
+        .unwrap();
+        assert!(reg.plain_http_allowed("127.0.0.1:5000"));
+        assert!(reg.plain_http_allowed("registry.lan:5000"));
+        assert!(!reg.plain_http_allowed("registry.lan:5001"));
+        assert!(!reg.plain_http_allowed("ghcr.io"));
+        assert!(retryable_status(StatusCode::SERVICE_UNAVAILABLE));
+        assert!(retryable_status(StatusCode::TOO_MANY_REQUESTS));
+        assert!(!retryable_status(StatusCode::NOT_IMPLEMENTED));
+        assert!(!retryable_status(StatusCode::NOT_FOUND));
     }
 
     #[test]

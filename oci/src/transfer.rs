@@ -400,7 +400,7 @@ fn download(
             digest: &blob.digest,
             size: blob.size,
         });
-        let resp = registry.get_blob(remote, &blob.digest)?;
+        let resp = registry.get_blob(remote, &blob.digest, blob.size)?;
         let mut tmp = store.temp_file()?;
         let mut hasher = Sha256::new();
         let mut reader = Counting {

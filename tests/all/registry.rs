@@ -231,6 +231,19 @@ fn token_registry_login_push_pull_and_env_credentials() {
     // One token for the whole push (HEADs, uploads, manifest): reused, not refetched.
     assert_eq!(used, 1, "token requests for one push: {used}");
 
+    // Anonymous pulls of a public repository get an anonymous token.
+    let public = format!("{}/public/hello:1", reg.host);
+    env.wpkg(&["push", "hello:0.1.0", &public]).ok();
+    let anon = Env::new();
+    anon.wpkg(&["run", &public])
+        .ok()
+        .stdout_has("Token, world!");
+    // ... but not a push to it.
+    hello(&anon, "Anon");
+    anon.wpkg(&["push", "hello:0.1.0", &public])
+        .code(125)
+        .stderr_has("wpkg login");
+
     // CI style: no config.json, credentials in the environment for this registry only.
     let ci = Env::new();
     let out = ci
@@ -538,4 +551,50 @@ pub fn put_manifest(host: &str, repo: &str, tag: &str, media_type: &str, body: &
     let mut resp = String::new();
     s.read_to_string(&mut resp).unwrap();
     assert!(resp.starts_with("HTTP/1.1 201"), "{resp}");
+}
+
+#[test]
+fn progress_only_on_a_terminal() {
+    let reg = Registry::start(Setup::Plain);
+    let env = Env::new();
+    hello(&env, "Progress");
+    // Not a terminal: one summary line, no progress redraws.
+    let r = env
+        .wpkg(&["push", "hello:0.1.0", &format!("{}/p/hello:1", reg.host)])
+        .ok();
+    assert!(!r.stderr.contains('\r'), "{r:#?}");
+    assert_eq!(r.stderr.lines().count(), 1, "{r:#?}");
+    // A terminal (a pty from `script`): per-blob lines.
+    let script = wpkg_tests::registry::which("script")
+        .expect("`script` (util-linux) is needed: apt-get install util-linux");
+    let cmd = env.cmd(&["push", "hello:0.1.0", &format!("{}/p3/hello:1", reg.host)]);
+    let line = format!(
+        "{} {}",
+        cmd.get_program().to_string_lossy(),
+        cmd.get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(" ")
+    );
+    let mut tty = std::process::Command::new(script);
+    tty.args(["-qec", &line, "/dev/null"]);
+    tty.env_clear();
+    for (k, v) in cmd.get_envs() {
+        if let Some(v) = v {
+            tty.env(k, v);
+        }
+    }
+    let out = tty.output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains(": done ("), "{text}");
+    let r2 = env
+        .wpkg(&[
+            "push",
+            "hello:0.1.0",
+            &format!("{}/p2/hello:1", reg.host),
+            "-q",
+        ])
+        .ok();
+    assert!(r2.stderr.is_empty(), "{r2:#?}");
 }

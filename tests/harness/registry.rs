@@ -260,8 +260,8 @@ impl Drop for Registry {
 }
 
 /// A bearer-token issuer like GHCR's and Docker Hub's: `GET /token?service=&scope=`
-/// with optional basic auth; grants what it asks for to the test user, nothing to
-/// anyone else. Tokens are ES256 JWTs with the signing certificate in `x5c`.
+/// with optional basic auth; grants what it asks for to the test user, and anonymous
+/// pulls of `public/...` repositories. Tokens are ES256 JWTs with the signing certificate in `x5c`.
 pub struct TokenServer {
     /// `127.0.0.1:PORT`.
     pub addr: String,
@@ -416,16 +416,19 @@ fn serve_token(
         }
         _ => {
             let granted = user.is_some();
+            // The test user gets what she asks for; anonymous clients may pull the
+            // repositories under `public/`, like public images on GHCR or Docker Hub.
             let access: Vec<serde_json::Value> = scopes
                 .iter()
-                .filter(|_| granted)
                 .filter_map(|s| {
                     let mut parts = s.splitn(3, ':');
                     let (t, n, a) = (parts.next()?, parts.next()?, parts.next()?);
-                    Some(serde_json::json!({
-                        "type": t, "name": n,
-                        "actions": a.split(',').collect::<Vec<_>>(),
-                    }))
+                    let actions: Vec<&str> = a
+                        .split(',')
+                        .filter(|act| granted || (n.starts_with("public/") && *act == "pull"))
+                        .collect();
+                    (!actions.is_empty())
+                        .then(|| serde_json::json!({ "type": t, "name": n, "actions": actions }))
                 })
                 .collect();
             let now = SystemTime::now()
