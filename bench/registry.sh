@@ -2,7 +2,7 @@
 # Push and pull times against a local registry (Debian's docker-registry on loopback,
 # plain HTTP), wpkg side by side with the `oras` Python client and, when it is on PATH,
 # `wkg` (cargo install --locked wkg), for a ~100 KB artifact (examples/hello) and a
-# ~10 MB one (the same wasm plus 10 MB of bundled random data). Median of N runs; every
+# ~10 MB one (the same component with a 10 MB custom section). Median of N runs; every
 # push goes to a fresh repository so blobs are really uploaded, every pull goes to an
 # empty store / directory. Also counts the blobs a re-push of unchanged content uploads.
 # Figures are printed, not asserted. Needs: bash scripts/setup.sh.
@@ -38,35 +38,34 @@ for _ in $(seq 100); do curl -sf "http://$HOST/v2/" >/dev/null && break; sleep 0
 
 export WPKG_HOME=$WORK/home DOCKER_CONFIG=$WORK/docker
 
-# The two artifacts, built once into the local store; the same blobs for oras.
-mkdir -p "$WORK/small" "$WORK/large/data"
+# The two artifacts, built once into the local store: examples/hello (~110 kB), and the
+# same component with a 10 MB custom section of random bytes appended (still a valid
+# component, so wkg can push it too). oras and wkg push the very same wasm bytes.
+mkdir -p "$WORK/small" "$WORK/large"
 cp "$WASM" "$WORK/small/hello.wasm"
-cp "$WASM" "$WORK/large/hello.wasm"
-head -c 10000000 /dev/urandom > "$WORK/large/data/blob.bin"
-common='manifest_version = 1
-[package]
-name = "hello"
-version = "0.1.0"
-wasm = "hello.wasm"
-[trigger]
-type = "command"'
-printf '%s\n' "$common" > "$WORK/small/wpkg.toml"
-printf '%s\n[capabilities]\nfiles = [{ source = "data", guest = "/data" }]\n' "$common" > "$WORK/large/wpkg.toml"
-"$WPKG" build -q --no-build-command "$WORK/small" -t bench-small:1 >/dev/null
-"$WPKG" build -q --no-build-command "$WORK/large" -t bench-large:1 >/dev/null
+python3 - "$WASM" "$WORK/large/hello.wasm" <<'PY'
+import os, sys
+data = os.urandom(10_000_000)
+name = b"wpkg-bench"
+body = bytes([len(name)]) + name + data
+def leb(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F; n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n: return bytes(out)
+wasm = open(sys.argv[1], "rb").read()
+open(sys.argv[2], "wb").write(wasm + b"\x00" + leb(len(body)) + body)
+PY
 for size in small large; do
-  # oras pushes the same layers with the config wpkg wrote.
-  d=$("$WPKG" inspect --json "bench-$size:1")
-  printf '%s' "$d" | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["config"]))' > "$WORK/$size/config.json"
-  files="'hello.wasm:application/wasm'"
-  if [ "$size" = large ]; then
-    tar -C "$WORK/large" -czf "$WORK/large/data.tar.gz" data
-    files="$files, 'data.tar.gz:application/vnd.oci.image.layer.v1.tar+gzip'"
-  fi
-  echo "$files" > "$WORK/$size/files"
+  printf 'manifest_version = 1\n[package]\nname = "hello"\nversion = "0.1.0"\nwasm = "hello.wasm"\n[trigger]\ntype = "command"\n' > "$WORK/$size/wpkg.toml"
+  "$WPKG" build -q --no-build-command "$WORK/$size" -t "bench-$size:1" >/dev/null
+  # oras pushes the same layer with the config wpkg wrote.
+  "$WPKG" inspect --json "bench-$size:1" \
+    | python3 -c 'import json,sys; print(json.dumps(json.load(sys.stdin)["config"]))' > "$WORK/$size/config.json"
 done
 SMALL_BYTES=$(stat -c %s "$WORK/small/hello.wasm")
-LARGE_BYTES=$(( $(stat -c %s "$WORK/large/hello.wasm") + $(stat -c %s "$WORK/large/data.tar.gz") ))
+LARGE_BYTES=$(stat -c %s "$WORK/large/hello.wasm")
 
 now_ns() { date +%s%N; }
 # ms CMD...: wall time in ms; the command's output is discarded, its failure is fatal.
@@ -83,7 +82,7 @@ oras_push() { # size repo
   (cd "$WORK/$1" && python3 -c "
 import oras.provider
 r = oras.provider.Registry(hostname='$HOST', insecure=True)
-r.push(target='$HOST/$2:1', files=[$(cat "$WORK/$1/files")], manifest_config='config.json:application/vnd.wasm.config.v0+json', quiet=True)
+r.push(target='$HOST/$2:1', files=['hello.wasm:application/wasm'], manifest_config='config.json:application/vnd.wasm.config.v0+json', quiet=True)
 ")
 }
 oras_pull() { # repo outdir
@@ -112,8 +111,9 @@ for size in small large; do
     wl+=("$(ms wpkg_pull "w$i-$size")")
     rm -rf "$WORK/orasout"; mkdir -p "$WORK/orasout"
     ol+=("$(ms oras_pull "o$i-$size" "$WORK/orasout")")
-    if [ -n "$HAVE_WKG" ] && [ "$size" = small ]; then
-      kp+=("$(ms wkg oci push --insecure "$HOST" "$HOST/k$i-$size:1" "$WORK/small/hello.wasm")")
+    if [ -n "$HAVE_WKG" ]; then
+      kp+=("$(ms wkg oci push --insecure "$HOST" "$HOST/k$i-$size:1" "$WORK/$size/hello.wasm")")
+      rm -f "$WORK/wkg.wasm"
       kl+=("$(ms wkg oci pull --insecure "$HOST" "$HOST/k$i-$size:1" -o "$WORK/wkg.wasm")")
     fi
   done
