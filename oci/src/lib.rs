@@ -12,6 +12,7 @@ pub mod archive;
 pub mod artifact;
 pub mod credentials;
 pub mod registry;
+pub mod signature;
 pub mod store;
 pub mod transfer;
 
