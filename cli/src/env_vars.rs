@@ -22,3 +22,9 @@ pub const WPKG_REGISTRY_PASSWORD: &str = "WPKG_REGISTRY_PASSWORD";
 pub const WPKG_CA_FILE: &str = "WPKG_CA_FILE";
 /// Comma-separated registries allowed over plain HTTP (like `--insecure`).
 pub const WPKG_INSECURE_REGISTRIES: &str = "WPKG_INSECURE_REGISTRIES";
+/// The password of a cosign private key (as cosign reads it; set, even empty, means use it).
+pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
+/// The same as `COSIGN_PASSWORD`, when that is not set.
+pub const WPKG_PASSWORD: &str = "WPKG_PASSWORD";
+/// The trust policy file (default `$WPKG_HOME/trust.toml`).
+pub const WPKG_TRUST_POLICY: &str = "WPKG_TRUST_POLICY";

@@ -30,7 +30,8 @@ pub const EXIT_MEMORY: u8 = 137;
 and runs it under wasmtime with exactly the permissions the manifest declares: no files, \
 environment, network or DNS unless declared.",
     after_help = "Exit codes of `wpkg run`: the guest's own exit code; 124 time limit; 134 trap; \
-137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH, DOCKER_CONFIG (registry credentials; default ~/.docker), WPKG_CA_FILE, WPKG_INSECURE_REGISTRIES, and for CI WPKG_REGISTRY with WPKG_REGISTRY_USERNAME and WPKG_REGISTRY_PASSWORD."
+137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH, DOCKER_CONFIG (registry credentials; default ~/.docker), WPKG_CA_FILE, WPKG_INSECURE_REGISTRIES, WPKG_TRUST_POLICY, COSIGN_PASSWORD (key password), and for CI WPKG_REGISTRY with \
+WPKG_REGISTRY_USERNAME and WPKG_REGISTRY_PASSWORD."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,6 +48,10 @@ enum Command {
     Rm(commands::rm::RmArgs),
     Push(commands::push::PushArgs),
     Pull(commands::push::PullArgs),
+    Keygen(commands::sign::KeygenArgs),
+    Sign(commands::sign::SignArgs),
+    Verify(commands::sign::VerifyArgs),
+    Trust(commands::trust::TrustArgs),
     Login(commands::login::LoginArgs),
     Logout(commands::login::LogoutArgs),
     Save(commands::save::SaveArgs),
@@ -66,6 +71,10 @@ fn main() -> ExitCode {
         Command::Rm(a) => a.run(),
         Command::Push(a) => a.run(),
         Command::Pull(a) => a.run(),
+        Command::Keygen(a) => a.run(),
+        Command::Sign(a) => a.run(),
+        Command::Verify(a) => a.run(),
+        Command::Trust(a) => a.run(),
         Command::Login(a) => a.run(),
         Command::Logout(a) => a.run(),
         Command::Save(a) => a.run(),

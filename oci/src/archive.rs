@@ -179,6 +179,10 @@ pub fn load(store: &Store, archive: &[u8], name: Option<&str>) -> Result<Loaded,
         };
         let mut desc = d.clone();
         desc.annotations.clear();
+        desc.annotations.insert(
+            crate::store::ORIGIN_ANNOTATION.to_owned(),
+            "load".to_owned(),
+        );
         plan.push((reference, desc, needed));
     }
     if plan.is_empty() {

@@ -361,7 +361,12 @@ pub fn store_built(
     }
     store.put_blob(&built.config_bytes)?;
     store.put_blob(&built.manifest_bytes)?;
-    store.set_tag_locked(&lock, tag, &built.descriptor)
+    let mut desc = built.descriptor.clone();
+    desc.annotations.insert(
+        crate::store::ORIGIN_ANNOTATION.to_owned(),
+        "build".to_owned(),
+    );
+    store.set_tag_locked(&lock, tag, &desc)
 }
 
 /// An artifact read back from the store, every blob verified.

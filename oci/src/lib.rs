@@ -15,6 +15,7 @@ pub mod registry;
 pub mod signature;
 pub mod store;
 pub mod transfer;
+pub mod trust;
 
 pub use store::Store;
 

@@ -993,6 +993,90 @@ impl Registry {
         })
     }
 
+    /// Like [`Registry::get_manifest_at`], but a missing manifest is `None`.
+    pub fn find_manifest(
+        &self,
+        r: &Reference,
+        target: &str,
+    ) -> Result<Option<FetchedManifest>, RegistryError> {
+        match self.get_manifest_at(r, target) {
+            Ok(m) => Ok(Some(m)),
+            Err(RegistryError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The referrers of `digest` from the referrers API, or `None` when the registry
+    /// does not offer it (the caller then reads the `sha256-<hex>` fallback tag).
+    pub fn referrers(
+        &self,
+        r: &Reference,
+        digest: &str,
+    ) -> Result<Option<wpkg_spec::media::ImageIndex>, RegistryError> {
+        let url = format!("/v2/{}/referrers/{digest}", r.repository);
+        let resp = self.send(r, Access::Pull, Method::GET, &url, true, &mut |b| {
+            Ok(b.header(ACCEPT, media::OCI_INDEX))
+        })?;
+        let is_index = resp
+            .headers()
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with(media::OCI_INDEX));
+        if !resp.status().is_success() || !is_index {
+            return Ok(None);
+        }
+        let mut bytes = Vec::new();
+        resp.take(MAX_MANIFEST_BYTES + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| RegistryError::Transport {
+                registry: r.registry.clone(),
+                detail: format!("reading the referrers of {digest}: {e}"),
+            })?;
+        serde_json::from_slice(&bytes)
+            .map(Some)
+            .map_err(|e| RegistryError::Protocol {
+                registry: r.registry.clone(),
+                detail: format!("the referrers of {digest} are not an OCI index: {e}"),
+            })
+    }
+
+    /// Downloads a small blob (at most `max` bytes) into memory, checking its size and
+    /// digest.
+    pub fn get_small_blob(
+        &self,
+        r: &Reference,
+        desc: &wpkg_spec::media::Descriptor,
+        max: u64,
+    ) -> Result<Vec<u8>, RegistryError> {
+        let what = format!("blob {}", desc.digest);
+        if desc.size > max {
+            return Err(RegistryError::Protocol {
+                registry: r.registry.clone(),
+                detail: format!(
+                    "{what} is {} bytes, more than the {max} allowed here",
+                    desc.size
+                ),
+            });
+        }
+        let resp = self.get_blob(r, &desc.digest, desc.size)?;
+        let mut bytes = Vec::new();
+        resp.take(desc.size + 1)
+            .read_to_end(&mut bytes)
+            .map_err(|e| RegistryError::Transport {
+                registry: r.registry.clone(),
+                detail: format!("reading {what}: {e}"),
+            })?;
+        let actual = crate::store::sha256_digest(&bytes);
+        if bytes.len() as u64 != desc.size || actual != desc.digest {
+            return Err(RegistryError::Integrity {
+                registry: r.registry.clone(),
+                what,
+                detail: format!("{} bytes hashing to {actual}", bytes.len()),
+            });
+        }
+        Ok(bytes)
+    }
+
     /// Whether the repository already has the blob (HEAD).
     pub fn blob_exists(
         &self,

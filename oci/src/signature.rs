@@ -401,6 +401,55 @@ pub fn add_classic_signature(
     (bytes, vec![config, payload.to_vec()])
 }
 
+/// The signature material found for one image.
+#[derive(Clone, Debug, Default)]
+pub struct Material {
+    /// Classic `.sig` signatures.
+    pub classic: Vec<ClassicSignature>,
+    /// cosign v3 bundles (JSON).
+    pub bundles: Vec<Vec<u8>>,
+}
+
+impl Material {
+    /// How many signatures there are.
+    pub fn len(&self) -> usize {
+        self.classic.len() + self.bundles.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Checks every signature for `manifest_digest` with `keys`: the first that
+    /// verifies wins; otherwise every reason, numbered.
+    pub fn verify(
+        &self,
+        manifest_digest: &str,
+        keys: &[PublicKey],
+    ) -> Result<Verified, Vec<String>> {
+        let mut why = Vec::new();
+        for s in &self.classic {
+            match verify_classic(s, manifest_digest, keys) {
+                Ok(v) => return Ok(v),
+                Err(e) => why.push(format!("signature {}: {e}", why.len() + 1)),
+            }
+        }
+        for b in &self.bundles {
+            match verify_bundle(b, manifest_digest, keys) {
+                Ok(v) => return Ok(v),
+                Err(e) => why.push(format!("signature {} (bundle): {e}", why.len() + 1)),
+            }
+        }
+        Err(why)
+    }
+}
+
+/// Decodes standard (or URL-safe) base64.
+pub fn decode_b64(s: &str) -> Option<Vec<u8>> {
+    b64_any(s)
+}
+
 /// What a signature was checked against, for messages.
 #[derive(Clone, Debug)]
 pub struct Verified {

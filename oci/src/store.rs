@@ -17,6 +17,11 @@ use wpkg_spec::Reference;
 
 use crate::Error;
 
+/// Index annotation: where an image came from — `build`, `load` or `pull`. Pulled
+/// images must verify under the trust policy before they run; built and loaded ones
+/// were made or brought here by the user.
+pub const ORIGIN_ANNOTATION: &str = "dev.wpkg.origin";
+
 /// Returns `sha256:<hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
@@ -352,8 +357,12 @@ impl Store {
         index
             .manifests
             .retain(|d| d.annotations.get(media::ANNOTATION_REF_NAME) != Some(&name));
+        // The name is ours to set; where it came from ([`ORIGIN_ANNOTATION`]) travels
+        // with the descriptor, so a new tag of a pulled image is still a pulled image.
         let mut desc = manifest.clone();
-        desc.annotations = BTreeMap::from([(media::ANNOTATION_REF_NAME.to_owned(), name)]);
+        desc.annotations.retain(|k, _| k == ORIGIN_ANNOTATION);
+        desc.annotations
+            .insert(media::ANNOTATION_REF_NAME.to_owned(), name);
         index.manifests.push(desc);
         index.manifests.sort_by(|a, b| {
             a.annotations
@@ -369,8 +378,83 @@ impl Store {
         self.set_tag_locked(&lock, reference, manifest)
     }
 
+    /// Whether the image `digest` came only from registries: no tag of it was built
+    /// or loaded here (entries from before wpkg recorded origins count as local).
+    pub fn only_pulled(&self, digest: &str) -> Result<bool, Error> {
+        let index = self.read_index()?;
+        let mut any = false;
+        for d in index.manifests.iter().filter(|d| d.digest == digest) {
+            any = true;
+            if d.annotations.get(ORIGIN_ANNOTATION).map(String::as_str) != Some("pull") {
+                return Ok(false);
+            }
+        }
+        Ok(any)
+    }
+
+    /// The signature material the store holds for the image `digest`, under any
+    /// repository: the classic `sha256-<hex>.sig` manifests' layers, and the bundles
+    /// of the `sha256-<hex>` referrers index. Every blob is digest-checked as read.
+    pub fn signatures(&self, digest: &str) -> Result<crate::signature::Material, Error> {
+        use crate::signature::{ClassicSignature, Material};
+        let sig_tag = crate::signature::signature_tag(digest);
+        let ref_tag = crate::signature::referrers_tag(digest);
+        let mut out = Material::default();
+        for img in self.list()? {
+            let tag = img.reference.tag.as_deref().unwrap_or("");
+            if tag == sig_tag {
+                let bytes = self.read_descriptor(&img.manifest)?;
+                let Ok(m) = serde_json::from_slice::<ImageManifest>(&bytes) else {
+                    continue;
+                };
+                for l in m
+                    .layers
+                    .iter()
+                    .filter(|l| l.media_type == crate::signature::SIMPLE_SIGNING)
+                {
+                    let Some(sig) = l.annotations.get(crate::signature::SIGNATURE_ANNOTATION)
+                    else {
+                        continue;
+                    };
+                    out.classic.push(ClassicSignature {
+                        payload: self.read_descriptor(l)?,
+                        signature: crate::signature::decode_b64(sig).unwrap_or_default(),
+                        certificate: l
+                            .annotations
+                            .get(crate::signature::CERTIFICATE_ANNOTATION)
+                            .filter(|c| !c.is_empty())
+                            .cloned(),
+                    });
+                }
+            } else if tag == ref_tag {
+                let bytes = self.read_descriptor(&img.manifest)?;
+                let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) else {
+                    continue;
+                };
+                for child in &index.manifests {
+                    let Ok(b) = self.read_descriptor(child) else {
+                        continue;
+                    };
+                    let Ok(m) = serde_json::from_slice::<ImageManifest>(&b) else {
+                        continue;
+                    };
+                    if let [layer] = m.layers.as_slice() {
+                        if layer
+                            .media_type
+                            .starts_with(crate::signature::BUNDLE_MEDIA_PREFIX)
+                        {
+                            out.bundles.push(self.read_descriptor(layer)?);
+                        }
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes a tag (or every tag of a digest reference) and then deletes blobs no
-    /// manifest uses any more. Returns the number of blobs deleted.
+    /// manifest uses any more. Returns the number of blobs deleted. When no tag of an
+    /// image is left, its signature tags go too.
     pub fn remove(&self, reference: &Reference) -> Result<usize, Error> {
         let lock = self.lock()?;
         let target = self.resolve(reference)?;
@@ -384,6 +468,18 @@ impl Store {
             Some(_) => d.digest != target.digest,
             None => d.annotations.get(media::ANNOTATION_REF_NAME) != Some(&name),
         });
+        if !index.manifests.iter().any(|d| d.digest == target.digest) {
+            let sig = crate::signature::signature_tag(&target.digest);
+            let refs = crate::signature::referrers_tag(&target.digest);
+            index.manifests.retain(|d| {
+                let tag = d
+                    .annotations
+                    .get(media::ANNOTATION_REF_NAME)
+                    .and_then(|n| n.parse::<Reference>().ok())
+                    .and_then(|r| r.tag);
+                tag.as_deref() != Some(sig.as_str()) && tag.as_deref() != Some(refs.as_str())
+            });
+        }
         self.write_index(&index)?;
         self.gc_locked(&lock)
     }

@@ -378,9 +378,230 @@ pub fn pull(
         report.bytes += blob.size;
     }
     store.put_blob_expecting(&fetched.bytes, &fetched.digest, None)?;
+    // Signatures before the tag: a visible image has whatever signatures it had.
+    let sigs = fetch_signatures(registry, remote, &fetched.digest)?;
     let lock = store.lock()?;
-    store.set_tag_locked(&lock, remote, &report.descriptor)?;
+    sigs.store_into(store, &lock, remote)?;
+    let mut tagged = report.descriptor.clone();
+    tagged.annotations.insert(
+        crate::store::ORIGIN_ANNOTATION.to_owned(),
+        "pull".to_owned(),
+    );
+    store.set_tag_locked(&lock, remote, &tagged)?;
     Ok(report)
+}
+
+/// Largest signature payload or bundle wpkg reads.
+const MAX_SIGNATURE_BLOB: u64 = 4 * 1024 * 1024;
+/// Most signatures (layers or referrers) wpkg reads for one image.
+const MAX_SIGNATURES: usize = 100;
+
+/// A manifest and the blobs it names, fetched.
+#[derive(Clone, Debug)]
+struct FetchedSet {
+    manifest: FetchedManifest,
+    blobs: Vec<Vec<u8>>,
+}
+
+/// The signature material a registry holds for one image.
+#[derive(Clone, Debug, Default)]
+pub struct RemoteSignatures {
+    subject: Option<String>,
+    classic: Option<FetchedSet>,
+    bundles: Vec<FetchedSet>,
+}
+
+impl RemoteSignatures {
+    /// The signatures, for verification.
+    pub fn material(&self) -> Result<crate::signature::Material, TransferError> {
+        let dir = tempfile::tempdir().map_err(|e| crate::Error::Io {
+            path: std::env::temp_dir(),
+            source: e,
+        })?;
+        let store = Store::open(dir.path())?;
+        let lock = store.lock()?;
+        let r: Reference = "localhost/signatures:x".parse().expect("valid");
+        self.store_into(&store, &lock, &r)?;
+        let digest = self.subject.clone().unwrap_or_default();
+        Ok(store.signatures(&digest)?)
+    }
+
+    /// How many signatures were found.
+    pub fn count(&self) -> usize {
+        self.classic.as_ref().map_or(0, |c| {
+            serde_json::from_slice::<ImageManifest>(&c.manifest.bytes).map_or(0, |m| m.layers.len())
+        }) + self.bundles.len()
+    }
+
+    fn store_into(
+        &self,
+        store: &Store,
+        lock: &crate::store::IndexLock,
+        image: &Reference,
+    ) -> Result<(), TransferError> {
+        let Some(subject) = &self.subject else {
+            return Ok(());
+        };
+        let put = |set: &FetchedSet| -> Result<Descriptor, TransferError> {
+            for b in &set.blobs {
+                store.put_blob(b)?;
+            }
+            store.put_blob_expecting(&set.manifest.bytes, &set.manifest.digest, None)?;
+            Ok(Descriptor {
+                media_type: set.manifest.media_type.clone(),
+                digest: set.manifest.digest.clone(),
+                size: set.manifest.bytes.len() as u64,
+                artifact_type: None,
+                annotations: Default::default(),
+                platform: None,
+            })
+        };
+        if let Some(c) = &self.classic {
+            let d = put(c)?;
+            store.set_tag_locked(
+                lock,
+                &image.with_tag(&crate::signature::signature_tag(subject)),
+                &d,
+            )?;
+        }
+        if !self.bundles.is_empty() {
+            let mut manifests = Vec::new();
+            for b in &self.bundles {
+                manifests.push(put(b)?);
+            }
+            let index = ImageIndex {
+                schema_version: 2,
+                media_type: Some(media::OCI_INDEX.into()),
+                manifests,
+                annotations: Default::default(),
+            };
+            let bytes = serde_json::to_vec(&index).expect("JSON serializes");
+            let digest = store.put_blob(&bytes)?;
+            store.set_tag_locked(
+                lock,
+                &image.with_tag(&crate::signature::referrers_tag(subject)),
+                &Descriptor {
+                    media_type: media::OCI_INDEX.into(),
+                    digest,
+                    size: bytes.len() as u64,
+                    artifact_type: None,
+                    annotations: Default::default(),
+                    platform: None,
+                },
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Fetches the signatures `remote`'s repository holds for the image `digest`: the
+/// classic `sha256-<hex>.sig` manifest, and cosign v3 bundles attached as referrers
+/// (the referrers API, else its `sha256-<hex>` fallback tag). A referrer counts only
+/// if its manifest, opened, has exactly one sigstore bundle layer — the `artifactType`
+/// of an index entry is not trusted.
+pub fn fetch_signatures(
+    registry: &Registry,
+    remote: &Reference,
+    digest: &str,
+) -> Result<RemoteSignatures, TransferError> {
+    let mut out = RemoteSignatures {
+        subject: Some(digest.to_owned()),
+        ..Default::default()
+    };
+    if let Some(m) = registry.find_manifest(remote, &crate::signature::signature_tag(digest))? {
+        if let Ok(parsed) = serde_json::from_slice::<ImageManifest>(&m.bytes) {
+            let mut blobs =
+                vec![registry.get_small_blob(remote, &parsed.config, MAX_SIGNATURE_BLOB)?];
+            for l in parsed.layers.iter().take(MAX_SIGNATURES) {
+                blobs.push(registry.get_small_blob(remote, l, MAX_SIGNATURE_BLOB)?);
+            }
+            out.classic = Some(FetchedSet { manifest: m, blobs });
+        }
+    }
+    let index = match registry.referrers(remote, digest)? {
+        Some(i) => Some(i),
+        None => registry
+            .find_manifest(remote, &crate::signature::referrers_tag(digest))?
+            .and_then(|m| serde_json::from_slice::<ImageIndex>(&m.bytes).ok()),
+    };
+    for entry in index
+        .map(|i| i.manifests)
+        .unwrap_or_default()
+        .iter()
+        .take(MAX_SIGNATURES)
+    {
+        let Some(m) = registry.find_manifest(remote, &entry.digest)? else {
+            continue;
+        };
+        let Ok(parsed) = serde_json::from_slice::<ImageManifest>(&m.bytes) else {
+            continue;
+        };
+        let [layer] = parsed.layers.as_slice() else {
+            continue;
+        };
+        if !layer
+            .media_type
+            .starts_with(crate::signature::BUNDLE_MEDIA_PREFIX)
+            || parsed.subject.as_ref().is_some_and(|s| s.digest != digest)
+        {
+            continue;
+        }
+        let blobs = vec![
+            registry.get_small_blob(remote, &parsed.config, MAX_SIGNATURE_BLOB)?,
+            registry.get_small_blob(remote, layer, MAX_SIGNATURE_BLOB)?,
+        ];
+        out.bundles.push(FetchedSet { manifest: m, blobs });
+    }
+    Ok(out)
+}
+
+/// Pushes the classic signatures the store holds for `digest` to `remote`'s
+/// `sha256-<hex>.sig` tag, merged with what the registry already has there (as cosign
+/// appends). Returns how many signatures the registry's manifest holds afterwards, or
+/// 0 when there was nothing to push.
+pub fn push_signatures(
+    registry: &Registry,
+    store: &Store,
+    digest: &str,
+    remote: &Reference,
+) -> Result<usize, TransferError> {
+    let local = store.signatures(digest)?;
+    if local.classic.is_empty() {
+        return Ok(0);
+    }
+    let tag = crate::signature::signature_tag(digest);
+    let existing = registry.find_manifest(remote, &tag)?;
+    let mut manifest: Option<ImageManifest> = existing
+        .as_ref()
+        .and_then(|m| serde_json::from_slice(&m.bytes).ok());
+    let mut blobs: Vec<Vec<u8>> = Vec::new();
+    let mut bytes = Vec::new();
+    for sig in &local.classic {
+        let (b, new_blobs) = crate::signature::add_classic_signature(
+            manifest.as_ref().map(|m| (m, Vec::new())),
+            &sig.payload,
+            &sig.signature,
+        );
+        manifest = Some(serde_json::from_slice(&b).expect("we just wrote it"));
+        bytes = b;
+        blobs.extend(new_blobs);
+    }
+    let manifest = manifest.expect("at least one signature");
+    if existing.as_ref().is_some_and(|e| e.bytes == bytes) {
+        return Ok(manifest.layers.len());
+    }
+    for blob in &blobs {
+        let d = crate::store::sha256_digest(blob);
+        if registry.blob_exists(remote, Access::Push, &d)? {
+            continue;
+        }
+        let data = blob.clone();
+        registry.upload_blob(remote, &d, blob.len() as u64, &mut || {
+            Ok(reqwest::blocking::Body::from(data.clone()))
+        })?;
+    }
+    registry.put_manifest(remote, &tag, media::OCI_MANIFEST, &bytes)?;
+    Ok(manifest.layers.len())
 }
 
 /// Downloads one blob into a temporary file and commits it after the checks; retries

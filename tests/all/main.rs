@@ -10,3 +10,4 @@ mod manifest_ui;
 mod registry;
 mod run;
 mod store;
+mod trust;

@@ -20,7 +20,13 @@ impl ImagesArgs {
     pub fn run(self) -> Result<ExitCode> {
         let store = Paths::from_env()?.open_store()?;
         let mut rows = Vec::new();
-        for img in store.list()? {
+        // Signature manifests (cosign's `sha256-<hex>.sig` tags) are not images.
+        for img in store.list()?.into_iter().filter(|i| {
+            !i.reference
+                .tag
+                .as_deref()
+                .is_some_and(wpkg_oci::signature::is_signature_tag)
+        }) {
             let (size, created) = match wpkg_oci::artifact::load(&store, &img.manifest) {
                 Ok(a) => (
                     img.manifest.size

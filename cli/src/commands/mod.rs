@@ -16,7 +16,9 @@ pub mod rm;
 pub mod run;
 pub mod save;
 pub mod schema;
+pub mod sign;
 pub mod tag;
+pub mod trust;
 
 /// Joins an error chain into one line, dropping a cause whose text the previous
 /// message already contains.

@@ -28,6 +28,12 @@ pub struct PushArgs {
     /// No progress display.
     #[arg(short, long)]
     pub quiet: bool,
+    /// Sign the image (as the remote reference) before pushing; needs --key.
+    #[arg(long, requires = "key")]
+    pub sign: bool,
+    /// The private key for --sign (cosign format; password from COSIGN_PASSWORD).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub remote_args: RemoteArgs,
 }
@@ -43,17 +49,34 @@ impl PushArgs {
         check_remote(&remote)?;
         let store = Paths::from_env()?.open_store()?;
         let desc = store.resolve(&local)?;
+        if self.key.is_some() && !self.sign {
+            anyhow::bail!("--key is for --sign; add --sign to sign while pushing");
+        }
+        if let (true, Some(key)) = (self.sign, &self.key) {
+            let key = super::sign::load_private_key(key)?;
+            super::sign::sign_local(&store, &key, &desc, &remote)?;
+        }
         let client = self.remote_args.client()?;
         let progress = TtyProgress::for_stderr("pushing", self.quiet);
         let report = wpkg_oci::transfer::push(&client, &store, &desc, &remote, &progress)
             .with_context(|| format!("cannot push {}", remote.familiar()))?;
+        let sigs = wpkg_oci::transfer::push_signatures(&client, &store, &desc.digest, &remote)
+            .with_context(|| format!("pushed {}, but not its signatures", remote.familiar()))?;
         if !self.quiet {
             eprintln!(
-                "pushed {} ({} blob(s) uploaded, {}; {} already there)",
+                "pushed {} ({} blob(s) uploaded, {}; {} already there){}",
                 remote.familiar(),
                 report.uploaded,
                 super::human_size(report.bytes),
-                report.skipped
+                report.skipped,
+                if sigs > 0 {
+                    format!(
+                        "; {sigs} signature(s) at {}",
+                        wpkg_oci::signature::signature_tag(&desc.digest)
+                    )
+                } else {
+                    String::new()
+                }
             );
         }
         let name = Reference {

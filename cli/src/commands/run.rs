@@ -23,7 +23,8 @@ binds declared `mounts` with --mount; undeclared names and paths are refused. Fl
 never widen them.\n\n\
 Exit codes: the guest's own; 124 time limit; 134 trap; 137 memory limit; 125 wpkg's own failure.\n\n\
 A registry reference is pulled when the local store lacks it (--pull missing), every digest \
-checked on the way in and again as it is read.\n\n\
+checked on the way in and again as it is read. A pulled image runs only if one of its \
+signatures verifies under the trust policy (`wpkg trust`); images built or loaded here need none.\n\n\
 Examples:\n  wpkg run hello:0.1.0 -- alice\n  wpkg run ghcr.io/acme/hello:1.0\n  wpkg run ./examples/files --mount ./out:/out\n  wpkg run app:1 --env API_TOKEN=secret --timeout 5s"
 )]
 pub struct RunArgs {
@@ -61,6 +62,12 @@ pub struct RunArgs {
     /// `always`, or `never`.
     #[arg(long, value_enum, default_value_t = PullPolicy::Missing, value_name = "WHEN")]
     pub pull: PullPolicy,
+    /// Run a pulled image even if no signature verifies under the trust policy
+    /// (prints a warning). Locally built images never need one.
+    #[arg(long)]
+    pub insecure_skip_verify: bool,
+    #[command(flatten)]
+    pub policy: super::sign::PolicyArgs,
     #[command(flatten)]
     pub remote_args: super::remote::RemoteArgs,
 }
@@ -147,6 +154,14 @@ impl RunArgs {
         } else {
             self.resolve(&store, &reference)?
         };
+        // Verify before anything executes; then run exactly the digest verified.
+        super::sign::check_before_run(
+            &store,
+            &reference,
+            &desc,
+            &self.policy,
+            self.insecure_skip_verify,
+        )?;
         let art = wpkg_oci::artifact::load(&store, &desc)?;
         let caps = art.capabilities()?;
         let plan = RunPlan::new(&caps, &request)?;

@@ -1,0 +1,431 @@
+//! `wpkg keygen`, `wpkg sign`, `wpkg verify`, and the verification `wpkg run` does.
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use wpkg_oci::signature::{PrivateKey, PublicKey};
+use wpkg_oci::trust::Policy;
+use wpkg_spec::media::Descriptor;
+use wpkg_spec::Reference;
+
+use super::remote::RemoteArgs;
+use crate::env_vars;
+use crate::settings::Paths;
+
+/// The key password: `COSIGN_PASSWORD` (or `WPKG_PASSWORD`) when set, even empty;
+/// else a prompt on a terminal. Never a flag.
+fn password(confirm: bool) -> Result<Vec<u8>> {
+    for var in [env_vars::COSIGN_PASSWORD, env_vars::WPKG_PASSWORD] {
+        if let Some(v) = std::env::var_os(var) {
+            return Ok(v.into_encoded_bytes());
+        }
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no key password: set COSIGN_PASSWORD (it may be empty) or run on a terminal to be asked");
+    }
+    let p = rpassword::prompt_password("Enter password for private key: ")?;
+    if confirm {
+        let again = rpassword::prompt_password("Enter password for private key again: ")?;
+        if again != p {
+            bail!("the passwords do not match");
+        }
+    }
+    Ok(p.into_bytes())
+}
+
+/// Make a signing key pair in cosign's format
+#[derive(Args)]
+#[command(
+    after_help = "Writes PREFIX.key (encrypted, mode 0600) and PREFIX.pub, the same files \
+`cosign generate-key-pair` writes; each tool reads the other's. The password comes from \
+COSIGN_PASSWORD (or WPKG_PASSWORD) or a prompt, never from a flag. Existing files are not \
+overwritten.\n\nExample:\n  COSIGN_PASSWORD=... wpkg keygen --output-key-prefix release"
+)]
+pub struct KeygenArgs {
+    /// File name prefix of the pair.
+    #[arg(long, default_value = "cosign", value_name = "PREFIX")]
+    pub output_key_prefix: PathBuf,
+}
+
+impl KeygenArgs {
+    /// Runs the command.
+    pub fn run(self) -> Result<ExitCode> {
+        let key_path = self.output_key_prefix.with_extension("key");
+        let pub_path = self.output_key_prefix.with_extension("pub");
+        for p in [&key_path, &pub_path] {
+            if p.exists() {
+                bail!(
+                    "{} exists; remove it or pick another --output-key-prefix",
+                    p.display()
+                );
+            }
+        }
+        let pw = password(true)?;
+        let key = PrivateKey::generate();
+        let pem = key.to_encrypted_pem(&pw)?;
+        write_new(&key_path, pem.as_bytes(), 0o600)?;
+        if let Err(e) = write_new(&pub_path, key.public().to_pem().as_bytes(), 0o644) {
+            let _ = std::fs::remove_file(&key_path);
+            return Err(e);
+        }
+        eprintln!(
+            "Private key written to {}\nPublic key written to {} (fingerprint sha256:{})",
+            key_path.display(),
+            pub_path.display(),
+            key.public().fingerprint()
+        );
+        super::ok()
+    }
+}
+
+/// Creates a file that must not exist, with `mode`, written in full or not at all.
+fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {}", path.display(), e.error))?;
+    Ok(())
+}
+
+/// Loads a private key file with the password from the environment or a prompt.
+pub fn load_private_key(path: &Path) -> Result<PrivateKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the key {}", path.display()))?;
+    let pw = password(false)?;
+    PrivateKey::from_encrypted_pem(&text, &pw)
+        .with_context(|| format!("cannot open the key {}", path.display()))
+}
+
+fn load_public_key(path: &Path) -> Result<PublicKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the public key {}", path.display()))?;
+    PublicKey::from_pem(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// Signs the local image `desc` as `docker_reference` and records the signature in the
+/// store under `name`'s `sha256-<hex>.sig` tag.
+pub fn sign_local(
+    store: &wpkg_oci::Store,
+    key: &PrivateKey,
+    desc: &Descriptor,
+    name: &Reference,
+) -> Result<()> {
+    let payload =
+        wpkg_oci::signature::simple_signing_payload(&docker_reference(name), &desc.digest);
+    let sig = key.sign(&payload);
+    let tag = name.with_tag(&wpkg_oci::signature::signature_tag(&desc.digest));
+    let lock = store.lock()?;
+    let existing = match store.resolve(&tag) {
+        Ok(d) => {
+            let bytes = store.read_descriptor(&d)?;
+            Some((serde_json::from_slice(&bytes)?, bytes))
+        }
+        Err(wpkg_oci::Error::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let (manifest, blobs) = wpkg_oci::signature::add_classic_signature(
+        existing
+            .as_ref()
+            .map(|(m, b): &(_, Vec<u8>)| (m, b.clone())),
+        &payload,
+        &sig,
+    );
+    for b in &blobs {
+        store.put_blob(b)?;
+    }
+    let digest = store.put_blob(&manifest)?;
+    store.set_tag_locked(
+        &lock,
+        &tag,
+        &Descriptor {
+            media_type: wpkg_spec::media::OCI_MANIFEST.into(),
+            digest,
+            size: manifest.len() as u64,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        },
+    )?;
+    Ok(())
+}
+
+/// The `docker-reference` cosign writes: registry/repository, Docker Hub as
+/// `index.docker.io`.
+fn docker_reference(r: &Reference) -> String {
+    if r.registry == wpkg_spec::reference::DEFAULT_REGISTRY {
+        format!("index.docker.io/{}", r.repository)
+    } else {
+        r.name()
+    }
+}
+
+/// Sign an image in the local store (cosign-compatible)
+#[derive(Args)]
+#[command(
+    after_help = "The signature covers the manifest digest, so the code and the \
+capabilities in the config are signed together. It is stored as cosign stores it (a \
+`sha256-<hex>.sig` manifest with a simple-signing layer) and goes to the registry with the \
+image on `wpkg push`. The key password comes from COSIGN_PASSWORD or a prompt.\n\n\
+Examples:\n  wpkg sign ghcr.io/acme/hello:1.0 --key cosign.key && wpkg push ghcr.io/acme/hello:1.0\n  \
+wpkg push --sign --key cosign.key hello:0.1.0 ghcr.io/acme/hello:0.1.0"
+)]
+pub struct SignArgs {
+    /// The image (in the local store; `wpkg pull` it first if it is only in a registry).
+    pub reference: String,
+    /// The private key (cosign format).
+    #[arg(long, value_name = "FILE")]
+    pub key: PathBuf,
+}
+
+impl SignArgs {
+    /// Runs the command.
+    pub fn run(self) -> Result<ExitCode> {
+        let r = super::parse_ref(&self.reference)?;
+        let store = Paths::from_env()?.open_store()?;
+        let desc = store.resolve(&r)?;
+        let key = load_private_key(&self.key)?;
+        sign_local(&store, &key, &desc, &r)?;
+        eprintln!(
+            "signed {}@{} with key sha256:{}",
+            Reference {
+                digest: None,
+                ..r.clone()
+            }
+            .familiar(),
+            desc.digest,
+            key.public().fingerprint()
+        );
+        super::ok()
+    }
+}
+
+/// Where the trust policy is.
+#[derive(Args, Clone, Debug, Default)]
+pub struct PolicyArgs {
+    /// The trust policy file (default $WPKG_HOME/trust.toml).
+    #[arg(long, value_name = "FILE", env = env_vars::WPKG_TRUST_POLICY)]
+    pub policy: Option<PathBuf>,
+}
+
+impl PolicyArgs {
+    /// The policy file's path.
+    pub fn path(&self) -> Result<PathBuf> {
+        Ok(match &self.policy {
+            Some(p) => p.clone(),
+            None => Paths::from_env()?.home.join("trust.toml"),
+        })
+    }
+}
+
+/// Why an image may not run, with the fix.
+#[derive(Debug)]
+pub struct Refusal(pub String);
+
+/// Verifies signature material for `digest` under the keys given, or the policy scope of
+/// `name`. Returns a line saying what verified.
+pub fn verify_material(
+    material: &wpkg_oci::signature::Material,
+    reference: &Reference,
+    digest: &str,
+    keys: &[PublicKey],
+    policy: &PolicyArgs,
+) -> Result<std::result::Result<String, Refusal>> {
+    let name = reference.name();
+    let shown = Reference {
+        tag: None,
+        digest: None,
+        ..reference.clone()
+    }
+    .familiar();
+    let (keys, source) = if keys.is_empty() {
+        let path = policy.path()?;
+        let p = Policy::load(&path)?;
+        match p.scope_for(&name) {
+            Some(s) => (
+                s.public_keys().map_err(anyhow::Error::msg)?,
+                format!("trust policy scope `{}`", s.scope),
+            ),
+            None => {
+                return Ok(Err(Refusal(format!(
+                    "no trust policy scope covers `{shown}` (policy: {}); trust its publisher with `wpkg trust add {} --key PUBLISHER.pub`",
+                    path.display(),
+                    suggest_scope(reference)
+                ))))
+            }
+        }
+    } else {
+        (keys.to_vec(), "--key".to_owned())
+    };
+    if material.is_empty() {
+        return Ok(Err(Refusal(format!(
+            "it has no signature (no `{}` tag and no cosign bundle referrers); the publisher signs it with `wpkg sign --key` or `cosign sign --key`",
+            wpkg_oci::signature::signature_tag(digest)
+        ))));
+    }
+    match material.verify(digest, &keys) {
+        Ok(v) => Ok(Ok(format!(
+            "verified {shown}@{digest}: {} signature by key sha256:{} ({source})",
+            v.form, v.key
+        ))),
+        Err(why) => Ok(Err(Refusal(format!(
+            "no signature verifies under {source}: {}",
+            why.join("; ")
+        )))),
+    }
+}
+
+fn suggest_scope(r: &Reference) -> String {
+    let official = r.registry == wpkg_spec::reference::DEFAULT_REGISTRY
+        && r.repository.starts_with("library/")
+        && r.repository.matches('/').count() == 1;
+    match r.repository.rsplit_once('/').filter(|_| !official) {
+        Some((parent, _)) => {
+            let parent = Reference {
+                repository: format!("{parent}/x"),
+                tag: None,
+                digest: None,
+                ..r.clone()
+            }
+            .familiar_name();
+            format!("{}*", parent.strip_suffix('x').unwrap_or(&parent))
+        }
+        None => Reference {
+            tag: None,
+            digest: None,
+            ..r.clone()
+        }
+        .familiar_name(),
+    }
+}
+
+/// Verify an image's signatures against keys or the trust policy
+#[derive(Args)]
+#[command(
+    after_help = "Reads cosign's classic signatures (the `sha256-<hex>.sig` tag) and \
+cosign v3 bundles attached as referrers. With --key, those keys decide; otherwise the trust \
+policy scope that covers the reference (see `wpkg trust`). An image in the local store is \
+checked against the signatures stored with it; otherwise the registry is asked.\n\n\
+Exit status: 0 verified, 1 not verified, 125 error.\n\n\
+Examples:\n  wpkg verify ghcr.io/acme/hello:1.0 --key cosign.pub\n  wpkg verify ghcr.io/acme/hello:1.0"
+)]
+pub struct VerifyArgs {
+    /// The image.
+    pub reference: String,
+    /// A public key to verify with (repeatable); default: the trust policy.
+    #[arg(long, value_name = "FILE")]
+    pub key: Vec<PathBuf>,
+    /// Ask the registry even if the image is in the local store.
+    #[arg(long)]
+    pub remote: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub remote_args: RemoteArgs,
+}
+
+impl VerifyArgs {
+    /// Runs the command.
+    pub fn run(self) -> Result<ExitCode> {
+        let r = super::parse_ref(&self.reference)?;
+        let keys: Vec<PublicKey> = self
+            .key
+            .iter()
+            .map(|k| load_public_key(k))
+            .collect::<Result<_>>()?;
+        let store = Paths::from_env()?.open_store()?;
+        let local = if self.remote {
+            None
+        } else {
+            match store.resolve(&r) {
+                Ok(d) => Some(d),
+                Err(wpkg_oci::Error::NotFound(_)) => None,
+                Err(e) => return Err(e.into()),
+            }
+        };
+        let (digest, material) = match local {
+            Some(d) => {
+                let m = store.signatures(&d.digest)?;
+                (d.digest, m)
+            }
+            None => {
+                super::push::check_remote(&r)?;
+                let client = self.remote_args.client()?;
+                let m = client
+                    .get_manifest(&r)
+                    .with_context(|| format!("cannot verify {}", r.familiar()))?;
+                let sigs = wpkg_oci::transfer::fetch_signatures(&client, &r, &m.digest)
+                    .with_context(|| format!("cannot read the signatures of {}", r.familiar()))?;
+                (m.digest, sigs.material()?)
+            }
+        };
+        match verify_material(&material, &r, &digest, &keys, &self.policy)? {
+            Ok(line) => {
+                eprintln!("{line}");
+                super::out(&format!(
+                    "{}@{digest}\n",
+                    Reference {
+                        digest: None,
+                        ..r.clone()
+                    }
+                    .familiar()
+                ))?;
+                super::ok()
+            }
+            Err(Refusal(why)) => {
+                eprintln!("error: {} is not verified: {why}", r.familiar());
+                Ok(ExitCode::from(1))
+            }
+        }
+    }
+}
+
+/// Before `wpkg run` executes a pulled image: verify it under the trust policy.
+pub fn check_before_run(
+    store: &wpkg_oci::Store,
+    reference: &Reference,
+    desc: &Descriptor,
+    policy: &PolicyArgs,
+    skip: bool,
+) -> Result<()> {
+    if !store.only_pulled(&desc.digest)? {
+        return Ok(()); // built or loaded here
+    }
+    if skip {
+        eprintln!(
+            "warning: --insecure-skip-verify: running {} ({}) without checking its signature",
+            reference.familiar(),
+            desc.digest
+        );
+        return Ok(());
+    }
+    let material = store.signatures(&desc.digest)?;
+    match verify_material(&material, reference, &desc.digest, &[], policy)? {
+        Ok(line) => {
+            eprintln!("{line}");
+            Ok(())
+        }
+        Err(Refusal(why)) => bail!(
+            "refusing to run {} ({}): {why}; to run it unverified anyway: --insecure-skip-verify",
+            reference.familiar(),
+            desc.digest
+        ),
+    }
+}
