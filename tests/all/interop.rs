@@ -165,11 +165,11 @@ r.push(target='{image}', files=['layer.tar.gz:application/vnd.oci.image.layer.v1
         &work,
     );
     // No wpkg capabilities in the config: it runs with nothing granted.
-    env.wpkg(&["run", &remote, "--", "oras"])
+    env.wpkg(&["run", "--insecure-skip-verify", &remote, "--", "oras"])
         .ok()
         .stdout_has("Hello, oras!")
         .stdout_has("args: [\"oras\"]");
-    let r = env.wpkg(&["run", &remote]).ok();
+    let r = env.wpkg(&["run", "--insecure-skip-verify", &remote]).ok();
     assert!(
         !r.stdout.contains("env:"),
         "no environment was granted: {r:#?}"

@@ -1,5 +1,8 @@
 //! Push, pull, login and run against a real registry (Debian's `docker-registry`) in
 //! its three setups, and against registries that misbehave.
+//!
+//! These tests are about transport: they run pulled images with
+//! `--insecure-skip-verify`. Signatures and the trust policy are tested in `trust.rs`.
 
 use std::path::Path;
 
@@ -78,9 +81,17 @@ fn plain_registry_push_pull_run_and_repush_uploads_nothing() {
         .stdout_has(&digest)
         .stderr_has("2 blob(s) downloaded");
     assert!(images(&b).contains(&format!("{}/demo/hello", reg.host)));
-    b.wpkg(&["run", "--pull", "never", &remote, "--", "bob"])
-        .ok()
-        .stdout_has("Pushed, bob!");
+    b.wpkg(&[
+        "run",
+        "--insecure-skip-verify",
+        "--pull",
+        "never",
+        &remote,
+        "--",
+        "bob",
+    ])
+    .ok()
+    .stdout_has("Pushed, bob!");
     // Pulling again downloads nothing.
     b.wpkg(&["pull", &remote])
         .ok()
@@ -89,16 +100,22 @@ fn plain_registry_push_pull_run_and_repush_uploads_nothing() {
     // A third: `run` pulls what is missing; by digest too.
     let c = Env::new();
     let by_digest = format!("{}/demo/hello@{digest}", reg.host);
-    c.wpkg(&["run", &by_digest])
+    c.wpkg(&["run", "--insecure-skip-verify", &by_digest])
         .ok()
         .stderr_has("pulling it from")
         .stdout_has("Pushed, world!");
-    c.wpkg(&["run", "--pull", "never", &by_digest])
-        .ok()
-        .stdout_has("Pushed, world!");
+    c.wpkg(&[
+        "run",
+        "--insecure-skip-verify",
+        "--pull",
+        "never",
+        &by_digest,
+    ])
+    .ok()
+    .stdout_has("Pushed, world!");
     // --pull never with nothing local: no registry contact, a clear error.
     let d = Env::new();
-    d.wpkg(&["run", "--pull", "never", &remote])
+    d.wpkg(&["run", "--insecure-skip-verify", "--pull", "never", &remote])
         .code(125)
         .stderr_has("no image");
     assert_eq!(blob_count(&d), 0);
@@ -106,7 +123,7 @@ fn plain_registry_push_pull_run_and_repush_uploads_nothing() {
     // --pull always picks up a new push to the same tag.
     hello(&a, "Updated");
     a.wpkg(&["push", "hello:0.1.0", &remote]).ok();
-    b.wpkg(&["run", "--pull", "always", &remote])
+    b.wpkg(&["run", "--insecure-skip-verify", "--pull", "always", &remote])
         .ok()
         .stdout_has("Updated, world!");
 }
@@ -192,7 +209,7 @@ fn tls_registry_with_basic_auth() {
     std::fs::create_dir_all(fresh.path("docker")).unwrap();
     std::fs::write(fresh.path("docker/config.json"), &config).unwrap();
     fresh
-        .wpkg(&["run", &remote, "--ca-file", &ca])
+        .wpkg(&["run", "--insecure-skip-verify", &remote, "--ca-file", &ca])
         .ok()
         .stdout_has("Secure, world!");
 
@@ -235,7 +252,7 @@ fn token_registry_login_push_pull_and_env_credentials() {
     let public = format!("{}/public/hello:1", reg.host);
     env.wpkg(&["push", "hello:0.1.0", &public]).ok();
     let anon = Env::new();
-    anon.wpkg(&["run", &public])
+    anon.wpkg(&["run", "--insecure-skip-verify", &public])
         .ok()
         .stdout_has("Token, world!");
     // ... but not a push to it.
@@ -247,7 +264,7 @@ fn token_registry_login_push_pull_and_env_credentials() {
     // CI style: no config.json, credentials in the environment for this registry only.
     let ci = Env::new();
     let out = ci
-        .cmd(&["run", &remote])
+        .cmd(&["run", "--insecure-skip-verify", &remote])
         .env("WPKG_REGISTRY", &reg.host)
         .env("WPKG_REGISTRY_USERNAME", USER)
         .env("WPKG_REGISTRY_PASSWORD", PASSWORD)
@@ -399,7 +416,8 @@ fn wrong_digest_truncated_blob_and_tampered_manifest_store_nothing() {
         .code(125)
         .stderr_has("does not match its digest")
         .stderr_has("nothing was stored");
-    b.wpkg(&["run", &remote]).code(125);
+    b.wpkg(&["run", "--insecure-skip-verify", &remote])
+        .code(125);
     assert!(!images(&b).contains("safe/hello"));
     assert!(!b
         .home()
@@ -433,7 +451,9 @@ fn wrong_digest_truncated_blob_and_tampered_manifest_store_nothing() {
 
     // Repaired: the pull works.
     std::fs::write(&manifest_file, text).unwrap();
-    b.wpkg(&["run", &remote]).ok().stdout_has("Safe, world!");
+    b.wpkg(&["run", "--insecure-skip-verify", &remote])
+        .ok()
+        .stdout_has("Safe, world!");
 }
 
 #[test]
@@ -447,7 +467,11 @@ fn broken_connection_during_push_is_retried() {
     env.wpkg(&["push", "hello:0.1.0", &remote]).ok();
     assert_eq!(proxy.cuts.load(std::sync::atomic::Ordering::Relaxed), 1);
     Env::new()
-        .wpkg(&["run", &format!("{}/r/hello:1", reg.host)])
+        .wpkg(&[
+            "run",
+            "--insecure-skip-verify",
+            &format!("{}/r/hello:1", reg.host),
+        ])
         .ok()
         .stdout_has("Retried, world!");
 }
@@ -516,9 +540,13 @@ fn index_with_a_wasm_platform_entry_and_without_one() {
         &index(&[("linux", "amd64"), ("linux", "arm64")]),
     );
     let b = Env::new();
-    b.wpkg(&["run", &format!("{}/i/hello:multi", reg.host)])
-        .ok()
-        .stdout_has("Indexed, world!");
+    b.wpkg(&[
+        "run",
+        "--insecure-skip-verify",
+        &format!("{}/i/hello:multi", reg.host),
+    ])
+    .ok()
+    .stdout_has("Indexed, world!");
     b.wpkg(&["pull", &format!("{}/i/hello:linux", reg.host)])
         .code(125)
         .stderr_has("not a Wasm artifact")
