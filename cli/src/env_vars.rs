@@ -28,3 +28,5 @@ pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
 pub const WPKG_PASSWORD: &str = "WPKG_PASSWORD";
 /// The trust policy file (default `$WPKG_HOME/trust.toml`).
 pub const WPKG_TRUST_POLICY: &str = "WPKG_TRUST_POLICY";
+/// A Sigstore `trusted_root.json` for keyless verification.
+pub const WPKG_TRUSTED_ROOT: &str = "WPKG_TRUSTED_ROOT";

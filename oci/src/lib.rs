@@ -11,6 +11,7 @@ use std::path::PathBuf;
 pub mod archive;
 pub mod artifact;
 pub mod credentials;
+pub mod keyless;
 pub mod registry;
 pub mod signature;
 pub mod store;

@@ -39,6 +39,8 @@ pub const SIMPLE_SIGNING: &str = "application/vnd.dev.cosign.simplesigning.v1+js
 pub const SIGNATURE_ANNOTATION: &str = "dev.cosignproject.cosign/signature";
 /// The annotation holding a keyless signature's certificate (PEM).
 pub const CERTIFICATE_ANNOTATION: &str = "dev.sigstore.cosign/certificate";
+/// The annotation holding a keyless signature's Rekor entry (SET bundle JSON).
+pub const REKOR_BUNDLE_ANNOTATION: &str = "dev.sigstore.cosign/bundle";
 /// The `critical.type` of a cosign image signature.
 pub const COSIGN_SIGNATURE_TYPE: &str = "cosign container image signature";
 /// Media type prefix of sigstore bundles.
@@ -286,6 +288,15 @@ impl PublicKey {
             .expect("a P-256 key encodes")
     }
 
+    /// The DER SubjectPublicKeyInfo.
+    pub fn to_spki_der(&self) -> Vec<u8> {
+        self.0
+            .to_public_key_der()
+            .expect("a P-256 key encodes")
+            .as_bytes()
+            .to_vec()
+    }
+
     /// SHA-256 of the DER SubjectPublicKeyInfo, hex (a short, stable key id).
     pub fn fingerprint(&self) -> String {
         let der = self.0.to_public_key_der().expect("a P-256 key encodes");
@@ -341,6 +352,8 @@ pub struct ClassicSignature {
     pub signature: Vec<u8>,
     /// The certificate (PEM), for keyless signatures.
     pub certificate: Option<String>,
+    /// The Rekor bundle (`dev.sigstore.cosign/bundle`), for keyless signatures.
+    pub rekor_bundle: Option<String>,
 }
 
 /// Builds (or extends) the `.sig` manifest with one more signature. Returns the
@@ -421,28 +434,82 @@ impl Material {
         self.len() == 0
     }
 
-    /// Checks every signature for `manifest_digest` with `keys`: the first that
-    /// verifies wins; otherwise every reason, numbered.
+    /// Checks every signature for `manifest_digest` against what is trusted: the first
+    /// that verifies wins; otherwise every reason, numbered.
     pub fn verify(
         &self,
         manifest_digest: &str,
-        keys: &[PublicKey],
+        trusted: &Trusted<'_>,
     ) -> Result<Verified, Vec<String>> {
         let mut why = Vec::new();
         for s in &self.classic {
-            match verify_classic(s, manifest_digest, keys) {
+            let r = match &s.certificate {
+                Some(cert) => verify_classic_cert(s, cert, manifest_digest, trusted),
+                None => verify_classic(s, manifest_digest, trusted.keys),
+            };
+            match r {
                 Ok(v) => return Ok(v),
                 Err(e) => why.push(format!("signature {}: {e}", why.len() + 1)),
             }
         }
         for b in &self.bundles {
-            match verify_bundle(b, manifest_digest, keys) {
+            match verify_bundle(b, manifest_digest, trusted.keys) {
                 Ok(v) => return Ok(v),
                 Err(e) => why.push(format!("signature {} (bundle): {e}", why.len() + 1)),
             }
         }
         Err(why)
     }
+}
+
+/// What a scope trusts: keys, and keyless identities under a Sigstore trust root.
+pub struct Trusted<'a> {
+    /// Public keys.
+    pub keys: &'a [PublicKey],
+    /// Keyless identities.
+    pub identities: &'a [crate::keyless::Identity],
+    /// The trust root for keyless signatures (loaded only when one is present).
+    pub root: &'a dyn Fn() -> Result<crate::keyless::TrustedRoot, String>,
+}
+
+fn verify_classic_cert(
+    sig: &ClassicSignature,
+    cert: &str,
+    manifest_digest: &str,
+    trusted: &Trusted<'_>,
+) -> Result<Verified, String> {
+    if trusted.identities.is_empty() {
+        return Err(
+            "it is a keyless signature (a certificate), and the scope trusts keys only".into(),
+        );
+    }
+    let payload: SimpleSigning = serde_json::from_slice(&sig.payload)
+        .map_err(|e| format!("the signed payload is not cosign's simple-signing JSON ({e})"))?;
+    if payload.critical.kind != COSIGN_SIGNATURE_TYPE {
+        return Err(format!(
+            "the signed payload has type `{}`",
+            payload.critical.kind
+        ));
+    }
+    let root = (trusted.root)()?;
+    let who = crate::keyless::verify_classic_keyless(
+        &sig.payload,
+        &sig.signature,
+        cert,
+        sig.rekor_bundle.as_deref(),
+        &root,
+        trusted.identities,
+    )?;
+    if payload.critical.image.digest != manifest_digest {
+        return Err(format!(
+            "it is a valid signature for another image ({}), not for {manifest_digest}",
+            payload.critical.image.digest
+        ));
+    }
+    Ok(Verified {
+        key: who,
+        form: "keyless",
+    })
 }
 
 /// Decodes standard (or URL-safe) base64.
@@ -774,6 +841,7 @@ mod tests {
             signature: k.sign(&payload),
             payload,
             certificate: None,
+            rekor_bundle: None,
         };
         assert!(verify_classic(&sig, &d1, &[k.public()]).is_ok());
         assert!(verify_classic(&sig, &d1, &[other.public()]).is_err());

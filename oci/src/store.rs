@@ -424,6 +424,11 @@ impl Store {
                             .get(crate::signature::CERTIFICATE_ANNOTATION)
                             .filter(|c| !c.is_empty())
                             .cloned(),
+                        rekor_bundle: l
+                            .annotations
+                            .get(crate::signature::REKOR_BUNDLE_ANNOTATION)
+                            .filter(|c| !c.is_empty())
+                            .cloned(),
                     });
                 }
             } else if tag == ref_tag {

@@ -38,6 +38,10 @@ pub enum TrustError {
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Policy {
+    /// A Sigstore `trusted_root.json` for keyless signatures (default: the public-good
+    /// root shipped with wpkg).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub trusted_root: Option<PathBuf>,
     /// The scopes, in file order.
     #[serde(default, rename = "trust")]
     pub scopes: Vec<Scope>,
@@ -52,6 +56,10 @@ pub struct Scope {
     /// Public keys (PEM) whose signatures are accepted.
     #[serde(default)]
     pub keys: Vec<String>,
+    /// Keyless identities (OIDC issuer + certificate subject) whose signatures are
+    /// accepted.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub keyless: Vec<crate::keyless::Identity>,
 }
 
 impl Scope {
@@ -144,6 +152,12 @@ impl Policy {
                 path: path.to_owned(),
                 reason,
             })?;
+            for i in &s.keyless {
+                i.validate().map_err(|reason| TrustError::File {
+                    path: path.to_owned(),
+                    reason: format!("scope `{}`: {reason}", s.scope),
+                })?;
+            }
         }
         Ok(p)
     }
@@ -192,6 +206,7 @@ impl Policy {
                 self.scopes.push(Scope {
                     scope: norm,
                     keys: vec![],
+                    keyless: vec![],
                 });
                 self.scopes.last_mut().expect("just pushed")
             }
@@ -205,6 +220,36 @@ impl Policy {
             entry.keys.push(pem);
         }
         Ok(!known)
+    }
+
+    /// Adds a keyless identity to `scope`. Returns false if it was already there.
+    pub fn add_identity(
+        &mut self,
+        scope: &str,
+        identity: crate::keyless::Identity,
+    ) -> Result<bool, TrustError> {
+        let norm = normalize_scope(scope)?;
+        let i = match self
+            .scopes
+            .iter()
+            .position(|s| normalize_scope(&s.scope).ok().as_deref() == Some(norm.as_str()))
+        {
+            Some(i) => i,
+            None => {
+                self.scopes.push(Scope {
+                    scope: norm,
+                    keys: vec![],
+                    keyless: vec![],
+                });
+                self.scopes.len() - 1
+            }
+        };
+        let entry = &mut self.scopes[i];
+        if entry.keyless.contains(&identity) {
+            return Ok(false);
+        }
+        entry.keyless.push(identity);
+        Ok(true)
     }
 
     /// Removes a scope. Returns false if there was none.

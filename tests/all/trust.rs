@@ -484,3 +484,284 @@ fn trust_policy_commands_and_bad_input() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("COSIGN_PASSWORD"));
     assert!(!env.path("np.key").exists());
 }
+
+/// A Sigstore-like world made at test time: a Fulcio-like CA (P-384 root and
+/// intermediate), a Rekor-like log key, and a trusted_root.json naming them.
+struct TestSigstore {
+    root_json: std::path::PathBuf,
+    intermediate: (rcgen::CertificateParams, rcgen::KeyPair),
+    rekor: wpkg_oci::signature::PrivateKey,
+    chain_pem: String,
+}
+
+const GH_ISSUER: &str = "https://token.actions.githubusercontent.com";
+const WORKFLOW: &str = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
+
+fn b64(bytes: &[u8]) -> String {
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    wpkg_oci::store::sha256_digest(bytes)
+        .trim_start_matches("sha256:")
+        .to_owned()
+}
+
+impl TestSigstore {
+    fn new(dir: &std::path::Path) -> TestSigstore {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, PKCS_ECDSA_P384_SHA384,
+        };
+        let root_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
+        let mut root_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        root_params
+            .distinguished_name
+            .push(DnType::CommonName, "test sigstore root");
+        let root = root_params.self_signed(&root_key).unwrap();
+        let inter_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
+        let mut inter_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        inter_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        inter_params
+            .distinguished_name
+            .push(DnType::CommonName, "test sigstore intermediate");
+        let root_issuer = rcgen::Issuer::new(root_params, root_key);
+        let inter = inter_params.signed_by(&inter_key, &root_issuer).unwrap();
+        let rekor = wpkg_oci::signature::PrivateKey::generate();
+        let spki = rekor.public().to_spki_der();
+        let root_json = dir.join("trusted_root.json");
+        std::fs::write(
+            &root_json,
+            serde_json::json!({
+                "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
+                "tlogs": [{
+                    "baseUrl": "https://rekor.test",
+                    "hashAlgorithm": "SHA2_256",
+                    "publicKey": {"rawBytes": b64(&spki), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
+                                  "validFor": {"start": "2020-01-01T00:00:00Z"}},
+                    "logId": {"keyId": b64(&wpkg_oci::store::sha256_digest(&spki).trim_start_matches("sha256:").chars().collect::<Vec<_>>().chunks(2).map(|c| u8::from_str_radix(&c.iter().collect::<String>(), 16).unwrap()).collect::<Vec<u8>>())},
+                }],
+                "certificateAuthorities": [{
+                    "subject": {"organization": "test", "commonName": "test"},
+                    "uri": "https://fulcio.test",
+                    "certChain": {"certificates": [{"rawBytes": b64(inter.der())}, {"rawBytes": b64(root.der())}]},
+                    "validFor": {"start": "2020-01-01T00:00:00Z"},
+                }],
+            })
+            .to_string(),
+        )
+        .unwrap();
+        let chain_pem = format!("{}{}", inter.pem(), root.pem());
+        TestSigstore {
+            root_json,
+            intermediate: (inter_params, inter_key),
+            rekor,
+            chain_pem,
+        }
+    }
+
+    /// A keyless classic signature by `subject` (issuer `issuer`) of `digest`: the
+    /// layer annotations cosign writes (signature, certificate, chain, Rekor bundle).
+    fn sign(
+        &self,
+        subject: &str,
+        issuer: &str,
+        docker_ref: &str,
+        digest: &str,
+    ) -> (Vec<u8>, serde_json::Value) {
+        use rcgen::{
+            CertificateParams, CustomExtension, ExtendedKeyUsagePurpose, KeyPair, SanType,
+            PKCS_ECDSA_P256_SHA256,
+        };
+        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
+        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        params.subject_alt_names = vec![SanType::URI(subject.try_into().unwrap())];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
+        let now = time::OffsetDateTime::now_utc();
+        params.not_before = now - time::Duration::minutes(1);
+        params.not_after = now + time::Duration::minutes(10);
+        params.custom_extensions = vec![
+            CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 57264, 1, 1],
+                issuer.as_bytes().to_vec(),
+            ),
+            CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 8], {
+                let mut v = vec![0x0c, issuer.len() as u8];
+                v.extend_from_slice(issuer.as_bytes());
+                v
+            }),
+        ];
+        let issuer_ca = rcgen::Issuer::from_params(&self.intermediate.0, &self.intermediate.1);
+        let leaf = params.signed_by(&leaf_key, &issuer_ca).unwrap();
+        let payload = wpkg_oci::signature::simple_signing_payload(docker_ref, digest);
+        let rng = ring::rand::SystemRandom::new();
+        let signer = ring::signature::EcdsaKeyPair::from_pkcs8(
+            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
+            &leaf_key.serialize_der(),
+            &rng,
+        )
+        .unwrap();
+        let sig = signer.sign(&rng, &payload).unwrap().as_ref().to_vec();
+        let body = serde_json::json!({
+            "apiVersion": "0.0.1", "kind": "hashedrekord",
+            "spec": {
+                "data": {"hash": {"algorithm": "sha256", "value": sha256_hex(&payload)}},
+                "signature": {"content": b64(&sig), "publicKey": {"content": b64(leaf.pem().as_bytes())}},
+            },
+        })
+        .to_string();
+        let spki = self.rekor.public().to_spki_der();
+        let log_id = sha256_hex(&spki);
+        let integrated = now.unix_timestamp();
+        let canonical = format!(
+            "{{\"body\":\"{}\",\"integratedTime\":{integrated},\"logID\":\"{log_id}\",\"logIndex\":7}}",
+            b64(body.as_bytes())
+        );
+        let set = self.rekor.sign(canonical.as_bytes());
+        let bundle = serde_json::json!({
+            "SignedEntryTimestamp": b64(&set),
+            "Payload": {"body": b64(body.as_bytes()), "integratedTime": integrated, "logIndex": 7, "logID": log_id},
+        })
+        .to_string();
+        let annotations = serde_json::json!({
+            "dev.cosignproject.cosign/signature": b64(&sig),
+            "dev.sigstore.cosign/certificate": leaf.pem(),
+            "dev.sigstore.cosign/chain": self.chain_pem,
+            "dev.sigstore.cosign/bundle": bundle,
+        });
+        (payload, annotations)
+    }
+}
+
+/// Puts a classic signature manifest with one keyless layer under `sha256-<hex>.sig`.
+fn put_keyless_signature(
+    host: &str,
+    repo: &str,
+    digest: &str,
+    payload: &[u8],
+    annotations: serde_json::Value,
+) {
+    let config = br#"{"architecture":"","created":"0001-01-01T00:00:00Z","os":"","rootfs":{"type":"layers","diff_ids":[]},"config":{}}"#;
+    let config_digest = upload(host, repo, config);
+    let payload_digest = upload(host, repo, payload);
+    let m = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.manifest.v1+json",
+        "config": {"mediaType": "application/vnd.oci.image.config.v1+json", "digest": config_digest, "size": config.len()},
+        "layers": [{"mediaType": "application/vnd.dev.cosign.simplesigning.v1+json", "digest": payload_digest,
+                    "size": payload.len(), "annotations": annotations}],
+    })
+    .to_string();
+    put_manifest(
+        host,
+        repo,
+        &format!("{}.sig", digest.replacen(':', "-", 1)),
+        "application/vnd.oci.image.manifest.v1+json",
+        &m,
+    );
+}
+
+#[test]
+fn keyless_signatures_verify_for_the_trusted_identity_only() {
+    let reg = Registry::start(Setup::Plain);
+    let publisher = Env::new();
+    let sigstore = TestSigstore::new(publisher.dir.path());
+    let root = sigstore.root_json.to_str().unwrap().to_owned();
+    let digest = hello(&publisher, "Keyless");
+    let app = format!("{}/acme/app:1", reg.host);
+    publisher.wpkg(&["push", "hello:0.1.0", &app]).ok();
+    let (payload, ann) = sigstore.sign(
+        WORKFLOW,
+        GH_ISSUER,
+        &format!("{}/acme/app", reg.host),
+        &digest,
+    );
+    put_keyless_signature(&reg.host, "acme/app", &digest, &payload, ann);
+    let scope = format!("{}/acme/*", reg.host);
+
+    let trusting = |subject: &[&str]| {
+        let env = Env::new();
+        let mut args = vec!["trust", "add", scope.as_str(), "--issuer", GH_ISSUER];
+        args.extend_from_slice(subject);
+        env.wpkg(&args)
+            .ok()
+            .stderr_has("trusting keyless signatures");
+        env
+    };
+    // The right identity, with the test trust root.
+    let ok = trusting(&["--subject", WORKFLOW]);
+    let r = ok.wpkg(&["run", &app, "--trusted-root", &root]).ok();
+    assert!(r.stdout.contains("Keyless, world!"), "{r:#?}");
+    assert!(
+        r.stderr
+            .contains("keyless signature by https://github.com/acme/app"),
+        "{r:#?}"
+    );
+    ok.wpkg(&["verify", &app, "--trusted-root", &root]).ok();
+    trusting(&[
+        "--subject-regexp",
+        "https://github.com/acme/.*@refs/heads/main",
+    ])
+    .wpkg(&["run", &app, "--trusted-root", &root])
+    .ok();
+
+    // Another workflow, another issuer, a partial regexp: refused.
+    let other = "https://github.com/acme/app/.github/workflows/evil.yml@refs/heads/main";
+    refused(
+        trusting(&["--subject", other]).wpkg(&["run", &app, "--trusted-root", &root]),
+        "an identity the policy does not trust",
+    );
+    refused(
+        trusting(&["--subject-regexp", "acme"]).wpkg(&["run", &app, "--trusted-root", &root]),
+        "an identity the policy does not trust",
+    );
+    let wrong_issuer = Env::new();
+    wrong_issuer
+        .wpkg(&[
+            "trust",
+            "add",
+            &scope,
+            "--issuer",
+            "https://accounts.google.com",
+            "--subject",
+            WORKFLOW,
+        ])
+        .ok();
+    refused(
+        wrong_issuer.wpkg(&["run", &app, "--trusted-root", &root]),
+        "does not trust",
+    );
+    // Without the test root, the shipped public-good root does not know this CA or log.
+    refused(
+        trusting(&["--subject", WORKFLOW]).wpkg(&["run", &app]),
+        "a log the trust root does not know",
+    );
+    // A key-only scope does not accept a keyless signature.
+    let (_k, pubkey) = keygen(&publisher, "k");
+    refused(
+        consumer(&scope, &pubkey).wpkg(&["run", &app, "--trusted-root", &root]),
+        "trusts keys only",
+    );
+
+    // A signature whose Rekor entry is for another payload: refused.
+    let (_, mut forged) = sigstore.sign(
+        WORKFLOW,
+        GH_ISSUER,
+        &format!("{}/acme/app", reg.host),
+        &digest,
+    );
+    let (other_payload, other_ann) = sigstore.sign(
+        WORKFLOW,
+        GH_ISSUER,
+        "x/y",
+        &format!("sha256:{}", "0".repeat(64)),
+    );
+    forged["dev.sigstore.cosign/bundle"] = other_ann["dev.sigstore.cosign/bundle"].clone();
+    let _ = other_payload;
+    put_keyless_signature(&reg.host, "acme/app", &digest, &payload, forged);
+    refused(
+        trusting(&["--subject", WORKFLOW]).wpkg(&["run", &app, "--trusted-root", &root]),
+        "for another signature",
+    );
+}

@@ -223,6 +223,10 @@ pub struct PolicyArgs {
     /// The trust policy file (default $WPKG_HOME/trust.toml).
     #[arg(long, value_name = "FILE", env = env_vars::WPKG_TRUST_POLICY)]
     pub policy: Option<PathBuf>,
+    /// A Sigstore trusted_root.json for keyless signatures (default: the policy's
+    /// `trusted_root`, else Sigstore's public-good root shipped with wpkg).
+    #[arg(long, value_name = "FILE", env = env_vars::WPKG_TRUSTED_ROOT)]
+    pub trusted_root: Option<PathBuf>,
 }
 
 impl PolicyArgs {
@@ -255,12 +259,13 @@ pub fn verify_material(
         ..reference.clone()
     }
     .familiar();
-    let (keys, source) = if keys.is_empty() {
-        let path = policy.path()?;
-        let p = Policy::load(&path)?;
+    let path = policy.path()?;
+    let p = Policy::load(&path)?;
+    let (keys, identities, source) = if keys.is_empty() {
         match p.scope_for(&name) {
             Some(s) => (
                 s.public_keys().map_err(anyhow::Error::msg)?,
+                s.keyless.clone(),
                 format!("trust policy scope `{}`", s.scope),
             ),
             None => {
@@ -272,7 +277,7 @@ pub fn verify_material(
             }
         }
     } else {
-        (keys.to_vec(), "--key".to_owned())
+        (keys.to_vec(), Vec::new(), "--key".to_owned())
     };
     if material.is_empty() {
         return Ok(Err(Refusal(format!(
@@ -280,7 +285,28 @@ pub fn verify_material(
             wpkg_oci::signature::signature_tag(digest)
         ))));
     }
-    match material.verify(digest, &keys) {
+    let root_file = policy.trusted_root.clone().or(p.trusted_root.clone());
+    let root = move || -> std::result::Result<wpkg_oci::keyless::TrustedRoot, String> {
+        match &root_file {
+            Some(f) => {
+                let bytes = std::fs::read(f)
+                    .map_err(|e| format!("cannot read the trust root {}: {e}", f.display()))?;
+                wpkg_oci::keyless::TrustedRoot::from_json(&bytes)
+                    .map_err(|e| format!("trust root {}: {e}", f.display()))
+            }
+            None => Ok(wpkg_oci::keyless::TrustedRoot::public_good()),
+        }
+    };
+    let trusted = wpkg_oci::signature::Trusted {
+        keys: &keys,
+        identities: &identities,
+        root: &root,
+    };
+    match material.verify(digest, &trusted) {
+        Ok(v) if v.form == "keyless" => Ok(Ok(format!(
+            "verified {shown}@{digest}: keyless signature by {} ({source})",
+            v.key
+        ))),
         Ok(v) => Ok(Ok(format!(
             "verified {shown}@{digest}: {} signature by key sha256:{} ({source})",
             v.form, v.key

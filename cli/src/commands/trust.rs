@@ -28,13 +28,33 @@ pub struct TrustArgs {
 /// The trust subcommands.
 #[derive(Subcommand)]
 pub enum TrustCommand {
-    /// Trust a public key for a scope (`ghcr.io/acme/*`, `ghcr.io/acme/app`, `*`)
+    /// Trust a public key, or a keyless identity, for a scope (`ghcr.io/acme/*`,
+    /// `ghcr.io/acme/app`, `*`)
+    #[command(after_help = "Keyless (Sigstore) identities: an OIDC issuer and the \
+certificate subject, exact or as a regular expression that must match all of it.\n\n\
+Examples:\n  wpkg trust add 'ghcr.io/acme/*' --key acme.pub\n  \
+wpkg trust add 'ghcr.io/acme/*' --issuer https://token.actions.githubusercontent.com \\\n    \
+--subject https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main")]
     Add {
         /// The scope.
         scope: String,
         /// The publisher's public key (PEM, like cosign.pub).
-        #[arg(long, value_name = "FILE")]
-        key: PathBuf,
+        #[arg(
+            long,
+            value_name = "FILE",
+            required_unless_present = "issuer",
+            conflicts_with = "issuer"
+        )]
+        key: Option<PathBuf>,
+        /// Keyless: the OIDC issuer of the signer's certificate.
+        #[arg(long, value_name = "URL", requires = "who")]
+        issuer: Option<String>,
+        /// Keyless: the certificate subject (SAN URI or e-mail), exact.
+        #[arg(long, group = "who", value_name = "SUBJECT")]
+        subject: Option<String>,
+        /// Keyless: a regular expression the whole subject must match.
+        #[arg(long, group = "who", value_name = "REGEXP")]
+        subject_regexp: Option<String>,
     },
     /// List the scopes and their keys
     List {
@@ -55,23 +75,50 @@ impl TrustArgs {
         let path = self.policy.path()?;
         let mut policy = Policy::load(&path)?;
         match self.command {
-            TrustCommand::Add { scope, key } => {
-                let text = std::fs::read_to_string(&key)
-                    .with_context(|| format!("cannot read {}", key.display()))?;
-                let k = PublicKey::from_pem(&text).with_context(|| key.display().to_string())?;
+            TrustCommand::Add {
+                scope,
+                key,
+                issuer,
+                subject,
+                subject_regexp,
+            } => {
                 let norm = wpkg_oci::trust::normalize_scope(&scope)?;
-                if policy.add_key(&scope, &k)? {
-                    policy.save(&path)?;
-                    eprintln!(
-                        "trusting key sha256:{} for {norm} (policy: {})",
-                        k.fingerprint(),
-                        path.display()
-                    );
+                if let Some(issuer) = issuer {
+                    let id = wpkg_oci::keyless::Identity {
+                        issuer,
+                        subject,
+                        subject_regexp,
+                    };
+                    id.validate().map_err(anyhow::Error::msg)?;
+                    let shown = id.to_string();
+                    if policy.add_identity(&scope, id)? {
+                        policy.save(&path)?;
+                        eprintln!(
+                            "trusting keyless signatures by {shown} for {norm} (policy: {})",
+                            path.display()
+                        );
+                    } else {
+                        eprintln!("{shown} is already trusted for {norm}");
+                    }
                 } else {
-                    eprintln!(
-                        "key sha256:{} is already trusted for {norm}",
-                        k.fingerprint()
-                    );
+                    let key = key.expect("clap requires --key or --issuer");
+                    let text = std::fs::read_to_string(&key)
+                        .with_context(|| format!("cannot read {}", key.display()))?;
+                    let k =
+                        PublicKey::from_pem(&text).with_context(|| key.display().to_string())?;
+                    if policy.add_key(&scope, &k)? {
+                        policy.save(&path)?;
+                        eprintln!(
+                            "trusting key sha256:{} for {norm} (policy: {})",
+                            k.fingerprint(),
+                            path.display()
+                        );
+                    } else {
+                        eprintln!(
+                            "key sha256:{} is already trusted for {norm}",
+                            k.fingerprint()
+                        );
+                    }
                 }
             }
             TrustCommand::List { json } => {
@@ -84,6 +131,7 @@ impl TrustArgs {
                             .unwrap_or_default()
                             .iter()
                             .map(|k| format!("sha256:{}", k.fingerprint()))
+                            .chain(s.keyless.iter().map(|i| format!("keyless {i}")))
                             .collect();
                         (s.scope.clone(), keys)
                     })
