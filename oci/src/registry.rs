@@ -847,19 +847,7 @@ impl Registry {
                     return Err(fail("no credentials given".into()));
                 }
                 let token = self.fetch_token(registry, &realm, service.as_deref(), "", cred)?;
-                let resp = self
-                    .http
-                    .get(&url)
-                    .header(AUTHORIZATION, format!("Bearer {}", token.value))
-                    .send()
-                    .map_err(|e| RegistryError::Transport {
-                        registry: registry.to_owned(),
-                        detail: describe(&e),
-                    })?;
-                if resp.status() == StatusCode::UNAUTHORIZED {
-                    return Err(self.refused(registry, resp));
-                }
-                Ok(())
+                self.get_with_auth(registry, &url, format!("Bearer {}", token.value))
             }
             Scheme::Basic | Scheme::Unknown => {
                 let Some((Credential::Basic { username, password }, _)) = cred else {
@@ -868,21 +856,26 @@ impl Registry {
                         detail: "no user name and password given".into(),
                     });
                 };
-                let resp = self
-                    .http
-                    .get(&url)
-                    .header(AUTHORIZATION, basic(&username, password.expose()))
-                    .send()
-                    .map_err(|e| RegistryError::Transport {
-                        registry: registry.to_owned(),
-                        detail: describe(&e),
-                    })?;
-                if resp.status() == StatusCode::UNAUTHORIZED {
-                    return Err(self.refused(registry, resp));
-                }
-                Ok(())
+                self.get_with_auth(registry, &url, basic(&username, password.expose()))
             }
         }
+    }
+
+    /// GET `url` with an Authorization header; a 401 means the credentials are refused.
+    fn get_with_auth(&self, registry: &str, url: &str, auth: String) -> Result<(), RegistryError> {
+        let resp = self
+            .http
+            .get(url)
+            .header(AUTHORIZATION, auth)
+            .send()
+            .map_err(|e| RegistryError::Transport {
+                registry: registry.to_owned(),
+                detail: describe(&e),
+            })?;
+        if resp.status() == StatusCode::UNAUTHORIZED {
+            return Err(self.refused(registry, resp));
+        }
+        Ok(())
     }
 
     fn status_error(&self, r: &Reference, what: String, resp: Response) -> RegistryError {

@@ -37,23 +37,9 @@ fn images(env: &Env) -> String {
 
 /// `wpkg login` with the password on stdin.
 fn login(env: &Env, host: &str, user: &str, password: &str, extra: &[&str]) -> Run {
-    use std::io::Write;
     let mut args = vec!["login", host, "-u", user, "--password-stdin"];
     args.extend_from_slice(extra);
-    let mut child = env
-        .cmd(&args)
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    writeln!(child.stdin.take().unwrap(), "{password}").unwrap();
-    let out = child.wait_with_output().unwrap();
-    Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    }
+    env.wpkg_with(&args, &[], Some(password))
 }
 
 #[test]

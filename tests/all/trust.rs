@@ -10,26 +10,7 @@ const PW: &str = "correct horse";
 
 /// `wpkg` with the key password in the environment.
 fn wpkg_pw(env: &Env, args: &[&str]) -> Run {
-    let out = env
-        .cmd(args)
-        .env("COSIGN_PASSWORD", PW)
-        .output()
-        .expect("running wpkg");
-    let run = Run {
-        code: out.status.code(),
-        stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&out.stderr).into_owned(),
-    };
-    if std::env::var_os("WPKG_TEST_SHOW").is_some() {
-        eprintln!(
-            "$ wpkg {}\n[exit {:?}]\n{}{}",
-            args.join(" "),
-            run.code,
-            run.stdout,
-            run.stderr
-        );
-    }
-    run
+    env.wpkg_with(args, &[("COSIGN_PASSWORD", PW)], None)
 }
 
 /// A key pair in `env`'s scratch dir; returns (key, pub) paths.

@@ -195,7 +195,28 @@ impl Env {
     /// Runs `wpkg` with `args`.
     /// Set `WPKG_TEST_SHOW=1` to see each command's output (with `--nocapture`).
     pub fn wpkg(&self, args: &[&str]) -> Run {
-        let run = Run::from(self.cmd(args).output().expect("running wpkg"));
+        self.wpkg_with(args, &[], None)
+    }
+
+    /// Runs `wpkg` with `args`, extra environment variables, and `stdin` (a line) if
+    /// given.
+    pub fn wpkg_with(&self, args: &[&str], envs: &[(&str, &str)], stdin: Option<&str>) -> Run {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut cmd = self.cmd(args);
+        cmd.envs(envs.iter().copied())
+            .stdin(if stdin.is_some() {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            })
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        let mut child = cmd.spawn().expect("running wpkg");
+        if let Some(line) = stdin {
+            writeln!(child.stdin.take().expect("piped"), "{line}").expect("writing stdin");
+        }
+        let run = Run::from(child.wait_with_output().expect("running wpkg"));
         if std::env::var_os("WPKG_TEST_SHOW").is_some() {
             eprintln!(
                 "$ wpkg {}\n[exit {:?}]\n{}{}",
