@@ -221,6 +221,9 @@ impl TrustedRoot {
                         .map_err(|_| "a CA certificate is not base64".to_owned())
                 })
                 .collect::<Result<Vec<_>, _>>()?;
+            if chain.is_empty() {
+                return Err("a certificate authority has an empty certificate chain".into());
+            }
             for der in &chain {
                 Certificate::from_der(der)
                     .map_err(|e| format!("a CA certificate does not parse: {e}"))?;

@@ -119,7 +119,7 @@ pub struct ClientOptions {
 /// Whether `registry` (host[:port]) is a loopback address or `localhost`.
 pub fn is_loopback_registry(registry: &str) -> bool {
     let host = host_of(registry);
-    if host == "localhost" || host.ends_with(".localhost") {
+    if host == "localhost" {
         return true;
     }
     host.trim_start_matches('[')
@@ -426,7 +426,19 @@ impl Registry {
             .user_agent(concat!("wpkg/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
             .timeout(REQUEST_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::limited(10))
+            .redirect(reqwest::redirect::Policy::custom(|attempt| {
+                // Blob downloads may redirect to a CDN (reqwest drops the credentials
+                // on another host); never from HTTPS down to plain HTTP.
+                let downgrade = attempt.url().scheme() == "http"
+                    && attempt.previous().iter().any(|u| u.scheme() == "https");
+                if downgrade {
+                    attempt.error("refusing a redirect from HTTPS to plain HTTP")
+                } else if attempt.previous().len() > 10 {
+                    attempt.error("too many redirects")
+                } else {
+                    attempt.follow()
+                }
+            }))
             .build()
             .map_err(|e| RegistryError::Setup(format!("cannot set up HTTP: {e}")))?;
         Ok(Registry {
@@ -802,7 +814,7 @@ impl Registry {
             .filter(|t| !t.is_empty())
             .ok_or_else(|| fail("the token service's answer has no token".into()))?;
         // Renew a little early; 60 s is the spec's default lifetime.
-        let life = reply.expires_in.unwrap_or(60).max(10);
+        let life = reply.expires_in.unwrap_or(60).clamp(10, 86_400);
         Ok(Token {
             value,
             expires: Instant::now() + Duration::from_secs(life - 5),
@@ -1187,6 +1199,19 @@ impl Registry {
             registry: r.registry.clone(),
             detail: format!("the upload Location `{location}` is not a URL"),
         })?;
+        // Credentials go with the PUT: only to where the POST went, never downgraded.
+        if put.scheme() != base.scheme()
+            || put.host_str() != base.host_str()
+            || put.port_or_known_default() != base.port_or_known_default()
+        {
+            return Err(RegistryError::Protocol {
+                registry: r.registry.clone(),
+                detail: format!(
+                    "the upload Location `{location}` points to another host or scheme than {}; refusing to send credentials there",
+                    base.origin().ascii_serialization()
+                ),
+            });
+        }
         put.query_pairs_mut().append_pair("digest", digest);
         let resp = self.send(
             r,

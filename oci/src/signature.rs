@@ -111,8 +111,9 @@ fn pem_decode(text: &str) -> Result<(String, Vec<u8>), SignatureError> {
     let label = rest[..label_end].to_owned();
     let body_start = label_end + 5;
     let end_marker = format!("-----END {label}-----");
-    let end = rest
+    let end = rest[body_start..]
         .find(&end_marker)
+        .map(|i| i + body_start)
         .ok_or_else(|| SignatureError::Key(format!("PEM block `{label}` has no END line")))?;
     let body: String = rest[body_start..end]
         .chars()
@@ -364,6 +365,17 @@ pub fn add_classic_signature(
     payload: &[u8],
     signature: &[u8],
 ) -> (Vec<u8>, Vec<Vec<u8>>) {
+    add_signature_layer(existing, payload, signature, BTreeMap::new())
+}
+
+/// Like [`add_classic_signature`], with more layer annotations (a keyless signature's
+/// certificate and Rekor bundle).
+pub fn add_signature_layer(
+    existing: Option<(&ImageManifest, Vec<u8>)>,
+    payload: &[u8],
+    signature: &[u8],
+    extra: BTreeMap<String, String>,
+) -> (Vec<u8>, Vec<Vec<u8>>) {
     let payload_digest = crate::store::sha256_digest(payload);
     let sig_b64 = B64.encode(signature);
     let mut layers: Vec<Descriptor> = existing.map(|(m, _)| m.layers.clone()).unwrap_or_default();
@@ -376,7 +388,11 @@ pub fn add_classic_signature(
             digest: payload_digest,
             size: payload.len() as u64,
             artifact_type: None,
-            annotations: BTreeMap::from([(SIGNATURE_ANNOTATION.to_owned(), sig_b64)]),
+            annotations: {
+                let mut a = extra;
+                a.insert(SIGNATURE_ANNOTATION.to_owned(), sig_b64);
+                a
+            },
             platform: None,
         });
     }
@@ -799,6 +815,7 @@ mod tests {
         assert!(PublicKey::from_pem(&pem).is_err());
         assert!(PrivateKey::from_encrypted_pem(&pubpem, b"pw").is_err());
         assert!(format!("{k:?}").contains("***"));
+        assert!(PublicKey::from_pem("-----BEGIN X-----END X-----").is_err());
     }
 
     #[test]

@@ -384,6 +384,19 @@ impl Store {
         let index = self.read_index()?;
         let mut any = false;
         for d in index.manifests.iter().filter(|d| d.digest == digest) {
+            // Signature tags come from registries too, and never make an image local:
+            // a registry that tags an image itself as `sha256-<hex>.sig` gains nothing.
+            let tag = d
+                .annotations
+                .get(media::ANNOTATION_REF_NAME)
+                .and_then(|n| n.parse::<Reference>().ok())
+                .and_then(|r| r.tag);
+            if tag
+                .as_deref()
+                .is_some_and(crate::signature::is_signature_tag)
+            {
+                continue;
+            }
             any = true;
             if d.annotations.get(ORIGIN_ANNOTATION).map(String::as_str) != Some("pull") {
                 return Ok(false);

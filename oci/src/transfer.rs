@@ -323,6 +323,13 @@ pub fn pull(
                 detail: format!("the index of `{}` does not parse: {e}", remote.familiar()),
             })?;
         let entry = pick_wasm(remote, &index)?;
+        if !wpkg_spec::reference::is_valid_digest(&entry.digest) {
+            return Err(RegistryError::Protocol {
+                registry: remote.registry.clone(),
+                detail: format!("the index names an invalid digest `{}`", entry.digest),
+            }
+            .into());
+        }
         fetched = registry.get_manifest_at(remote, &entry.digest)?;
         if fetched.bytes.len() as u64 != entry.size {
             return Err(RegistryError::Integrity {
@@ -381,6 +388,12 @@ pub fn pull(
     // Signatures before the tag: a visible image has whatever signatures it had.
     let sigs = fetch_signatures(registry, remote, &fetched.digest)?;
     let lock = store.lock()?;
+    // A `wpkg rm` running meanwhile may have collected blobs no tag reached yet.
+    for blob in blobs_of(&manifest) {
+        if !store.has_blob(&blob.digest) {
+            return Err(crate::Error::BlobMissing(blob.digest.clone()).into());
+        }
+    }
     sigs.store_into(store, &lock, remote)?;
     let mut tagged = report.descriptor.clone();
     tagged.annotations.insert(
@@ -391,10 +404,12 @@ pub fn pull(
     Ok(report)
 }
 
-/// Largest signature payload or bundle wpkg reads.
-const MAX_SIGNATURE_BLOB: u64 = 4 * 1024 * 1024;
+/// Largest sigstore bundle wpkg reads (a certificate chain and log entries fit).
+const MAX_SIGNATURE_BLOB: u64 = 256 * 1024;
+/// Largest simple-signing payload wpkg reads.
+const MAX_PAYLOAD: u64 = 64 * 1024;
 /// Most signatures (layers or referrers) wpkg reads for one image.
-const MAX_SIGNATURES: usize = 100;
+const MAX_SIGNATURES: usize = 50;
 
 /// A manifest and the blobs it names, fetched.
 #[derive(Clone, Debug)]
@@ -509,13 +524,20 @@ pub fn fetch_signatures(
         ..Default::default()
     };
     if let Some(m) = registry.find_manifest(remote, &crate::signature::signature_tag(digest))? {
+        // Only a real signature manifest: not the image itself under that tag, and only
+        // simple-signing layers (their config is not needed and not fetched).
         if let Ok(parsed) = serde_json::from_slice::<ImageManifest>(&m.bytes) {
-            let mut blobs =
-                vec![registry.get_small_blob(remote, &parsed.config, MAX_SIGNATURE_BLOB)?];
-            for l in parsed.layers.iter().take(MAX_SIGNATURES) {
-                blobs.push(registry.get_small_blob(remote, l, MAX_SIGNATURE_BLOB)?);
+            let only_signatures = parsed
+                .layers
+                .iter()
+                .all(|l| l.media_type == crate::signature::SIMPLE_SIGNING);
+            if m.digest != digest && only_signatures {
+                let mut blobs = Vec::new();
+                for l in parsed.layers.iter().take(MAX_SIGNATURES) {
+                    blobs.push(registry.get_small_blob(remote, l, MAX_PAYLOAD)?);
+                }
+                out.classic = Some(FetchedSet { manifest: m, blobs });
             }
-            out.classic = Some(FetchedSet { manifest: m, blobs });
         }
     }
     let index = match registry.referrers(remote, digest)? {
@@ -524,12 +546,11 @@ pub fn fetch_signatures(
             .find_manifest(remote, &crate::signature::referrers_tag(digest))?
             .and_then(|m| serde_json::from_slice::<ImageIndex>(&m.bytes).ok()),
     };
-    for entry in index
-        .map(|i| i.manifests)
-        .unwrap_or_default()
-        .iter()
-        .take(MAX_SIGNATURES)
-    {
+    let entries = index.map(|i| i.manifests).unwrap_or_default();
+    for entry in entries.iter().take(MAX_SIGNATURES) {
+        if !wpkg_spec::reference::is_valid_digest(&entry.digest) || entry.digest == digest {
+            continue;
+        }
         let Some(m) = registry.find_manifest(remote, &entry.digest)? else {
             continue;
         };
@@ -546,10 +567,7 @@ pub fn fetch_signatures(
         {
             continue;
         }
-        let blobs = vec![
-            registry.get_small_blob(remote, &parsed.config, MAX_SIGNATURE_BLOB)?,
-            registry.get_small_blob(remote, layer, MAX_SIGNATURE_BLOB)?,
-        ];
+        let blobs = vec![registry.get_small_blob(remote, layer, MAX_SIGNATURE_BLOB)?];
         out.bundles.push(FetchedSet { manifest: m, blobs });
     }
     Ok(out)
@@ -571,16 +589,38 @@ pub fn push_signatures(
     }
     let tag = crate::signature::signature_tag(digest);
     let existing = registry.find_manifest(remote, &tag)?;
-    let mut manifest: Option<ImageManifest> = existing
-        .as_ref()
-        .and_then(|m| serde_json::from_slice(&m.bytes).ok());
+    let mut manifest: Option<ImageManifest> = match &existing {
+        Some(m) => Some(
+            serde_json::from_slice(&m.bytes).map_err(|e| RegistryError::Protocol {
+                registry: remote.registry.clone(),
+                detail: format!(
+                    "the registry's `{tag}` is not a signature manifest ({e}); not replacing it"
+                ),
+            })?,
+        ),
+        None => None,
+    };
     let mut blobs: Vec<Vec<u8>> = Vec::new();
     let mut bytes = Vec::new();
     for sig in &local.classic {
-        let (b, new_blobs) = crate::signature::add_classic_signature(
+        let mut extra = std::collections::BTreeMap::new();
+        if let Some(c) = &sig.certificate {
+            extra.insert(
+                crate::signature::CERTIFICATE_ANNOTATION.to_owned(),
+                c.clone(),
+            );
+        }
+        if let Some(b) = &sig.rekor_bundle {
+            extra.insert(
+                crate::signature::REKOR_BUNDLE_ANNOTATION.to_owned(),
+                b.clone(),
+            );
+        }
+        let (b, new_blobs) = crate::signature::add_signature_layer(
             manifest.as_ref().map(|m| (m, Vec::new())),
             &sig.payload,
             &sig.signature,
+            extra,
         );
         manifest = Some(serde_json::from_slice(&b).expect("we just wrote it"));
         bytes = b;
@@ -625,7 +665,7 @@ fn download(
         let mut tmp = store.temp_file()?;
         let mut hasher = Sha256::new();
         let mut reader = Counting {
-            inner: resp.take(blob.size + 1),
+            inner: resp.take(blob.size.saturating_add(1)),
             done: 0,
             last: 0,
             digest: blob.digest.clone(),

@@ -130,6 +130,9 @@ impl FromStr for Reference {
                 "the registry must be a host name with an optional port",
             ));
         }
+        // One spelling per registry, so that trust scopes and stored names cannot be
+        // sidestepped by case, the default HTTPS port, or a Docker Hub alias.
+        let registry = canonical_registry(&registry);
         if repository.is_empty() {
             return Err(err("the repository name is missing"));
         }
@@ -157,6 +160,19 @@ impl FromStr for Reference {
             tag,
             digest,
         })
+    }
+}
+
+/// The canonical spelling of a registry: lowercase, without `:443`, Docker Hub's
+/// aliases as `docker.io`.
+pub fn canonical_registry(registry: &str) -> String {
+    let r = registry.to_ascii_lowercase();
+    let r = r.strip_suffix(":443").map(str::to_owned).unwrap_or(r);
+    match r.as_str() {
+        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
+            DEFAULT_REGISTRY.to_owned()
+        }
+        _ => r,
     }
 }
 
@@ -236,6 +252,18 @@ mod tests {
         assert!(r(&d).digest.is_some());
         let both = format!("ghcr.io/a/b:v1@sha256:{}", "0".repeat(64));
         assert_eq!(r(&both).tag.as_deref(), Some("v1"));
+    }
+
+    #[test]
+    fn registries_have_one_spelling() {
+        assert_eq!(r("GHCR.io/acme/app").name(), "ghcr.io/acme/app");
+        assert_eq!(r("ghcr.io:443/acme/app").name(), "ghcr.io/acme/app");
+        assert_eq!(r("index.docker.io/acme/app").name(), "docker.io/acme/app");
+        assert_eq!(
+            r("registry-1.docker.io/hello").name(),
+            "docker.io/library/hello"
+        );
+        assert_eq!(r("localhost:5000/a").name(), "localhost:5000/a");
     }
 
     #[test]

@@ -139,6 +139,32 @@ fn sign_push_pull_verify_run_and_refusals() {
         "has no signature",
     );
 
+    // A registry that tags the image itself as its own `.sig` gains nothing: the tag
+    // is not a signature and does not make the image local.
+    let unsigned_digest = other_app.wpkg(&["images", "--json"]).ok().stdout;
+    let unsigned_digest: serde_json::Value = serde_json::from_str(&unsigned_digest).unwrap();
+    let unsigned_digest = unsigned_digest[0]["digest"].as_str().unwrap().to_owned();
+    let image_manifest = std::fs::read_to_string(
+        other_app
+            .home()
+            .join("store/blobs/sha256")
+            .join(unsigned_digest.trim_start_matches("sha256:")),
+    )
+    .unwrap();
+    put_manifest(
+        &reg.host,
+        "acme/unsigned",
+        &format!("{}.sig", unsigned_digest.replacen(':', "-", 1)),
+        "application/vnd.oci.image.manifest.v1+json",
+        &image_manifest,
+    );
+    let tricked = consumer(&scope, &pubkey);
+    refused(tricked.wpkg(&["run", &unsigned]), "has no signature");
+    refused(
+        tricked.wpkg(&["run", "--pull", "never", &unsigned]),
+        "has no signature",
+    );
+
     // Locally built images need no signature, whatever the policy.
     c.wpkg(&["run", "hello:0.1.0"]).code(125); // not built in `c`
     hello(&c, "Local");
