@@ -612,3 +612,73 @@ fn progress_only_on_a_terminal() {
         .ok();
     assert!(r2.stderr.is_empty(), "{r2:#?}");
 }
+
+/// A registry that answers an upload with a `Location` on another origin: wpkg must
+/// refuse to send the blob (and any credentials) there.
+#[test]
+fn upload_location_on_another_origin_is_refused() {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::TcpListener;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::Arc;
+    let elsewhere = TcpListener::bind("127.0.0.1:0").unwrap();
+    let elsewhere_addr = elsewhere.local_addr().unwrap();
+    let hits = Arc::new(AtomicUsize::new(0));
+    let h2 = hits.clone();
+    elsewhere.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let start = std::time::Instant::now();
+        while start.elapsed() < std::time::Duration::from_secs(60) {
+            if elsewhere.accept().is_ok() {
+                h2.fetch_add(1, Ordering::Relaxed);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    });
+    let fake = TcpListener::bind("127.0.0.1:0").unwrap();
+    let host = fake.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        for stream in fake.incoming().take(50) {
+            let Ok(mut stream) = stream else { continue };
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            if reader.read_line(&mut line).is_err() {
+                continue;
+            }
+            loop {
+                let mut h = String::new();
+                if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
+                    break;
+                }
+            }
+            let (method, path) = {
+                let mut p = line.split_whitespace();
+                (
+                    p.next().unwrap_or("").to_owned(),
+                    p.next().unwrap_or("").to_owned(),
+                )
+            };
+            let resp = match (method.as_str(), path.as_str()) {
+                ("GET", "/v2/") => "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\n{}".to_owned(),
+                ("POST", p) if p.contains("/blobs/uploads/") => format!(
+                    "HTTP/1.1 202 Accepted\r\nLocation: http://{elsewhere_addr}/v2/x/blobs/uploads/1\r\nContent-Length: 0\r\n\r\n"
+                ),
+                _ => "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\n\r\n".to_owned(),
+            };
+            let _ = stream.write_all(
+                resp.replacen("\r\n", "\r\nConnection: close\r\n", 1)
+                    .as_bytes(),
+            );
+        }
+    });
+    let env = Env::new();
+    hello(&env, "Nowhere");
+    env.wpkg(&["push", "hello:0.1.0", &format!("{host}/x:1")])
+        .code(125)
+        .stderr_has("points to another host or scheme");
+    assert_eq!(
+        hits.load(Ordering::Relaxed),
+        0,
+        "wpkg connected to the other origin"
+    );
+}
