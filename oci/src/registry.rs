@@ -1128,37 +1128,29 @@ impl Registry {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let last = attempt >= self.attempts();
             match self.upload_once(r, digest, size, body) {
                 Ok(()) => return Ok(()),
-                Err(e @ RegistryError::Transport { .. }) if !last => {
-                    let _ = e;
+                Err((_, true)) if attempt < self.attempts() => {
                     std::thread::sleep(backoff(attempt));
                 }
-                Err(RegistryError::Protocol { detail, .. })
-                    if !last && detail.starts_with("retryable:") =>
+                Err((RegistryError::Transport { registry, detail }, _))
+                    if attempt > 1 && !detail.contains("attempts)") =>
                 {
-                    std::thread::sleep(backoff(attempt));
-                }
-                Err(RegistryError::Protocol { registry, detail }) => {
-                    return Err(RegistryError::Protocol {
-                        registry,
-                        detail: detail.trim_start_matches("retryable:").trim().to_owned(),
-                    })
-                }
-                Err(RegistryError::Transport { registry, detail }) => {
                     return Err(RegistryError::Transport {
                         registry,
-                        detail: if detail.contains("attempts)") || attempt == 1 {
-                            detail
-                        } else {
-                            format!("{detail} (after {attempt} uploads)")
-                        },
+                        detail: format!("{detail} (after {attempt} uploads)"),
                     })
                 }
-                Err(e) => return Err(e),
+                Err((e, _)) => return Err(e),
             }
         }
+    }
+
+    /// The error of a failed upload step, and whether starting over may help
+    /// (transport failures, 5xx, 429).
+    fn upload_failure(&self, r: &Reference, what: String, resp: Response) -> (RegistryError, bool) {
+        let retry = retryable_status(resp.status());
+        (self.status_error(r, what, resp), retry)
     }
 
     fn upload_once(
@@ -1167,77 +1159,78 @@ impl Registry {
         digest: &str,
         size: u64,
         body: &mut dyn FnMut() -> Result<reqwest::blocking::Body, RegistryError>,
-    ) -> Result<(), RegistryError> {
+    ) -> Result<(), (RegistryError, bool)> {
+        let transient = |e: RegistryError| {
+            let retry = matches!(e, RegistryError::Transport { .. });
+            (e, retry)
+        };
         let url = format!("/v2/{}/blobs/uploads/", r.repository);
-        let resp = self.send(r, Access::Push, Method::POST, &url, true, &mut |b| {
-            Ok(b.header(reqwest::header::CONTENT_LENGTH, "0"))
-        })?;
+        let resp = self
+            .send(r, Access::Push, Method::POST, &url, true, &mut |b| {
+                Ok(b.header(reqwest::header::CONTENT_LENGTH, "0"))
+            })
+            .map_err(transient)?;
         if resp.status() != StatusCode::ACCEPTED {
-            let s = resp.status();
-            let e = self.status_error(r, format!("starting the upload of {digest}"), resp);
-            return Err(match e {
-                RegistryError::Protocol { registry, detail } if retryable_status(s) => {
-                    RegistryError::Protocol {
-                        registry,
-                        detail: format!("retryable: {detail}"),
-                    }
-                }
-                e => e,
-            });
+            return Err(self.upload_failure(r, format!("starting the upload of {digest}"), resp));
         }
         let location = resp
             .headers()
             .get(LOCATION)
             .and_then(|v| v.to_str().ok())
-            .ok_or_else(|| RegistryError::Protocol {
-                registry: r.registry.clone(),
-                detail: "the upload session has no Location header".into(),
+            .ok_or_else(|| {
+                (
+                    RegistryError::Protocol {
+                        registry: r.registry.clone(),
+                        detail: "the upload session has no Location header".into(),
+                    },
+                    false,
+                )
             })?
             .to_owned();
         let base = resp.url().clone();
-        let mut put = base.join(&location).map_err(|_| RegistryError::Protocol {
-            registry: r.registry.clone(),
-            detail: format!("the upload Location `{location}` is not a URL"),
+        let mut put = base.join(&location).map_err(|_| {
+            (
+                RegistryError::Protocol {
+                    registry: r.registry.clone(),
+                    detail: format!("the upload Location `{location}` is not a URL"),
+                },
+                false,
+            )
         })?;
         // Credentials go with the PUT: only to where the POST went, never downgraded.
         if put.scheme() != base.scheme()
             || put.host_str() != base.host_str()
             || put.port_or_known_default() != base.port_or_known_default()
         {
-            return Err(RegistryError::Protocol {
-                registry: r.registry.clone(),
-                detail: format!(
-                    "the upload Location `{location}` points to another host or scheme than {}; refusing to send credentials there",
-                    base.origin().ascii_serialization()
-                ),
-            });
+            return Err((
+                RegistryError::Protocol {
+                    registry: r.registry.clone(),
+                    detail: format!(
+                        "the upload Location `{location}` points to another host or scheme than {}; refusing to send credentials there",
+                        base.origin().ascii_serialization()
+                    ),
+                },
+                false,
+            ));
         }
         put.query_pairs_mut().append_pair("digest", digest);
-        let resp = self.send(
-            r,
-            Access::Push,
-            Method::PUT,
-            put.as_str(),
-            false,
-            &mut |b| {
-                Ok(b.timeout(transfer_timeout(size))
-                    .header(CONTENT_TYPE, "application/octet-stream")
-                    .header(reqwest::header::CONTENT_LENGTH, size.to_string())
-                    .body(body()?))
-            },
-        )?;
-        let s = resp.status();
-        if s != StatusCode::CREATED && !s.is_success() {
-            let e = self.status_error(r, format!("uploading {digest}"), resp);
-            return Err(match e {
-                RegistryError::Protocol { registry, detail } if retryable_status(s) => {
-                    RegistryError::Protocol {
-                        registry,
-                        detail: format!("retryable: {detail}"),
-                    }
-                }
-                e => e,
-            });
+        let resp = self
+            .send(
+                r,
+                Access::Push,
+                Method::PUT,
+                put.as_str(),
+                false,
+                &mut |b| {
+                    Ok(b.timeout(transfer_timeout(size))
+                        .header(CONTENT_TYPE, "application/octet-stream")
+                        .header(reqwest::header::CONTENT_LENGTH, size.to_string())
+                        .body(body()?))
+                },
+            )
+            .map_err(transient)?;
+        if !resp.status().is_success() {
+            return Err(self.upload_failure(r, format!("uploading {digest}"), resp));
         }
         if let Some(d) = resp
             .headers()
@@ -1245,11 +1238,14 @@ impl Registry {
             .and_then(|v| v.to_str().ok())
         {
             if d != digest {
-                return Err(RegistryError::Integrity {
-                    registry: r.registry.clone(),
-                    what: format!("the upload of {digest}"),
-                    detail: format!("the registry stored it as {d}"),
-                });
+                return Err((
+                    RegistryError::Integrity {
+                        registry: r.registry.clone(),
+                        what: format!("the upload of {digest}"),
+                        detail: format!("the registry stored it as {d}"),
+                    },
+                    false,
+                ));
             }
         }
         Ok(())

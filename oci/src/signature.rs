@@ -528,6 +528,41 @@ fn verify_classic_cert(
     })
 }
 
+/// The classic signatures of a `.sig` manifest; `blob` reads a layer (digest-checked).
+pub fn classic_from_manifest<E>(
+    manifest: &ImageManifest,
+    mut blob: impl FnMut(&Descriptor) -> Result<Vec<u8>, E>,
+) -> Result<Vec<ClassicSignature>, E> {
+    let annotation =
+        |l: &Descriptor, key: &str| l.annotations.get(key).filter(|v| !v.is_empty()).cloned();
+    let mut out = Vec::new();
+    for l in manifest
+        .layers
+        .iter()
+        .filter(|l| l.media_type == SIMPLE_SIGNING)
+    {
+        let Some(sig) = l.annotations.get(SIGNATURE_ANNOTATION) else {
+            continue;
+        };
+        out.push(ClassicSignature {
+            payload: blob(l)?,
+            signature: decode_b64(sig).unwrap_or_default(),
+            certificate: annotation(l, CERTIFICATE_ANNOTATION),
+            rekor_bundle: annotation(l, REKOR_BUNDLE_ANNOTATION),
+        });
+    }
+    Ok(out)
+}
+
+/// The bundle layer of a referrer manifest, if it is one: exactly one layer, of a
+/// sigstore bundle media type.
+pub fn bundle_layer(manifest: &ImageManifest) -> Option<&Descriptor> {
+    match manifest.layers.as_slice() {
+        [layer] if layer.media_type.starts_with(BUNDLE_MEDIA_PREFIX) => Some(layer),
+        _ => None,
+    }
+}
+
 /// Decodes standard (or URL-safe) base64.
 pub fn decode_b64(s: &str) -> Option<Vec<u8>> {
     b64_any(s)

@@ -409,7 +409,7 @@ impl Store {
     /// repository: the classic `sha256-<hex>.sig` manifests' layers, and the bundles
     /// of the `sha256-<hex>` referrers index. Every blob is digest-checked as read.
     pub fn signatures(&self, digest: &str) -> Result<crate::signature::Material, Error> {
-        use crate::signature::{ClassicSignature, Material};
+        use crate::signature::Material;
         let sig_tag = crate::signature::signature_tag(digest);
         let ref_tag = crate::signature::referrers_tag(digest);
         let mut out = Material::default();
@@ -420,30 +420,10 @@ impl Store {
                 let Ok(m) = serde_json::from_slice::<ImageManifest>(&bytes) else {
                     continue;
                 };
-                for l in m
-                    .layers
-                    .iter()
-                    .filter(|l| l.media_type == crate::signature::SIMPLE_SIGNING)
-                {
-                    let Some(sig) = l.annotations.get(crate::signature::SIGNATURE_ANNOTATION)
-                    else {
-                        continue;
-                    };
-                    out.classic.push(ClassicSignature {
-                        payload: self.read_descriptor(l)?,
-                        signature: crate::signature::decode_b64(sig).unwrap_or_default(),
-                        certificate: l
-                            .annotations
-                            .get(crate::signature::CERTIFICATE_ANNOTATION)
-                            .filter(|c| !c.is_empty())
-                            .cloned(),
-                        rekor_bundle: l
-                            .annotations
-                            .get(crate::signature::REKOR_BUNDLE_ANNOTATION)
-                            .filter(|c| !c.is_empty())
-                            .cloned(),
-                    });
-                }
+                out.classic
+                    .extend(crate::signature::classic_from_manifest(&m, |l| {
+                        self.read_descriptor(l)
+                    })?);
             } else if tag == ref_tag {
                 let bytes = self.read_descriptor(&img.manifest)?;
                 let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) else {
@@ -456,13 +436,8 @@ impl Store {
                     let Ok(m) = serde_json::from_slice::<ImageManifest>(&b) else {
                         continue;
                     };
-                    if let [layer] = m.layers.as_slice() {
-                        if layer
-                            .media_type
-                            .starts_with(crate::signature::BUNDLE_MEDIA_PREFIX)
-                        {
-                            out.bundles.push(self.read_descriptor(layer)?);
-                        }
+                    if let Some(layer) = crate::signature::bundle_layer(&m) {
+                        out.bundles.push(self.read_descriptor(layer)?);
                     }
                 }
             }

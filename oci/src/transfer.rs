@@ -427,25 +427,27 @@ pub struct RemoteSignatures {
 }
 
 impl RemoteSignatures {
-    /// The signatures, for verification.
-    pub fn material(&self) -> Result<crate::signature::Material, TransferError> {
-        let dir = tempfile::tempdir().map_err(|e| crate::Error::Io {
-            path: std::env::temp_dir(),
-            source: e,
-        })?;
-        let store = Store::open(dir.path())?;
-        let lock = store.lock()?;
-        let r: Reference = "localhost/signatures:x".parse().expect("valid");
-        self.store_into(&store, &lock, &r)?;
-        let digest = self.subject.clone().unwrap_or_default();
-        Ok(store.signatures(&digest)?)
-    }
-
-    /// How many signatures were found.
-    pub fn count(&self) -> usize {
-        self.classic.as_ref().map_or(0, |c| {
-            serde_json::from_slice::<ImageManifest>(&c.manifest.bytes).map_or(0, |m| m.layers.len())
-        }) + self.bundles.len()
+    /// The signatures, for verification (read from what was fetched, every blob
+    /// already digest-checked).
+    pub fn material(&self) -> crate::signature::Material {
+        let fetched = |set: &FetchedSet, d: &Descriptor| {
+            set.blobs
+                .iter()
+                .find(|b| crate::store::sha256_digest(b) == d.digest)
+                .cloned()
+                .ok_or(())
+        };
+        let mut out = crate::signature::Material::default();
+        if let Some(c) = &self.classic {
+            if let Ok(m) = serde_json::from_slice::<ImageManifest>(&c.manifest.bytes) {
+                out.classic = crate::signature::classic_from_manifest(&m, |d| fetched(c, d))
+                    .unwrap_or_default();
+            }
+        }
+        for b in &self.bundles {
+            out.bundles.extend(b.blobs.first().cloned());
+        }
+        out
     }
 
     fn store_into(
@@ -557,14 +559,10 @@ pub fn fetch_signatures(
         let Ok(parsed) = serde_json::from_slice::<ImageManifest>(&m.bytes) else {
             continue;
         };
-        let [layer] = parsed.layers.as_slice() else {
+        let Some(layer) = crate::signature::bundle_layer(&parsed) else {
             continue;
         };
-        if !layer
-            .media_type
-            .starts_with(crate::signature::BUNDLE_MEDIA_PREFIX)
-            || parsed.subject.as_ref().is_some_and(|s| s.digest != digest)
-        {
+        if parsed.subject.as_ref().is_some_and(|s| s.digest != digest) {
             continue;
         }
         let blobs = vec![registry.get_small_blob(remote, layer, MAX_SIGNATURE_BLOB)?];

@@ -78,6 +78,17 @@ fn sign_push_pull_verify_run_and_refusals() {
     let scope = format!("{}/acme/*", reg.host);
     let c = consumer(&scope, &pubkey);
     c.wpkg(&["verify", &app]).ok().stderr_has("verified");
+    // Not in the store: the registry's signatures are read without pulling the image.
+    let remote_only = consumer(&scope, &pubkey);
+    remote_only
+        .wpkg(&["verify", &app])
+        .ok()
+        .stderr_has("classic signature");
+    assert!(!remote_only
+        .wpkg(&["images"])
+        .ok()
+        .stdout
+        .contains("acme/app"));
     c.wpkg(&["verify", &app, "--key", &pubkey]).ok();
     c.wpkg(&["verify", &app, "--key", &other_pub])
         .code(1)
@@ -428,6 +439,9 @@ fn cosign_v3_bundles_in_the_referrers_fallback_are_verified() {
         &index_with(&[(decoy, decoy_size), (real, real_size)]),
     );
     let c = consumer(&scope, &pubkey);
+    c.wpkg(&["verify", "--remote", &app, "--key", &pubkey])
+        .ok()
+        .stderr_has("bundle signature");
     c.wpkg(&["verify", &app])
         .ok()
         .stderr_has("bundle signature");
