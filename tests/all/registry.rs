@@ -138,6 +138,20 @@ fn missing_repository_and_tag_and_bad_references() {
     env.wpkg(&["push", "hello:0.1.0", "localhost/hello:1"])
         .code(125)
         .stderr_has("local-only name");
+    // A CA file that is missing or not PEM: one clear line, nothing contacted.
+    let remote = format!("{}/x:1", reg.host);
+    env.wpkg(&["pull", &remote, "--ca-file", "/nonexistent/ca.pem"])
+        .code(125)
+        .stderr_has("cannot read CA file /nonexistent/ca.pem");
+    std::fs::write(env.path("not-a-ca.pem"), "hello").unwrap();
+    env.wpkg(&[
+        "pull",
+        &remote,
+        "--ca-file",
+        env.path("not-a-ca.pem").to_str().unwrap(),
+    ])
+    .code(125)
+    .stderr_has("holds no `BEGIN CERTIFICATE` block");
     // A port nobody listens on.
     let port = wpkg_tests::registry::free_port();
     env.wpkg(&["pull", &format!("127.0.0.1:{port}/x:1")])
