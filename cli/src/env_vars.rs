@@ -30,3 +30,13 @@ pub const WPKG_PASSWORD: &str = "WPKG_PASSWORD";
 pub const WPKG_TRUST_POLICY: &str = "WPKG_TRUST_POLICY";
 /// A Sigstore `trusted_root.json` for keyless verification.
 pub const WPKG_TRUSTED_ROOT: &str = "WPKG_TRUSTED_ROOT";
+/// An OIDC identity token for keyless signing (as cosign reads it).
+pub const SIGSTORE_ID_TOKEN: &str = "SIGSTORE_ID_TOKEN";
+/// Set by GitHub Actions when the job has `id-token: write`: where to ask for a token.
+pub const ACTIONS_ID_TOKEN_REQUEST_URL: &str = "ACTIONS_ID_TOKEN_REQUEST_URL";
+/// Set by GitHub Actions with the URL above: the bearer token for that request.
+pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN";
+/// Fulcio's URL for keyless signing (default Sigstore's public-good instance).
+pub const WPKG_FULCIO_URL: &str = "WPKG_FULCIO_URL";
+/// Rekor's URL for keyless signing (default Sigstore's public-good instance).
+pub const WPKG_REKOR_URL: &str = "WPKG_REKOR_URL";

@@ -11,6 +11,7 @@ use clap::{Parser, Subcommand};
 mod commands;
 mod env_vars;
 mod settings;
+mod signing;
 
 /// Exit code for wpkg's own failures (bad reference, bad manifest, store error...).
 pub const EXIT_WPKG: u8 = 125;

@@ -12,10 +12,12 @@ pub mod archive;
 pub mod artifact;
 pub mod credentials;
 pub mod keyless;
+pub mod keyless_sign;
 pub mod registry;
 pub mod signature;
 pub mod store;
 pub mod transfer;
+pub mod transparency;
 pub mod trust;
 
 pub use store::Store;

@@ -379,7 +379,8 @@ fn parse_params(s: &str) -> HashMap<String, String> {
     out
 }
 
-fn tls_config(ca_files: &[PathBuf]) -> Result<rustls::ClientConfig, RegistryError> {
+/// TLS roots: Mozilla's, the system's, and `ca_files`.
+pub(crate) fn tls_config(ca_files: &[PathBuf]) -> Result<rustls::ClientConfig, RegistryError> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::CertificateDer;
     let mut roots = rustls::RootCertStore::empty();

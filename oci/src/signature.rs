@@ -469,7 +469,7 @@ impl Material {
             }
         }
         for b in &self.bundles {
-            match verify_bundle(b, manifest_digest, trusted.keys) {
+            match verify_bundle_trusted(b, manifest_digest, trusted) {
                 Ok(v) => return Ok(v),
                 Err(e) => why.push(format!("signature {} (bundle): {e}", why.len() + 1)),
             }
@@ -554,6 +554,69 @@ pub fn classic_from_manifest<E>(
     Ok(out)
 }
 
+/// The media type of a sigstore bundle v0.3, and the `artifactType` of its referrer.
+pub const BUNDLE_V03: &str = "application/vnd.dev.sigstore.bundle.v0.3+json";
+/// The OCI empty descriptor's media type (the config of artifact manifests).
+pub const OCI_EMPTY: &str = "application/vnd.oci.empty.v1+json";
+
+/// A referrer manifest, as cosign v3 writes one for a bundle, and its blobs.
+pub struct Referrer {
+    /// The manifest bytes.
+    pub manifest: Vec<u8>,
+    /// Its descriptor, as an entry of a referrers index (with `artifactType`).
+    pub descriptor: Descriptor,
+    /// The blobs it names: the empty config, the bundle.
+    pub blobs: Vec<Vec<u8>>,
+}
+
+/// Wraps a sigstore bundle in a referrer manifest of `subject` (OCI 1.1: `artifactType`
+/// the bundle media type, the empty config, one layer, `subject`), annotated as cosign
+/// does (`created`, the bundle content, the predicate type).
+pub fn bundle_referrer(bundle: &[u8], subject: &Descriptor, created: &str) -> Referrer {
+    let empty = b"{}".to_vec();
+    let desc = |media_type: &str, bytes: &[u8]| Descriptor {
+        media_type: media_type.to_owned(),
+        digest: crate::store::sha256_digest(bytes),
+        size: bytes.len() as u64,
+        artifact_type: None,
+        annotations: Default::default(),
+        platform: None,
+    };
+    let annotations: BTreeMap<String, String> = [
+        ("org.opencontainers.image.created", created),
+        ("dev.sigstore.bundle.content", "dsse-envelope"),
+        ("dev.sigstore.bundle.predicateType", COSIGN_SIGN_PREDICATE),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    let m = ImageManifest {
+        schema_version: 2,
+        media_type: Some(wpkg_spec::media::OCI_MANIFEST.into()),
+        artifact_type: Some(BUNDLE_V03.into()),
+        config: desc(OCI_EMPTY, &empty),
+        layers: vec![desc(BUNDLE_V03, bundle)],
+        subject: Some(Descriptor {
+            media_type: subject.media_type.clone(),
+            digest: subject.digest.clone(),
+            size: subject.size,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        }),
+        annotations: annotations.clone(),
+    };
+    let manifest = serde_json::to_vec(&m).expect("JSON serializes");
+    let mut descriptor = desc(wpkg_spec::media::OCI_MANIFEST, &manifest);
+    descriptor.artifact_type = Some(BUNDLE_V03.into());
+    descriptor.annotations = annotations;
+    Referrer {
+        manifest,
+        descriptor,
+        blobs: vec![empty, bundle.to_vec()],
+    }
+}
+
 /// The bundle layer of a referrer manifest, if it is one: exactly one layer, of a
 /// sigstore bundle media type.
 pub fn bundle_layer(manifest: &ImageManifest) -> Option<&Descriptor> {
@@ -635,9 +698,39 @@ pub fn verify_classic(
 struct Bundle {
     media_type: String,
     #[serde(default)]
+    verification_material: Option<VerificationMaterial>,
+    #[serde(default)]
     dsse_envelope: Option<Dsse>,
     #[serde(default)]
     message_signature: Option<MessageSignature>,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct VerificationMaterial {
+    #[serde(default)]
+    certificate: Option<RawBytes>,
+    #[serde(default)]
+    x509_certificate_chain: Option<CertChain>,
+    #[serde(default)]
+    tlog_entries: serde_json::Value,
+}
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawBytes {
+    raw_bytes: String,
+}
+#[derive(Deserialize)]
+struct CertChain {
+    certificates: Vec<RawBytes>,
+}
+impl VerificationMaterial {
+    /// The leaf certificate (v0.3 `certificate`, or the first of a v0.1/v0.2 chain).
+    fn leaf(&self) -> Option<&str> {
+        self.certificate
+            .as_ref()
+            .or_else(|| self.x509_certificate_chain.as_ref()?.certificates.first())
+            .map(|c| c.raw_bytes.as_str())
+    }
 }
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -698,6 +791,110 @@ pub fn dsse_pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
     out
 }
 
+/// Checks that an in-toto statement is a cosign image signature for `manifest_digest`.
+fn check_statement(payload: &[u8], manifest_digest: &str) -> Result<(), String> {
+    let want_hex = manifest_digest.trim_start_matches("sha256:");
+    let st: Statement = serde_json::from_slice(payload)
+        .map_err(|e| format!("the signed statement is not in-toto JSON ({e})"))?;
+    if !st.kind.starts_with("https://in-toto.io/Statement/") {
+        return Err(format!("the signed statement has type `{}`", st.kind));
+    }
+    if st.predicate_type != COSIGN_SIGN_PREDICATE {
+        return Err(format!(
+            "the signed statement is an attestation (`{}`), not an image signature",
+            st.predicate_type
+        ));
+    }
+    if !st
+        .subject
+        .iter()
+        .any(|s| s.digest.get("sha256").map(String::as_str) == Some(want_hex))
+    {
+        return Err(format!(
+            "it is a valid signature for another image, not for {manifest_digest}"
+        ));
+    }
+    Ok(())
+}
+
+/// Checks a cosign v3 bundle against what a scope trusts: a bundle with a certificate
+/// is keyless (identities under the trust root), one without is checked with the keys.
+pub fn verify_bundle_trusted(
+    bundle_json: &[u8],
+    manifest_digest: &str,
+    trusted: &Trusted<'_>,
+) -> Result<Verified, String> {
+    let b: Bundle = serde_json::from_slice(bundle_json)
+        .map_err(|e| format!("the bundle is not sigstore bundle JSON ({e})"))?;
+    if !b.media_type.starts_with(BUNDLE_MEDIA_PREFIX) {
+        return Err(format!("unsupported bundle media type `{}`", b.media_type));
+    }
+    if b.verification_material
+        .as_ref()
+        .and_then(|v| v.leaf())
+        .is_none()
+    {
+        return verify_bundle(bundle_json, manifest_digest, trusted.keys);
+    }
+    if trusted.identities.is_empty() {
+        return Err(
+            "it is a keyless signature (a certificate), and the scope trusts keys only".into(),
+        );
+    }
+    let root = (trusted.root)()?;
+    verify_keyless_bundle(bundle_json, manifest_digest, trusted.identities, &root)
+}
+
+/// Checks a keyless cosign v3 bundle (certificate, Rekor entry, DSSE statement) for
+/// `manifest_digest` under `root`, for one of `identities`.
+pub fn verify_keyless_bundle(
+    bundle_json: &[u8],
+    manifest_digest: &str,
+    identities: &[crate::keyless::Identity],
+    root: &crate::keyless::TrustedRoot,
+) -> Result<Verified, String> {
+    let b: Bundle = serde_json::from_slice(bundle_json)
+        .map_err(|e| format!("the bundle is not sigstore bundle JSON ({e})"))?;
+    let vm = b
+        .verification_material
+        .as_ref()
+        .ok_or("the bundle has no verification material")?;
+    let leaf = vm
+        .leaf()
+        .and_then(b64_any)
+        .ok_or("the bundle has no base64 certificate")?;
+    let env = b.dsse_envelope.as_ref().ok_or(
+        "it is a keyless message signature; wpkg reads keyless image signatures as DSSE bundles (cosign v3)",
+    )?;
+    if env.payload_type != "application/vnd.in-toto+json" {
+        return Err(format!(
+            "unsupported DSSE payload type `{}`",
+            env.payload_type
+        ));
+    }
+    let payload = b64_any(&env.payload).ok_or("the DSSE payload is not base64")?;
+    let [sig] = env.signatures.as_slice() else {
+        return Err("a DSSE envelope must carry exactly one signature".into());
+    };
+    let sig = b64_any(&sig.sig).ok_or("the DSSE signature is not base64")?;
+    let who = crate::keyless::verify_dsse_keyless(
+        &crate::keyless::DsseKeyless {
+            leaf_der: &leaf,
+            payload: &payload,
+            payload_type: &env.payload_type,
+            signature: &sig,
+            tlog_entries: &vm.tlog_entries,
+        },
+        root,
+        identities,
+    )?;
+    check_statement(&payload, manifest_digest)?;
+    Ok(Verified {
+        key: who,
+        form: "keyless",
+    })
+}
+
 /// Checks a cosign v3 bundle (the JSON of a referrer's layer) for `manifest_digest`.
 pub fn verify_bundle(
     bundle_json: &[u8],
@@ -727,26 +924,7 @@ pub fn verify_bundle(
             .iter()
             .find(|k| k.verify(&pae, &sig))
             .ok_or("it does not verify with any trusted key")?;
-        let st: Statement = serde_json::from_slice(&payload)
-            .map_err(|e| format!("the signed statement is not in-toto JSON ({e})"))?;
-        if !st.kind.starts_with("https://in-toto.io/Statement/") {
-            return Err(format!("the signed statement has type `{}`", st.kind));
-        }
-        if st.predicate_type != COSIGN_SIGN_PREDICATE {
-            return Err(format!(
-                "the signed statement is an attestation (`{}`), not an image signature",
-                st.predicate_type
-            ));
-        }
-        if !st
-            .subject
-            .iter()
-            .any(|s| s.digest.get("sha256").map(String::as_str) == Some(want_hex))
-        {
-            return Err(format!(
-                "it is a valid signature for another image, not for {manifest_digest}"
-            ));
-        }
+        check_statement(&payload, manifest_digest)?;
         return Ok(Verified {
             key: key.fingerprint(),
             form: "bundle",

@@ -445,6 +445,89 @@ impl Store {
         Ok(out)
     }
 
+    /// Attaches a referrer (manifest and blobs) to the image `subject` under `name`'s
+    /// repository: stored, then listed in the `sha256-<hex>` referrers index tag (the
+    /// OCI fallback form, which `wpkg push` sends on). An entry already listed is not
+    /// added twice.
+    pub fn attach_referrer(
+        &self,
+        name: &Reference,
+        subject: &str,
+        referrer: &crate::signature::Referrer,
+    ) -> Result<(), Error> {
+        for b in &referrer.blobs {
+            self.put_blob(b)?;
+        }
+        self.put_blob_expecting(
+            &referrer.manifest,
+            &referrer.descriptor.digest,
+            Some(referrer.manifest.len() as u64),
+        )?;
+        let lock = self.lock()?;
+        let tag = name.with_tag(&crate::signature::referrers_tag(subject));
+        let mut index =
+            match self.resolve(&tag) {
+                Ok(d) => serde_json::from_slice::<ImageIndex>(&self.read_descriptor(&d)?).map_err(
+                    |e| Error::CorruptStore {
+                        path: self.root().join("index.json"),
+                        reason: format!("the referrers index {tag} is not an OCI index: {e}"),
+                    },
+                )?,
+                Err(Error::NotFound(_)) => ImageIndex {
+                    schema_version: 2,
+                    media_type: Some(media::OCI_INDEX.into()),
+                    manifests: Vec::new(),
+                    annotations: Default::default(),
+                },
+                Err(e) => return Err(e),
+            };
+        if !index
+            .manifests
+            .iter()
+            .any(|d| d.digest == referrer.descriptor.digest)
+        {
+            index.manifests.push(referrer.descriptor.clone());
+        }
+        let bytes = serde_json::to_vec(&index).expect("JSON serializes");
+        let digest = self.put_blob(&bytes)?;
+        self.set_tag_locked(
+            &lock,
+            &tag,
+            &Descriptor {
+                media_type: media::OCI_INDEX.into(),
+                digest,
+                size: bytes.len() as u64,
+                artifact_type: None,
+                annotations: Default::default(),
+                platform: None,
+            },
+        )
+    }
+
+    /// The referrer manifests the store lists for the image `digest` (from every
+    /// `sha256-<hex>` referrers index), each with its bytes, digest-checked.
+    pub fn referrers(&self, digest: &str) -> Result<Vec<(Descriptor, Vec<u8>)>, Error> {
+        let ref_tag = crate::signature::referrers_tag(digest);
+        let mut out: Vec<(Descriptor, Vec<u8>)> = Vec::new();
+        for img in self.list()? {
+            if img.reference.tag.as_deref() != Some(ref_tag.as_str()) {
+                continue;
+            }
+            let bytes = self.read_descriptor(&img.manifest)?;
+            let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) else {
+                continue;
+            };
+            for child in index.manifests {
+                if out.iter().any(|(d, _)| d.digest == child.digest) {
+                    continue;
+                }
+                let b = self.read_descriptor(&child)?;
+                out.push((child, b));
+            }
+        }
+        Ok(out)
+    }
+
     /// Removes a tag (or every tag of a digest reference) and then deletes blobs no
     /// manifest uses any more. Returns the number of blobs deleted. When no tag of an
     /// image is left, its signature tags go too.

@@ -642,6 +642,70 @@ pub fn push_signatures(
     Ok(manifest.layers.len())
 }
 
+/// Pushes the referrers (cosign v3 bundles) the store holds for `digest` to
+/// `remote`'s repository: their blobs and manifests, and, when the registry has no
+/// referrers API (GHCR, distribution 2.x), the `sha256-<hex>` referrers index tag merged
+/// with what the registry already lists there. Returns how many referrers were pushed.
+pub fn push_referrers(
+    registry: &Registry,
+    store: &Store,
+    digest: &str,
+    remote: &Reference,
+) -> Result<usize, TransferError> {
+    let local = store.referrers(digest)?;
+    if local.is_empty() {
+        return Ok(0);
+    }
+    for (desc, bytes) in &local {
+        let m: ImageManifest =
+            serde_json::from_slice(bytes).map_err(|e| crate::Error::BadManifest {
+                digest: desc.digest.clone(),
+                reason: e.to_string(),
+            })?;
+        for blob in std::iter::once(&m.config).chain(m.layers.iter()) {
+            if registry.blob_exists(remote, Access::Push, &blob.digest)? {
+                continue;
+            }
+            let data = store.read_descriptor(blob)?;
+            registry.upload_blob(remote, &blob.digest, blob.size, &mut || {
+                Ok(reqwest::blocking::Body::from(data.clone()))
+            })?;
+        }
+        registry.put_manifest(remote, &desc.digest, &desc.media_type, bytes)?;
+    }
+    if registry.referrers(remote, digest)?.is_some() {
+        return Ok(local.len());
+    }
+    let tag = crate::signature::referrers_tag(digest);
+    let mut index = match registry.find_manifest(remote, &tag)? {
+        Some(m) => {
+            serde_json::from_slice::<ImageIndex>(&m.bytes).map_err(|e| RegistryError::Protocol {
+                registry: remote.registry.clone(),
+                detail: format!(
+                    "the registry's `{tag}` is not a referrers index ({e}); not replacing it"
+                ),
+            })?
+        }
+        None => ImageIndex {
+            schema_version: 2,
+            media_type: Some(media::OCI_INDEX.into()),
+            manifests: Vec::new(),
+            annotations: Default::default(),
+        },
+    };
+    let before = index.manifests.len();
+    for (desc, _) in &local {
+        if !index.manifests.iter().any(|d| d.digest == desc.digest) {
+            index.manifests.push(desc.clone());
+        }
+    }
+    if index.manifests.len() != before {
+        let bytes = serde_json::to_vec(&index).expect("JSON serializes");
+        registry.put_manifest(remote, &tag, media::OCI_INDEX, &bytes)?;
+    }
+    Ok(local.len())
+}
+
 /// Downloads one blob into a temporary file and commits it after the checks; retries
 /// a broken transfer from the start.
 fn download(

@@ -28,12 +28,12 @@ pub struct PushArgs {
     /// No progress display.
     #[arg(short, long)]
     pub quiet: bool,
-    /// Sign the image (as the remote reference) before pushing; needs --key.
-    #[arg(long, requires = "key")]
+    /// Sign the image (as the remote reference) before pushing: with --key, or keyless
+    /// (--keyless, or by default when an identity token is at hand).
+    #[arg(long)]
     pub sign: bool,
-    /// The private key for --sign (cosign format; password from COSIGN_PASSWORD).
-    #[arg(long, value_name = "FILE")]
-    pub key: Option<std::path::PathBuf>,
+    #[command(flatten)]
+    pub with: crate::signing::SignWith,
     #[command(flatten)]
     pub remote_args: RemoteArgs,
 }
@@ -49,19 +49,34 @@ impl PushArgs {
         check_remote(&remote)?;
         let store = Paths::from_env()?.open_store()?;
         let desc = store.resolve(&local)?;
-        if self.key.is_some() && !self.sign {
-            anyhow::bail!("--key is for --sign; add --sign to sign while pushing");
+        if (self.with.key.is_some() || self.with.keyless) && !self.sign {
+            anyhow::bail!("--key and --keyless are for --sign; add --sign to sign while pushing");
         }
-        if let (true, Some(key)) = (self.sign, &self.key) {
-            let key = super::sign::load_private_key(key)?;
-            super::sign::sign_local(&store, &key, &desc, &remote)?;
-        }
+        // Sign first: when signing fails, nothing is pushed.
+        let signed = if self.sign {
+            let ca: Vec<_> = self.remote_args.ca_file.iter().cloned().collect();
+            Some(self.with.sign(&store, &desc, &remote, &ca)?)
+        } else {
+            None
+        };
         let client = self.remote_args.client()?;
         let progress = TtyProgress::for_stderr("pushing", self.quiet);
         let report = wpkg_oci::transfer::push(&client, &store, &desc, &remote, &progress)
             .with_context(|| format!("cannot push {}", remote.familiar()))?;
-        let sigs = wpkg_oci::transfer::push_signatures(&client, &store, &desc.digest, &remote)
-            .with_context(|| format!("pushed {}, but not its signatures", remote.familiar()))?;
+        let unsigned = || {
+            format!(
+                "pushed {} ({}), but not its signatures: it is in the registry UNSIGNED; push again to retry",
+                remote.familiar(),
+                report.digest
+            )
+        };
+        let mut sigs = wpkg_oci::transfer::push_signatures(&client, &store, &desc.digest, &remote)
+            .with_context(unsigned)?;
+        sigs += wpkg_oci::transfer::push_referrers(&client, &store, &desc.digest, &remote)
+            .with_context(unsigned)?;
+        if let Some(made) = &signed {
+            eprintln!("signed {}@{} {made}", remote.familiar(), desc.digest);
+        }
         if !self.quiet {
             eprintln!(
                 "pushed {} ({} blob(s) uploaded, {}; {} already there){}",
@@ -70,10 +85,7 @@ impl PushArgs {
                 super::human_size(report.bytes),
                 report.skipped,
                 if sigs > 0 {
-                    format!(
-                        "; {sigs} signature(s) at {}",
-                        wpkg_oci::signature::signature_tag(&desc.digest)
-                    )
+                    format!("; {sigs} signature(s)")
                 } else {
                     String::new()
                 }

@@ -1,6 +1,5 @@
 //! `wpkg keygen`, `wpkg sign`, `wpkg verify`, and the verification `wpkg run` does.
 
-use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -14,27 +13,7 @@ use wpkg_spec::Reference;
 use super::remote::RemoteArgs;
 use crate::env_vars;
 use crate::settings::Paths;
-
-/// The key password: `COSIGN_PASSWORD` (or `WPKG_PASSWORD`) when set, even empty;
-/// else a prompt on a terminal. Never a flag.
-fn password(confirm: bool) -> Result<Vec<u8>> {
-    for var in [env_vars::COSIGN_PASSWORD, env_vars::WPKG_PASSWORD] {
-        if let Some(v) = std::env::var_os(var) {
-            return Ok(v.into_encoded_bytes());
-        }
-    }
-    if !std::io::stdin().is_terminal() {
-        bail!("no key password: set COSIGN_PASSWORD (it may be empty) or run on a terminal to be asked");
-    }
-    let p = rpassword::prompt_password("Enter password for private key: ")?;
-    if confirm {
-        let again = rpassword::prompt_password("Enter password for private key again: ")?;
-        if again != p {
-            bail!("the passwords do not match");
-        }
-    }
-    Ok(p.into_bytes())
-}
+use crate::signing::{password, write_new, SignWith};
 
 /// Make a signing key pair in cosign's format
 #[derive(Args)]
@@ -81,118 +60,39 @@ impl KeygenArgs {
     }
 }
 
-/// Creates a file that must not exist, with `mode`, written in full or not at all.
-fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::io::Write;
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("cannot write in {}", dir.display()))?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))?;
-    }
-    #[cfg(not(unix))]
-    let _ = mode;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist_noclobber(path)
-        .map_err(|e| anyhow::anyhow!("cannot create {}: {}", path.display(), e.error))?;
-    Ok(())
-}
-
-/// Loads a private key file with the password from the environment or a prompt.
-pub fn load_private_key(path: &Path) -> Result<PrivateKey> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read the key {}", path.display()))?;
-    let pw = password(false)?;
-    PrivateKey::from_encrypted_pem(&text, &pw)
-        .with_context(|| format!("cannot open the key {}", path.display()))
-}
-
 fn load_public_key(path: &Path) -> Result<PublicKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the public key {}", path.display()))?;
     PublicKey::from_pem(&text).with_context(|| format!("{}", path.display()))
 }
 
-/// Signs the local image `desc` as `docker_reference` and records the signature in the
-/// store under `name`'s `sha256-<hex>.sig` tag.
-pub fn sign_local(
-    store: &wpkg_oci::Store,
-    key: &PrivateKey,
-    desc: &Descriptor,
-    name: &Reference,
-) -> Result<()> {
-    let payload =
-        wpkg_oci::signature::simple_signing_payload(&docker_reference(name), &desc.digest);
-    let sig = key.sign(&payload);
-    let tag = name.with_tag(&wpkg_oci::signature::signature_tag(&desc.digest));
-    let lock = store.lock()?;
-    let existing = match store.resolve(&tag) {
-        Ok(d) => {
-            let bytes = store.read_descriptor(&d)?;
-            Some((serde_json::from_slice(&bytes)?, bytes))
-        }
-        Err(wpkg_oci::Error::NotFound(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let (manifest, blobs) = wpkg_oci::signature::add_classic_signature(
-        existing
-            .as_ref()
-            .map(|(m, b): &(_, Vec<u8>)| (m, b.clone())),
-        &payload,
-        &sig,
-    );
-    for b in &blobs {
-        store.put_blob(b)?;
-    }
-    let digest = store.put_blob(&manifest)?;
-    store.set_tag_locked(
-        &lock,
-        &tag,
-        &Descriptor {
-            media_type: wpkg_spec::media::OCI_MANIFEST.into(),
-            digest,
-            size: manifest.len() as u64,
-            artifact_type: None,
-            annotations: Default::default(),
-            platform: None,
-        },
-    )?;
-    Ok(())
-}
-
-/// The `docker-reference` cosign writes: registry/repository, Docker Hub as
-/// `index.docker.io`.
-fn docker_reference(r: &Reference) -> String {
-    if r.registry == wpkg_spec::reference::DEFAULT_REGISTRY {
-        format!("index.docker.io/{}", r.repository)
-    } else {
-        r.name()
-    }
-}
-
-/// Sign an image in the local store (cosign-compatible)
+/// Sign an image in the local store (cosign-compatible), with a key or keyless
 #[derive(Args)]
 #[command(
     after_help = "The signature covers the manifest digest, so the code and the \
-capabilities in the config are signed together. It is stored as cosign stores it (a \
-`sha256-<hex>.sig` manifest with a simple-signing layer) and goes to the registry with the \
-image on `wpkg push`. The key password comes from COSIGN_PASSWORD or a prompt.\n\n\
+capabilities in the config are signed together, and goes to the registry with the image on \
+`wpkg push`.\n\n\
+With --key: a classic cosign signature (a `sha256-<hex>.sig` manifest with a simple-signing \
+layer); the key password comes from COSIGN_PASSWORD or a prompt.\n\n\
+Keyless (--keyless, or by default when an identity token is at hand): an ephemeral key that \
+never touches disk, a 10-minute Fulcio certificate naming your OIDC identity (in GitHub \
+Actions, the workflow: https://github.com/OWNER/REPO/.github/workflows/FILE@REF), the \
+signature logged in Rekor, stored as a cosign v3 bundle attached as an OCI referrer — what \
+`cosign sign` makes. The token comes from --identity-token, SIGSTORE_ID_TOKEN, or GitHub \
+Actions (needs `permissions: id-token: write`). The bundle is verified against the trust \
+root before it is stored.\n\n\
 Examples:\n  wpkg sign ghcr.io/acme/hello:1.0 --key cosign.key && wpkg push ghcr.io/acme/hello:1.0\n  \
-wpkg push --sign --key cosign.key hello:0.1.0 ghcr.io/acme/hello:0.1.0"
+wpkg sign ghcr.io/acme/hello:1.0 --keyless            # in GitHub Actions\n  \
+wpkg push --sign --keyless hello:0.1.0 ghcr.io/acme/hello:0.1.0"
 )]
 pub struct SignArgs {
     /// The image (in the local store; `wpkg pull` it first if it is only in a registry).
     pub reference: String,
-    /// The private key (cosign format).
-    #[arg(long, value_name = "FILE")]
-    pub key: PathBuf,
+    #[command(flatten)]
+    pub with: SignWith,
+    /// Trust this CA certificate (PEM) for Fulcio, Rekor and the token endpoint.
+    #[arg(long, value_name = "FILE", env = env_vars::WPKG_CA_FILE)]
+    pub ca_file: Option<PathBuf>,
 }
 
 impl SignArgs {
@@ -201,17 +101,16 @@ impl SignArgs {
         let r = super::parse_ref(&self.reference)?;
         let store = Paths::from_env()?.open_store()?;
         let desc = store.resolve(&r)?;
-        let key = load_private_key(&self.key)?;
-        sign_local(&store, &key, &desc, &r)?;
+        let ca: Vec<PathBuf> = self.ca_file.iter().cloned().collect();
+        let made = self.with.sign(&store, &desc, &r, &ca)?;
         eprintln!(
-            "signed {}@{} with key sha256:{}",
+            "signed {}@{} {made}",
             Reference {
                 digest: None,
                 ..r.clone()
             }
             .familiar(),
             desc.digest,
-            key.public().fingerprint()
         );
         super::ok()
     }

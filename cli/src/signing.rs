@@ -1,0 +1,307 @@
+//! Signing shared by `wpkg sign` and `wpkg push --sign`: with a key file, or keyless
+//! (an OIDC identity, a Fulcio certificate, a Rekor entry, a cosign v3 bundle attached
+//! to the image as an OCI referrer).
+
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use clap::Args;
+use wpkg_oci::credentials::Secret;
+use wpkg_oci::keyless_sign::{self, IdentityToken, KeylessError};
+use wpkg_oci::signature::PrivateKey;
+use wpkg_spec::media::Descriptor;
+use wpkg_spec::Reference;
+
+use crate::env_vars;
+
+/// How to sign: `--key FILE`, or keyless.
+#[derive(Args, Clone, Debug, Default)]
+pub struct SignWith {
+    /// The private key (cosign format; password from COSIGN_PASSWORD or a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub key: Option<PathBuf>,
+    /// Sign keylessly: a short-lived Fulcio certificate for your OIDC identity, the
+    /// signature logged in Rekor, stored as a cosign v3 bundle. The default when no
+    /// --key is given and an identity token is at hand (SIGSTORE_ID_TOKEN, GitHub Actions).
+    #[arg(long, conflicts_with = "key")]
+    pub keyless: bool,
+    /// The OIDC identity token for --keyless, or a file holding it (default:
+    /// SIGSTORE_ID_TOKEN, then GitHub Actions' ambient token).
+    #[arg(long, value_name = "TOKEN|FILE")]
+    pub identity_token: Option<String>,
+    /// Fulcio (certificate authority) for --keyless.
+    #[arg(long, value_name = "URL", env = env_vars::WPKG_FULCIO_URL,
+          default_value = keyless_sign::PUBLIC_FULCIO)]
+    pub fulcio_url: String,
+    /// Rekor (transparency log, v1 API) for --keyless.
+    #[arg(long, value_name = "URL", env = env_vars::WPKG_REKOR_URL,
+          default_value = keyless_sign::PUBLIC_REKOR)]
+    pub rekor_url: String,
+    /// The Sigstore trusted_root.json the keyless signature is checked against before
+    /// it is stored (default: Sigstore's public-good root, shipped with wpkg).
+    #[arg(long, value_name = "FILE", env = env_vars::WPKG_TRUSTED_ROOT)]
+    pub trusted_root: Option<PathBuf>,
+    /// Also write the keyless bundle (JSON) to this file.
+    #[arg(long, value_name = "FILE", requires = "keyless")]
+    pub bundle: Option<PathBuf>,
+}
+
+/// What signing made, for messages.
+pub enum Made {
+    /// A classic signature with this key (fingerprint).
+    Key(String),
+    /// A keyless bundle by this identity, at this log index.
+    Keyless {
+        /// The certificate's identity.
+        identity: String,
+        /// The Rekor log index.
+        log_index: i64,
+    },
+}
+
+impl std::fmt::Display for Made {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Made::Key(fp) => write!(f, "with key sha256:{fp}"),
+            Made::Keyless {
+                identity,
+                log_index,
+            } => write!(f, "keylessly as {identity} (Rekor log index {log_index})"),
+        }
+    }
+}
+
+impl SignWith {
+    /// Whether an identity token is at hand without asking.
+    fn ambient() -> bool {
+        std::env::var_os(env_vars::SIGSTORE_ID_TOKEN).is_some_and(|v| !v.is_empty())
+            || std::env::var_os(env_vars::ACTIONS_ID_TOKEN_REQUEST_URL).is_some()
+    }
+
+    /// Signs the local image `desc` as `name`: a classic `.sig` with a key, or a keyless
+    /// bundle attached as a referrer. Nothing is stored unless signing succeeded.
+    pub fn sign(
+        &self,
+        store: &wpkg_oci::Store,
+        desc: &Descriptor,
+        name: &Reference,
+        ca_files: &[PathBuf],
+    ) -> Result<Made> {
+        if let Some(key) = &self.key {
+            let key = load_private_key(key)?;
+            sign_local(store, &key, desc, name)?;
+            return Ok(Made::Key(key.public().fingerprint()));
+        }
+        if !self.keyless && !Self::ambient() {
+            bail!("nothing to sign with: give --key FILE (a cosign key) or --keyless (an OIDC identity: --identity-token, SIGSTORE_ID_TOKEN, or GitHub Actions with `permissions: id-token: write`)");
+        }
+        let token = self.token(ca_files)?;
+        let root = match &self.trusted_root {
+            Some(f) => {
+                let bytes = std::fs::read(f)
+                    .with_context(|| format!("cannot read the trust root {}", f.display()))?;
+                wpkg_oci::keyless::TrustedRoot::from_json(&bytes)
+                    .map_err(|e| anyhow::anyhow!("trust root {}: {e}", f.display()))?
+            }
+            None => wpkg_oci::keyless::TrustedRoot::public_good(),
+        };
+        let instance = keyless_sign::Instance {
+            fulcio: self.fulcio_url.clone(),
+            rekor: self.rekor_url.clone(),
+            root,
+        };
+        let signed = keyless_sign::sign(&instance, &token, &desc.digest, ca_files)
+            .map_err(|e| with_hint(e, self.trusted_root.is_some()))?;
+        if let Some(path) = &self.bundle {
+            write_replace(path, &signed.bundle)
+                .with_context(|| format!("cannot write the bundle to {}", path.display()))?;
+        }
+        let created = keyless_sign::now_rfc3339();
+        let referrer = wpkg_oci::signature::bundle_referrer(&signed.bundle, desc, &created);
+        store.attach_referrer(name, &desc.digest, &referrer)?;
+        Ok(Made::Keyless {
+            identity: signed.identity,
+            log_index: signed.log_index,
+        })
+    }
+
+    /// The identity token: `--identity-token` (a token or a file), SIGSTORE_ID_TOKEN, or
+    /// GitHub Actions' ambient token.
+    fn token(&self, ca_files: &[PathBuf]) -> Result<IdentityToken> {
+        if let Some(t) = &self.identity_token {
+            let path = std::path::Path::new(t);
+            let raw = if path.is_file() {
+                std::fs::read_to_string(path)
+                    .with_context(|| format!("--identity-token: cannot read the token file {t}"))?
+            } else {
+                t.clone()
+            };
+            return IdentityToken::parse(&raw).context("--identity-token");
+        }
+        if let Some(t) = std::env::var_os(env_vars::SIGSTORE_ID_TOKEN).filter(|v| !v.is_empty()) {
+            return IdentityToken::parse(&t.to_string_lossy()).context(env_vars::SIGSTORE_ID_TOKEN);
+        }
+        match (
+            std::env::var(env_vars::ACTIONS_ID_TOKEN_REQUEST_URL),
+            std::env::var(env_vars::ACTIONS_ID_TOKEN_REQUEST_TOKEN),
+        ) {
+            (Ok(url), Ok(bearer)) => {
+                keyless_sign::github_actions_token(&url, &Secret::new(bearer), ca_files)
+                    .context("GitHub Actions identity token")
+            }
+            (Ok(_), Err(_)) => bail!(
+                "ACTIONS_ID_TOKEN_REQUEST_URL is set but ACTIONS_ID_TOKEN_REQUEST_TOKEN is not; give the job `permissions: id-token: write`"
+            ),
+            _ => Err(anyhow::Error::new(KeylessError::NoToken).context(
+                "keyless signing needs an OIDC identity token: pass --identity-token (or set SIGSTORE_ID_TOKEN), or run in GitHub Actions with `permissions: id-token: write`",
+            )),
+        }
+    }
+}
+
+/// Adds what to do to a keyless failure.
+fn with_hint(e: KeylessError, own_root: bool) -> anyhow::Error {
+    let hint = match &e {
+        KeylessError::TokenExpired { .. } => Some("get a fresh identity token and sign again"),
+        KeylessError::BadToken { .. } => Some("give the OIDC token itself (a JWT for audience `sigstore`)"),
+        KeylessError::Fulcio { .. } => Some("check --fulcio-url and that the token's issuer is one Fulcio accepts"),
+        KeylessError::Rekor { .. } => Some("check --rekor-url; nothing was stored or pushed"),
+        KeylessError::SelfCheck { .. } if !own_root => {
+            Some("signing with a private Sigstore instance: give its trusted_root.json with --trusted-root")
+        }
+        KeylessError::SelfCheck { .. } => Some("nothing was stored or pushed"),
+        _ => None,
+    };
+    match hint {
+        Some(h) => anyhow::anyhow!("{e}; {h}").context("keyless signing failed"),
+        None => anyhow::Error::new(e).context("keyless signing failed"),
+    }
+}
+
+/// The key password: `COSIGN_PASSWORD` (or `WPKG_PASSWORD`) when set, even empty;
+/// else a prompt on a terminal. Never a flag.
+pub fn password(confirm: bool) -> Result<Vec<u8>> {
+    for var in [env_vars::COSIGN_PASSWORD, env_vars::WPKG_PASSWORD] {
+        if let Some(v) = std::env::var_os(var) {
+            return Ok(v.into_encoded_bytes());
+        }
+    }
+    if !std::io::stdin().is_terminal() {
+        bail!("no key password: set COSIGN_PASSWORD (it may be empty) or run on a terminal to be asked");
+    }
+    let p = rpassword::prompt_password("Enter password for private key: ")?;
+    if confirm {
+        let again = rpassword::prompt_password("Enter password for private key again: ")?;
+        if again != p {
+            bail!("the passwords do not match");
+        }
+    }
+    Ok(p.into_bytes())
+}
+
+/// Creates a file that must not exist, with `mode`, written in full or not at all.
+pub fn write_new(path: &Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))?;
+    }
+    #[cfg(not(unix))]
+    let _ = mode;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist_noclobber(path)
+        .map_err(|e| anyhow::anyhow!("cannot create {}: {}", path.display(), e.error))?;
+    Ok(())
+}
+
+/// Loads a private key file with the password from the environment or a prompt.
+pub fn load_private_key(path: &Path) -> Result<PrivateKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the key {}", path.display()))?;
+    let pw = password(false)?;
+    PrivateKey::from_encrypted_pem(&text, &pw)
+        .with_context(|| format!("cannot open the key {}", path.display()))
+}
+
+/// Signs the local image `desc` as `docker_reference` and records the signature in the
+/// store under `name`'s `sha256-<hex>.sig` tag.
+pub fn sign_local(
+    store: &wpkg_oci::Store,
+    key: &PrivateKey,
+    desc: &Descriptor,
+    name: &Reference,
+) -> Result<()> {
+    let payload =
+        wpkg_oci::signature::simple_signing_payload(&docker_reference(name), &desc.digest);
+    let sig = key.sign(&payload);
+    let tag = name.with_tag(&wpkg_oci::signature::signature_tag(&desc.digest));
+    let lock = store.lock()?;
+    let existing = match store.resolve(&tag) {
+        Ok(d) => {
+            let bytes = store.read_descriptor(&d)?;
+            Some((serde_json::from_slice(&bytes)?, bytes))
+        }
+        Err(wpkg_oci::Error::NotFound(_)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let (manifest, blobs) = wpkg_oci::signature::add_classic_signature(
+        existing
+            .as_ref()
+            .map(|(m, b): &(_, Vec<u8>)| (m, b.clone())),
+        &payload,
+        &sig,
+    );
+    for b in &blobs {
+        store.put_blob(b)?;
+    }
+    let digest = store.put_blob(&manifest)?;
+    store.set_tag_locked(
+        &lock,
+        &tag,
+        &Descriptor {
+            media_type: wpkg_spec::media::OCI_MANIFEST.into(),
+            digest,
+            size: manifest.len() as u64,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        },
+    )?;
+    Ok(())
+}
+
+/// The `docker-reference` cosign writes: registry/repository, Docker Hub as
+/// `index.docker.io`.
+fn docker_reference(r: &Reference) -> String {
+    if r.registry == wpkg_spec::reference::DEFAULT_REGISTRY {
+        format!("index.docker.io/{}", r.repository)
+    } else {
+        r.name()
+    }
+}
+
+/// Writes a file in full or not at all (replacing one that exists).
+pub fn write_replace(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .map_err(|e| anyhow::anyhow!("cannot write {}: {}", path.display(), e.error))?;
+    Ok(())
+}

@@ -1,0 +1,672 @@
+//! Keyless signing against a Sigstore instance, the way `cosign sign` (v3, new bundle
+//! format) does it:
+//!
+//! 1. an OIDC identity token (given, or GitHub Actions' ambient token for audience
+//!    `sigstore`);
+//! 2. an ephemeral P-256 key, held in memory only, and a Fulcio v2 `signingCert`
+//!    request with a proof of possession over the token's subject;
+//! 3. an in-toto statement (subject = the manifest digest, predicate type
+//!    `https://sigstore.dev/cosign/sign/v1`) signed as a DSSE envelope;
+//! 4. a Rekor v1 `dsse` entry for the envelope and certificate;
+//! 5. a sigstore bundle v0.3 with the certificate, the entry (SET, inclusion proof,
+//!    checkpoint) and the envelope.
+//!
+//! The result is checked offline against the trust root before it is returned, so a
+//! bundle that would not verify is never pushed. Tokens and the key never appear in
+//! errors or logs.
+
+use std::time::Duration;
+
+use base64::Engine as _;
+use p256::ecdsa::signature::Signer;
+use p256::pkcs8::{EncodePublicKey, LineEnding};
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+
+use crate::credentials::Secret;
+use crate::keyless::{Identity, TrustedRoot};
+
+const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// Sigstore's public-good Fulcio.
+pub const PUBLIC_FULCIO: &str = "https://fulcio.sigstore.dev";
+/// Sigstore's public-good Rekor (v1 API).
+pub const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
+/// The audience Sigstore's Fulcio expects in identity tokens.
+pub const AUDIENCE: &str = "sigstore";
+/// The DSSE payload type of an in-toto statement.
+pub const IN_TOTO: &str = "application/vnd.in-toto+json";
+
+/// Why keyless signing failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KeylessError {
+    /// The identity token is not a usable JWT.
+    #[error("the identity token is not usable: {reason}")]
+    BadToken {
+        /// What is wrong (never the token itself).
+        reason: String,
+    },
+    /// The identity token has expired.
+    #[error("the identity token expired {ago} s ago")]
+    TokenExpired {
+        /// Seconds since it expired.
+        ago: i64,
+    },
+    /// No identity token was given and none could be had from the environment.
+    #[error("no identity token")]
+    NoToken,
+    /// GitHub Actions' token endpoint did not give a token.
+    #[error("the GitHub Actions token endpoint did not give an identity token: {detail}")]
+    AmbientToken {
+        /// What happened.
+        detail: String,
+    },
+    /// A Sigstore service URL is not usable.
+    #[error("`{url}` is not a usable {service} URL: {reason}")]
+    BadUrl {
+        /// Fulcio or Rekor.
+        service: &'static str,
+        /// The URL.
+        url: String,
+        /// Why.
+        reason: &'static str,
+    },
+    /// Fulcio refused or failed.
+    #[error("Fulcio at {url} did not issue a certificate: {detail}")]
+    Fulcio {
+        /// The Fulcio URL.
+        url: String,
+        /// What it said.
+        detail: String,
+    },
+    /// Rekor refused or failed.
+    #[error("Rekor at {url} did not log the signature: {detail}")]
+    Rekor {
+        /// The Rekor URL.
+        url: String,
+        /// What it said.
+        detail: String,
+    },
+    /// The bundle made from the answers does not verify against the trust root.
+    #[error("the signature made with {service} does not verify: {detail}")]
+    SelfCheck {
+        /// Which answer is at fault (`Fulcio`, `Rekor`, or `Fulcio/Rekor`).
+        service: &'static str,
+        /// Why.
+        detail: String,
+    },
+    /// HTTP set-up failed.
+    #[error("cannot set up HTTP: {0}")]
+    Setup(String),
+}
+
+/// An OIDC identity token, with the claims wpkg reads. `Debug` hides the token.
+#[derive(Clone)]
+pub struct IdentityToken {
+    raw: Secret,
+    /// `iss`.
+    pub issuer: String,
+    /// `sub`.
+    pub subject: String,
+    /// `email`, when the issuer gives one (GitHub's tokens do not).
+    pub email: Option<String>,
+    /// `exp`, seconds since the epoch.
+    pub expires: i64,
+}
+
+impl std::fmt::Debug for IdentityToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IdentityToken")
+            .field("issuer", &self.issuer)
+            .field("subject", &self.subject)
+            .field("token", &"***")
+            .finish()
+    }
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    iss: Option<String>,
+    sub: Option<String>,
+    email: Option<String>,
+    exp: Option<i64>,
+    aud: Option<serde_json::Value>,
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+impl IdentityToken {
+    /// Reads a JWT's claims (its signature is Fulcio's to check): it must name an
+    /// issuer and a subject, be meant for `sigstore`, and not have expired.
+    pub fn parse(raw: &str) -> Result<IdentityToken, KeylessError> {
+        let bad = |reason: &str| KeylessError::BadToken {
+            reason: reason.to_owned(),
+        };
+        let raw = raw.trim();
+        let parts: Vec<&str> = raw.split('.').collect();
+        if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
+            return Err(bad("it is not a JWT (three base64url parts)"));
+        }
+        let claims = B64URL
+            .decode(parts[1].trim_end_matches('='))
+            .map_err(|_| bad("its claims are not base64url"))?;
+        let c: Claims =
+            serde_json::from_slice(&claims).map_err(|_| bad("its claims are not JSON"))?;
+        let issuer = c.iss.ok_or_else(|| bad("it names no issuer (`iss`)"))?;
+        let subject = c.sub.ok_or_else(|| bad("it names no subject (`sub`)"))?;
+        let expires = c.exp.ok_or_else(|| bad("it has no expiry (`exp`)"))?;
+        let for_sigstore = match &c.aud {
+            Some(serde_json::Value::String(a)) => a == AUDIENCE,
+            Some(serde_json::Value::Array(a)) => a.iter().any(|x| x == AUDIENCE),
+            _ => false,
+        };
+        if !for_sigstore {
+            return Err(bad("its audience (`aud`) is not `sigstore`"));
+        }
+        let ago = now() - expires;
+        if ago > 0 {
+            return Err(KeylessError::TokenExpired { ago });
+        }
+        Ok(IdentityToken {
+            raw: Secret::new(raw),
+            issuer,
+            subject,
+            email: c.email,
+            expires,
+        })
+    }
+
+    /// What Fulcio's proof of possession signs: the e-mail when there is one, else
+    /// the subject.
+    fn challenge(&self) -> &str {
+        self.email.as_deref().unwrap_or(&self.subject)
+    }
+}
+
+/// Where the Sigstore services are, and what to trust when checking the result.
+pub struct Instance {
+    /// Fulcio's base URL.
+    pub fulcio: String,
+    /// Rekor's base URL.
+    pub rekor: String,
+    /// The trust root the produced bundle is checked against.
+    pub root: TrustedRoot,
+}
+
+/// A keyless signature, made and checked.
+pub struct Signed {
+    /// The sigstore bundle (JSON), as cosign v3 attaches it.
+    pub bundle: Vec<u8>,
+    /// The certificate's identity (`SAN (issuer ...)`).
+    pub identity: String,
+    /// The Rekor log index.
+    pub log_index: i64,
+}
+
+fn client(ca_files: &[std::path::PathBuf]) -> Result<reqwest::blocking::Client, KeylessError> {
+    let tls =
+        crate::registry::tls_config(ca_files).map_err(|e| KeylessError::Setup(e.to_string()))?;
+    reqwest::blocking::Client::builder()
+        .use_preconfigured_tls(tls)
+        .user_agent(concat!("wpkg/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(Duration::from_secs(15))
+        .timeout(Duration::from_secs(60))
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .map_err(|e| KeylessError::Setup(e.to_string()))
+}
+
+/// A base URL must be HTTPS, or plain HTTP on a loopback address (test instances).
+fn check_url(service: &'static str, url: &str) -> Result<String, KeylessError> {
+    let bad = |reason| KeylessError::BadUrl {
+        service,
+        url: url.to_owned(),
+        reason,
+    };
+    let u = reqwest::Url::parse(url).map_err(|_| bad("not a URL"))?;
+    match u.scheme() {
+        "https" => {}
+        "http"
+            if u.host_str()
+                .is_some_and(crate::registry::is_loopback_registry) => {}
+        "http" => return Err(bad("plain HTTP is allowed only on loopback")),
+        _ => return Err(bad("not an http(s) URL")),
+    }
+    if u.query().is_some() || u.fragment().is_some() {
+        return Err(bad("a base URL takes no query"));
+    }
+    Ok(url.trim_end_matches('/').to_owned())
+}
+
+/// Asks GitHub Actions' OIDC endpoint (`ACTIONS_ID_TOKEN_REQUEST_URL` with
+/// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`) for a token with audience `sigstore`, retrying
+/// transient failures.
+pub fn github_actions_token(
+    request_url: &str,
+    request_token: &Secret,
+    ca_files: &[std::path::PathBuf],
+) -> Result<IdentityToken, KeylessError> {
+    let http = client(ca_files)?;
+    let mut url = reqwest::Url::parse(request_url).map_err(|_| KeylessError::AmbientToken {
+        detail: "ACTIONS_ID_TOKEN_REQUEST_URL is not a URL".into(),
+    })?;
+    url.query_pairs_mut().append_pair("audience", AUDIENCE);
+    let mut last = String::new();
+    for attempt in 0..4u32 {
+        if attempt > 0 {
+            std::thread::sleep(Duration::from_millis(250 << attempt));
+        }
+        let resp = http
+            .get(url.clone())
+            .header(
+                "Authorization",
+                format!("bearer {}", request_token.expose()),
+            )
+            .header("Accept", "application/json")
+            .send();
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) => {
+                last = format!("cannot connect ({})", without_url(&e));
+                continue;
+            }
+        };
+        let status = resp.status();
+        if status.is_server_error() || status.as_u16() == 429 {
+            last = format!("it answered {status}");
+            continue;
+        }
+        if !status.is_success() {
+            return Err(KeylessError::AmbientToken {
+                detail: format!("it answered {status}"),
+            });
+        }
+        #[derive(Deserialize)]
+        struct Answer {
+            value: String,
+        }
+        let a: Answer = read_json(resp).map_err(|_| KeylessError::AmbientToken {
+            detail: "its answer has no `value`".into(),
+        })?;
+        return IdentityToken::parse(&a.value);
+    }
+    Err(KeylessError::AmbientToken { detail: last })
+}
+
+/// A reqwest error without the URL (which may carry a token in its query).
+fn without_url(e: &reqwest::Error) -> String {
+    let mut s = String::new();
+    let mut cur: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = cur {
+        let t = err.to_string();
+        if !s.contains(&t) && !t.contains("http") {
+            if !s.is_empty() {
+                s.push_str(": ");
+            }
+            s.push_str(&t);
+        }
+        cur = err.source();
+    }
+    if e.is_timeout() {
+        "timed out".into()
+    } else if s.is_empty() {
+        "connection failed".into()
+    } else {
+        s
+    }
+}
+
+/// The in-toto statement cosign v3 signs for an image.
+pub fn statement(manifest_digest: &str) -> Vec<u8> {
+    serde_json::to_vec(&serde_json::json!({
+        "_type": "https://in-toto.io/Statement/v1",
+        "subject": [{"digest": {"sha256": manifest_digest.trim_start_matches("sha256:")}}],
+        "predicateType": crate::signature::COSIGN_SIGN_PREDICATE,
+        "predicate": {},
+    }))
+    .expect("JSON serializes")
+}
+
+fn pem(label: &str, der: &[u8]) -> String {
+    let b = B64.encode(der);
+    let mut out = format!("-----BEGIN {label}-----\n");
+    for chunk in b.as_bytes().chunks(64) {
+        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
+        out.push('\n');
+    }
+    out.push_str(&format!("-----END {label}-----\n"));
+    out
+}
+
+/// Reads a JSON answer of at most 1 MiB.
+fn read_json<T: serde::de::DeserializeOwned>(resp: reqwest::blocking::Response) -> Result<T, ()> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    resp.take(1 << 20).read_to_end(&mut bytes).map_err(|_| ())?;
+    serde_json::from_slice(&bytes).map_err(|_| ())
+}
+
+/// Reads an error body briefly (never echoing more than a line of it).
+fn answer_text(resp: reqwest::blocking::Response) -> String {
+    let status = resp.status();
+    let body = resp.text().unwrap_or_default();
+    let msg = serde_json::from_str::<serde_json::Value>(&body)
+        .ok()
+        .and_then(|v| v["message"].as_str().map(str::to_owned))
+        .unwrap_or_else(|| {
+            body.lines()
+                .next()
+                .unwrap_or("")
+                .chars()
+                .take(200)
+                .collect()
+        });
+    if msg.is_empty() {
+        format!("it answered {status}")
+    } else {
+        format!("it answered {status}: {msg}")
+    }
+}
+
+/// Signs `manifest_digest` keylessly: Fulcio certificate, DSSE statement, Rekor entry,
+/// bundle; then checks the bundle against `instance.root` for the certificate's own
+/// identity before returning it.
+pub fn sign(
+    instance: &Instance,
+    token: &IdentityToken,
+    manifest_digest: &str,
+    ca_files: &[std::path::PathBuf],
+) -> Result<Signed, KeylessError> {
+    let fulcio = check_url("Fulcio", &instance.fulcio)?;
+    let rekor = check_url("Rekor", &instance.rekor)?;
+    let http = client(ca_files)?;
+    // The ephemeral key: in memory only, dropped at the end of this function.
+    let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
+    let public_pem = key
+        .verifying_key()
+        .to_public_key_pem(LineEnding::LF)
+        .map_err(|e| KeylessError::Setup(e.to_string()))?;
+    let pop: p256::ecdsa::DerSignature = key.sign(token.challenge().as_bytes());
+
+    // 1. Fulcio.
+    let fulcio_err = |detail: String| KeylessError::Fulcio {
+        url: fulcio.clone(),
+        detail,
+    };
+    let resp = http
+        .post(format!("{fulcio}/api/v2/signingCert"))
+        .bearer_auth(token.raw.expose())
+        .header("Content-Type", "application/json")
+        .body(
+            serde_json::to_vec(&serde_json::json!({
+                "credentials": {"oidcIdentityToken": token.raw.expose()},
+                "publicKeyRequest": {
+                    "publicKey": {"algorithm": "ECDSA", "content": public_pem},
+                    "proofOfPossession": B64.encode(pop.as_bytes()),
+                },
+            }))
+            .expect("JSON serializes"),
+        )
+        .send()
+        .map_err(|e| fulcio_err(format!("cannot connect ({})", without_url(&e))))?;
+    if !resp.status().is_success() {
+        return Err(fulcio_err(answer_text(resp)));
+    }
+    let answer: serde_json::Value =
+        read_json(resp).map_err(|_| fulcio_err("its answer is not JSON".into()))?;
+    if answer.get("signedCertificateDetachedSct").is_some() {
+        return Err(fulcio_err(
+            "it gave a certificate with a detached SCT; wpkg needs an embedded one".into(),
+        ));
+    }
+    let chain = answer["signedCertificateEmbeddedSct"]["chain"]["certificates"]
+        .as_array()
+        .and_then(|c| c.first())
+        .and_then(|c| c.as_str())
+        .ok_or_else(|| fulcio_err("its answer has no certificate chain".into()))?;
+    let leaf_der = crate::keyless::pem_certs(chain)
+        .into_iter()
+        .next()
+        .ok_or_else(|| fulcio_err("its certificate is not PEM".into()))?;
+    {
+        use der::{Decode, Encode};
+        let leaf = x509_cert::Certificate::from_der(&leaf_der)
+            .map_err(|_| fulcio_err("its certificate does not parse".into()))?;
+        let spki = leaf
+            .tbs_certificate
+            .subject_public_key_info
+            .to_der()
+            .map_err(|_| fulcio_err("its certificate does not parse".into()))?;
+        let ours = key
+            .verifying_key()
+            .to_public_key_der()
+            .map_err(|e| KeylessError::Setup(e.to_string()))?;
+        if spki != ours.as_bytes() {
+            return Err(fulcio_err("its certificate is for another key".into()));
+        }
+    }
+
+    // 2. The DSSE envelope.
+    let payload = statement(manifest_digest);
+    let sig: p256::ecdsa::DerSignature = key.sign(&crate::signature::dsse_pae(IN_TOTO, &payload));
+    let envelope = serde_json::json!({
+        "payload": B64.encode(&payload),
+        "payloadType": IN_TOTO,
+        "signatures": [{"keyid": "", "sig": B64.encode(sig.as_bytes())}],
+    });
+
+    // 3. Rekor.
+    let rekor_err = |detail: String| KeylessError::Rekor {
+        url: rekor.clone(),
+        detail,
+    };
+    let resp = http
+        .post(format!("{rekor}/api/v1/log/entries"))
+        .header("Content-Type", "application/json")
+        .body(
+            serde_json::to_vec(&serde_json::json!({
+                "apiVersion": "0.0.1",
+                "kind": "dsse",
+                "spec": {"proposedContent": {
+                    "envelope": envelope.to_string(),
+                    "verifiers": [B64.encode(pem("CERTIFICATE", &leaf_der))],
+                }},
+            }))
+            .expect("JSON serializes"),
+        )
+        .send()
+        .map_err(|e| rekor_err(format!("cannot connect ({})", without_url(&e))))?;
+    if !resp.status().is_success() {
+        return Err(rekor_err(answer_text(resp)));
+    }
+    let answer: serde_json::Value =
+        read_json(resp).map_err(|_| rekor_err("its answer is not JSON".into()))?;
+    let tlog = tlog_entry(&answer).map_err(|d| rekor_err(d.into()))?;
+    let log_index = tlog["logIndex"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(-1);
+
+    let bundle = serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {
+            "certificate": {"rawBytes": B64.encode(&leaf_der)},
+            "tlogEntries": [tlog],
+        },
+        "dsseEnvelope": {
+            "payload": B64.encode(&payload),
+            "payloadType": IN_TOTO,
+            "signatures": [{"sig": B64.encode(sig.as_bytes())}],
+        },
+    });
+    let bundle = serde_json::to_vec(&bundle).expect("JSON serializes");
+
+    // 4. Check what we made, as a verifier will: the certificate's own identity.
+    let (subjects, issuer) =
+        crate::keyless::leaf_identity(&leaf_der).map_err(|detail| KeylessError::SelfCheck {
+            service: "Fulcio",
+            detail,
+        })?;
+    let me = Identity {
+        issuer,
+        subject: subjects.first().cloned(),
+        subject_regexp: None,
+    };
+    let identity = crate::signature::verify_keyless_bundle(
+        &bundle,
+        manifest_digest,
+        std::slice::from_ref(&me),
+        &instance.root,
+    )
+    .map_err(|detail| KeylessError::SelfCheck {
+        service: if ["Rekor", "checkpoint", "inclusion", "log"]
+            .iter()
+            .any(|w| detail.contains(w))
+        {
+            "Rekor"
+        } else {
+            "Fulcio"
+        },
+        detail,
+    })?
+    .key;
+    Ok(Signed {
+        bundle,
+        identity,
+        log_index,
+    })
+}
+
+/// Turns Rekor v1's answer (`{uuid: LogEntry}`, hex hashes) into a bundle's
+/// `TransparencyLogEntry` (protobuf JSON: numbers as strings, bytes as base64).
+fn tlog_entry(answer: &serde_json::Value) -> Result<serde_json::Value, &'static str> {
+    let obj = answer.as_object().ok_or("its answer is not an entry")?;
+    let [(_uuid, e)] = obj.iter().collect::<Vec<_>>()[..] else {
+        return Err("its answer is not exactly one entry");
+    };
+    let body = e["body"].as_str().ok_or("the entry has no body")?;
+    let log_id = e["logID"]
+        .as_str()
+        .and_then(|h| hex::decode(h).ok())
+        .ok_or("the entry has no hex logID")?;
+    let int = |v: &serde_json::Value| v.as_i64().map(|n| n.to_string());
+    let index = int(&e["logIndex"]).ok_or("the entry has no logIndex")?;
+    let time = int(&e["integratedTime"]).ok_or("the entry has no integratedTime")?;
+    let v = &e["verification"];
+    let set = v["signedEntryTimestamp"]
+        .as_str()
+        .ok_or("the entry has no signed entry timestamp")?;
+    let p = &v["inclusionProof"];
+    let hex_b64 = |v: &serde_json::Value| {
+        v.as_str()
+            .and_then(|h| hex::decode(h).ok())
+            .map(|b| B64.encode(b))
+    };
+    let hashes = p["hashes"]
+        .as_array()
+        .ok_or("the entry has no inclusion proof")?
+        .iter()
+        .map(hex_b64)
+        .collect::<Option<Vec<_>>>()
+        .ok_or("an inclusion proof hash is not hex")?;
+    let body_kind = B64
+        .decode(body)
+        .ok()
+        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
+        .ok_or("the entry body is not base64 JSON")?;
+    Ok(serde_json::json!({
+        "logIndex": index,
+        "logId": {"keyId": B64.encode(log_id)},
+        "kindVersion": {
+            "kind": body_kind["kind"].as_str().unwrap_or(""),
+            "version": body_kind["apiVersion"].as_str().unwrap_or(""),
+        },
+        "integratedTime": time,
+        "inclusionPromise": {"signedEntryTimestamp": set},
+        "inclusionProof": {
+            "logIndex": int(&p["logIndex"]).ok_or("the inclusion proof has no logIndex")?,
+            "rootHash": hex_b64(&p["rootHash"]).ok_or("the inclusion proof has no hex rootHash")?,
+            "treeSize": int(&p["treeSize"]).ok_or("the inclusion proof has no treeSize")?,
+            "hashes": hashes,
+            "checkpoint": {"envelope": p["checkpoint"].as_str().ok_or("the inclusion proof has no checkpoint")?},
+        },
+        "canonicalizedBody": body,
+    }))
+}
+
+/// Now, as RFC 3339 (the `created` annotation of a referrer).
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}
+
+/// The SHA-256 of bytes, hex; for tests and messages.
+pub fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(claims: serde_json::Value) -> String {
+        format!(
+            "{}.{}.{}",
+            B64URL.encode(br#"{"alg":"ES256"}"#),
+            B64URL.encode(claims.to_string()),
+            B64URL.encode(b"sig")
+        )
+    }
+
+    #[test]
+    fn tokens_need_issuer_subject_audience_and_time_and_never_show() {
+        let exp = now() + 300;
+        let raw = jwt(serde_json::json!({
+            "iss": "https://token.actions.githubusercontent.com",
+            "sub": "repo:acme/app:ref:refs/tags/v1", "aud": "sigstore", "exp": exp
+        }));
+        let ok = IdentityToken::parse(&raw).unwrap();
+        assert_eq!(ok.challenge(), "repo:acme/app:ref:refs/tags/v1");
+        let shown = format!("{ok:?}");
+        assert!(raw.split('.').all(|part| !shown.contains(part)), "{shown}");
+        let with_mail = IdentityToken::parse(&jwt(serde_json::json!({
+            "iss": "i", "sub": "s", "email": "a@b.c", "aud": ["x", "sigstore"], "exp": exp
+        })))
+        .unwrap();
+        assert_eq!(with_mail.challenge(), "a@b.c");
+        let expired = IdentityToken::parse(&jwt(serde_json::json!({
+            "iss": "i", "sub": "s", "aud": "sigstore", "exp": now() - 100
+        })));
+        assert!(matches!(expired, Err(KeylessError::TokenExpired { .. })));
+        for bad in [
+            jwt(serde_json::json!({"iss": "i", "sub": "s", "aud": "other", "exp": exp})),
+            jwt(serde_json::json!({"sub": "s", "aud": "sigstore", "exp": exp})),
+            jwt(serde_json::json!({"iss": "i", "aud": "sigstore", "exp": exp})),
+            "not-a-jwt".to_owned(),
+            "a.%%%.c".to_owned(),
+        ] {
+            let e = IdentityToken::parse(&bad).unwrap_err();
+            assert!(matches!(e, KeylessError::BadToken { .. }), "{e}");
+            assert!(!e.to_string().contains(&bad), "{e}");
+        }
+    }
+
+    #[test]
+    fn service_urls_are_https_or_loopback() {
+        assert!(check_url("Fulcio", "https://fulcio.sigstore.dev").is_ok());
+        assert_eq!(
+            check_url("Rekor", "http://127.0.0.1:8080/").unwrap(),
+            "http://127.0.0.1:8080"
+        );
+        assert!(check_url("Rekor", "http://rekor.example.com").is_err());
+        assert!(check_url("Rekor", "ftp://x").is_err());
+        assert!(check_url("Rekor", "https://x/?a=b").is_err());
+    }
+}
