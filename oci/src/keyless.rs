@@ -286,23 +286,18 @@ fn verify_set(bundle_json: &str, root: &TrustedRoot) -> Result<(i64, serde_json:
     if p.integrated_time < log.start || log.end.is_some_and(|e| p.integrated_time > e) {
         return Err("its Rekor entry is outside the log key's validity".into());
     }
-    // RFC 8785 canonical JSON of the four fields: keys sorted, no spaces.
-    let canonical = format!(
-        "{{\"body\":{},\"integratedTime\":{},\"logID\":{},\"logIndex\":{}}}",
-        serde_json::Value::from(p.body.as_str()),
-        p.integrated_time,
-        serde_json::Value::from(p.log_id.as_str()),
-        p.log_index
-    );
     let set = B64
         .decode(&b.SignedEntryTimestamp)
         .map_err(|_| "the signed entry timestamp is not base64".to_owned())?;
-    let sig = p256::ecdsa::DerSignature::from_bytes(&set)
-        .map_err(|_| "the signed entry timestamp is not a DER ECDSA signature".to_owned())?;
-    use p256::ecdsa::signature::Verifier;
-    log.key.verify(canonical.as_bytes(), &sig).map_err(|_| {
-        "its Rekor signed entry timestamp does not verify with the log's key".to_owned()
-    })?;
+    crate::transparency::verify_set(
+        &log.key,
+        &set,
+        &p.body,
+        p.integrated_time,
+        &p.log_id,
+        p.log_index,
+    )
+    .map_err(|e| e.to_string())?;
     let body = B64
         .decode(&p.body)
         .map_err(|_| "the Rekor entry body is not base64".to_owned())?;

@@ -487,25 +487,8 @@ pub fn sign(
     }
     let answer: serde_json::Value =
         read_json(resp).map_err(|_| rekor_err("its answer is not JSON".into()))?;
-    let tlog = tlog_entry(&answer).map_err(|d| rekor_err(d.into()))?;
-    let log_index = tlog["logIndex"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(-1);
-
-    let bundle = serde_json::json!({
-        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
-        "verificationMaterial": {
-            "certificate": {"rawBytes": B64.encode(&leaf_der)},
-            "tlogEntries": [tlog],
-        },
-        "dsseEnvelope": {
-            "payload": B64.encode(&payload),
-            "payloadType": IN_TOTO,
-            "signatures": [{"sig": B64.encode(sig.as_bytes())}],
-        },
-    });
-    let bundle = serde_json::to_vec(&bundle).expect("JSON serializes");
+    let (bundle, log_index) = assemble_bundle(&leaf_der, &payload, sig.as_bytes(), &answer)
+        .map_err(|d| rekor_err(d.into()))?;
 
     // 4. Check what we made, as a verifier will: the certificate's own identity.
     let (subjects, issuer) =
@@ -541,6 +524,35 @@ pub fn sign(
         identity,
         log_index,
     })
+}
+
+/// Makes the sigstore bundle v0.3 (as cosign v3 writes it) of a DSSE-signed in-toto
+/// statement: the leaf certificate, Rekor v1's answer for the `dsse` entry, and the
+/// envelope. Returns the bundle JSON and the log index.
+pub fn assemble_bundle(
+    leaf_der: &[u8],
+    payload: &[u8],
+    signature: &[u8],
+    rekor_answer: &serde_json::Value,
+) -> Result<(Vec<u8>, i64), &'static str> {
+    let tlog = tlog_entry(rekor_answer)?;
+    let log_index = tlog["logIndex"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(-1);
+    let bundle = serde_json::json!({
+        "mediaType": crate::signature::BUNDLE_V03,
+        "verificationMaterial": {
+            "certificate": {"rawBytes": B64.encode(leaf_der)},
+            "tlogEntries": [tlog],
+        },
+        "dsseEnvelope": {
+            "payload": B64.encode(payload),
+            "payloadType": IN_TOTO,
+            "signatures": [{"sig": B64.encode(signature)}],
+        },
+    });
+    Ok((serde_json::to_vec(&bundle).expect("JSON serializes"), log_index))
 }
 
 /// Turns Rekor v1's answer (`{uuid: LogEntry}`, hex hashes) into a bundle's
