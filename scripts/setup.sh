@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what building and testing wpkg needs on a fresh Debian machine:
 # the wasm targets, and for the registry tests Debian's docker-registry (the CNCF
-# distribution server), skopeo, and the `oras` Python package.
+# distribution server), skopeo, the `oras` Python package, and sigstore-python (the
+# independent verifier and signer of the keyless interop tests).
 # Idempotent; safe to run again.
 set -euo pipefail
 rustup target add wasm32-wasip1 wasm32-wasip2
@@ -23,4 +24,8 @@ fi
 if ! python3 -c 'import oras.provider' 2>/dev/null; then
   python3 -m pip install -q oras 2>/dev/null \
     || python3 -m pip install -q --break-system-packages oras
+fi
+if ! command -v sigstore >/dev/null || ! python3 -c 'import sigstore' 2>/dev/null; then
+  python3 -m pip install -q 'sigstore>=4,<5' 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages 'sigstore>=4,<5'
 fi

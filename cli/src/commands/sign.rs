@@ -180,7 +180,7 @@ pub fn verify_material(
     };
     if material.is_empty() {
         return Ok(Err(Refusal(format!(
-            "it has no signature (no `{}` tag and no cosign bundle referrers); the publisher signs it with `wpkg sign --key` or `cosign sign --key`",
+            "it has no signature (no `{}` tag and no cosign bundle referrers); the publisher signs it with `wpkg sign --key` or `--keyless` (or `cosign sign`)",
             wpkg_oci::signature::signature_tag(digest)
         ))));
     }
