@@ -526,8 +526,7 @@ pub fn check_certificate(
         return Err("the certificate was not valid when the entry was logged".into());
     }
     let ee = rustls::pki_types::CertificateDer::from(leaf_der);
-    let ee = webpki::EndEntityCert::try_from(&ee)
-        .map_err(|e| format!("the certificate is not usable: {e}"))?;
+    let ee = webpki::EndEntityCert::try_from(&ee).map_err(chain_error)?;
     let when = rustls::pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(
         u64::try_from(time).map_err(|_| "the log's integrated time is before 1970".to_owned())?,
     ));
@@ -568,7 +567,8 @@ pub fn check_certificate(
             &[anchor],
             &intermediates,
             when,
-            webpki::KeyUsage::required(CODE_SIGNING_DER),
+            // Required of the leaf below; CAs without an EKU are fine (private instances).
+            webpki::KeyUsage::required_if_present(CODE_SIGNING_DER),
             None,
             None,
         ) {

@@ -552,7 +552,10 @@ pub fn assemble_bundle(
             "signatures": [{"sig": B64.encode(signature)}],
         },
     });
-    Ok((serde_json::to_vec(&bundle).expect("JSON serializes"), log_index))
+    Ok((
+        serde_json::to_vec(&bundle).expect("JSON serializes"),
+        log_index,
+    ))
 }
 
 /// Turns Rekor v1's answer (`{uuid: LogEntry}`, hex hashes) into a bundle's

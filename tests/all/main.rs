@@ -6,6 +6,7 @@ mod demo;
 mod hostile;
 mod http;
 mod interop;
+mod keyless;
 mod manifest_ui;
 mod registry;
 mod run;

@@ -309,7 +309,7 @@ fn widened_capabilities_reused_signature_and_corrupted_signature_are_refused() {
 }
 
 /// Uploads a blob with raw HTTP (POST then PUT), as another tool would.
-fn upload(host: &str, repo: &str, bytes: &[u8]) -> String {
+pub fn upload(host: &str, repo: &str, bytes: &[u8]) -> String {
     use std::io::{Read, Write};
     let digest = wpkg_oci::store::sha256_digest(bytes);
     let mut s = std::net::TcpStream::connect(host).unwrap();

@@ -274,3 +274,4 @@ pub fn command_manifest(name: &str, extra: &str) -> String {
 pub mod demo;
 pub mod registry;
 pub mod serve;
+pub mod sigstore_services;
