@@ -111,8 +111,14 @@ impl SignWith {
             rekor: self.rekor_url.clone(),
             root,
         };
-        let signed = keyless_sign::sign(&instance, &token, &desc.digest, ca_files)
-            .map_err(|e| with_hint(e, self.trusted_root.is_some()))?;
+        let signed = keyless_sign::sign(
+            &instance,
+            &token,
+            &docker_reference(name),
+            &desc.digest,
+            ca_files,
+        )
+        .map_err(|e| with_hint(e, self.trusted_root.is_some()))?;
         if let Some(path) = &self.bundle {
             write_replace(path, &signed.bundle)
                 .with_context(|| format!("cannot write the bundle to {}", path.display()))?;

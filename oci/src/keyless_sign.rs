@@ -322,11 +322,12 @@ fn without_url(e: &reqwest::Error) -> String {
     }
 }
 
-/// The in-toto statement cosign v3 signs for an image.
-pub fn statement(manifest_digest: &str) -> Vec<u8> {
+/// The in-toto statement cosign v3 signs for an image, its subject named (cosign
+/// leaves the name out; in-toto verifiers such as sigstore-python require one).
+pub fn statement(name: &str, manifest_digest: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"digest": {"sha256": manifest_digest.trim_start_matches("sha256:")}}],
+        "subject": [{"name": name, "digest": {"sha256": manifest_digest.trim_start_matches("sha256:")}}],
         "predicateType": crate::signature::COSIGN_SIGN_PREDICATE,
         "predicate": {},
     }))
@@ -374,12 +375,13 @@ fn answer_text(resp: reqwest::blocking::Response) -> String {
     }
 }
 
-/// Signs `manifest_digest` keylessly: Fulcio certificate, DSSE statement, Rekor entry,
-/// bundle; then checks the bundle against `instance.root` for the certificate's own
-/// identity before returning it.
+/// Signs `manifest_digest` (the image `name`, registry/repository) keylessly: Fulcio
+/// certificate, DSSE statement, Rekor entry, bundle; then checks the bundle against
+/// `instance.root` for the certificate's own identity before returning it.
 pub fn sign(
     instance: &Instance,
     token: &IdentityToken,
+    name: &str,
     manifest_digest: &str,
     ca_files: &[std::path::PathBuf],
 ) -> Result<Signed, KeylessError> {
@@ -453,7 +455,7 @@ pub fn sign(
     }
 
     // 2. The DSSE envelope.
-    let payload = statement(manifest_digest);
+    let payload = statement(name, manifest_digest);
     let sig: p256::ecdsa::DerSignature = key.sign(&crate::signature::dsse_pae(IN_TOTO, &payload));
     let envelope = serde_json::json!({
         "payload": B64.encode(&payload),

@@ -170,13 +170,10 @@ fn keyless_sign_is_the_default_with_an_ambient_token_and_stored_locally() {
         .ok()
         .stderr_has("keylessly as ");
     // The bundle is in the local store, attached to the image, and verifies there.
-    let policy = env.path("policy.toml");
     env.wpkg(&[
         "trust",
         "add",
         "hello",
-        "--policy",
-        policy.to_str().unwrap(),
         "--issuer",
         &ts.issuer,
         "--subject",
@@ -186,8 +183,6 @@ fn keyless_sign_is_the_default_with_an_ambient_token_and_stored_locally() {
     env.wpkg(&[
         "verify",
         "hello:0.1.0",
-        "--policy",
-        policy.to_str().unwrap(),
         "--trusted-root",
         ts.trusted_root.to_str().unwrap(),
     ])
@@ -322,7 +317,7 @@ fn good_bundle(ts: &TestSigstore, digest: &str) -> Value {
         rekor: ts.rekor_url.clone(),
         root: root_of(ts, |_| {}),
     };
-    let signed = wpkg_oci::keyless_sign::sign(&instance, &token, digest, &[]).unwrap();
+    let signed = wpkg_oci::keyless_sign::sign(&instance, &token, "r/x", digest, &[]).unwrap();
     serde_json::from_slice(&signed.bundle).unwrap()
 }
 
@@ -553,7 +548,7 @@ fn every_certificate_check_refuses_its_own_bad_leaf() {
     for (opts, why) in cases {
         let leaf = ts.issue_leaf(&opts);
         // The bundle form: a DSSE statement signed with the leaf, logged as a dsse entry.
-        let payload = wpkg_oci::keyless_sign::statement(&digest);
+        let payload = wpkg_oci::keyless_sign::statement("r/x", &digest);
         let sig = leaf.sign(&wpkg_oci::signature::dsse_pae(
             wpkg_oci::keyless_sign::IN_TOTO,
             &payload,

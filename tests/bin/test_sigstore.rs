@@ -4,10 +4,9 @@
 //! `trusted_root.json`, `trust_config.json`, and `env` (shell `export` lines:
 //! ACTIONS_ID_TOKEN_REQUEST_URL/TOKEN, WPKG_FULCIO_URL, WPKG_REKOR_URL,
 //! WPKG_TRUSTED_ROOT, TEST_SIGSTORE_ISSUER, TEST_SIGSTORE_IDENTITY,
-//! TEST_SIGSTORE_TRUST_CONFIG); prints `ready`; serves until stdin closes, or for
+//! TEST_SIGSTORE_TRUST_CONFIG); prints `ready`; serves until it is killed, or for
 //! SECS seconds (default 900).
 
-use std::io::Read;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -32,14 +31,6 @@ fn main() {
     let ts = wpkg_tests::sigstore_services::TestSigstore::start(&dir);
     std::fs::write(dir.join("env"), ts.env_lines()).unwrap();
     println!("ready");
-    // Serve until stdin closes (a terminal: ^D) or the time is up.
-    std::thread::spawn(|| {
-        let mut sink = Vec::new();
-        let _ = std::io::stdin().read_to_end(&mut sink);
-        if std::env::var_os("TEST_SIGSTORE_IGNORE_STDIN").is_none() {
-            std::process::exit(0);
-        }
-    });
     std::thread::sleep(Duration::from_secs(timeout));
     drop(ts);
 }
