@@ -798,7 +798,7 @@ fn serve(stream: TcpStream, i: &Inner) {
                 .to_string(),
             )
         }
-        ("POST", "/api/v2/signingCert") => fulcio(stream, i, &body),
+        ("POST", "/api/v2/signingCert") => fulcio(stream, i, &body, &auth),
         ("GET", "/api/v2/trustBundle") => respond(
             stream,
             "200 OK",
@@ -822,12 +822,17 @@ fn serve(stream: TcpStream, i: &Inner) {
     }
 }
 
-fn fulcio(stream: TcpStream, i: &Inner, body: &[u8]) {
+fn fulcio(stream: TcpStream, i: &Inner, body: &[u8], auth: &str) {
     let Ok(req) = serde_json::from_slice::<Value>(body) else {
         return error(stream, "400 Bad Request", "the request is not JSON");
     };
+    // The token in the body (v2 JSON) or as a bearer token (as sigstore-python sends it).
     let token = req["credentials"]["oidcIdentityToken"]
         .as_str()
+        .or_else(|| {
+            auth.strip_prefix("Bearer ")
+                .or_else(|| auth.strip_prefix("bearer "))
+        })
         .unwrap_or("");
     let claims = match i.check_token(token) {
         Ok(c) => c,
@@ -843,9 +848,21 @@ fn fulcio(stream: TcpStream, i: &Inner, body: &[u8]) {
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
             .unwrap_or_else(|| csr.to_owned());
-        match rcgen::CertificateSigningRequestParams::from_pem(&pem_text) {
-            Ok(p) => rcgen::PublicKeyData::subject_public_key_info(&p.public_key),
-            Err(_) => return error(stream, "400 Bad Request", "the CSR does not verify"),
+        // rcgen checks the CSR's self-signature (the proof of possession); the key is
+        // taken from the CSR's own SubjectPublicKeyInfo bytes.
+        let spki = pem_der(&pem_text).and_then(|der| {
+            use x509_parser::prelude::FromDer;
+            let (_, csr) =
+                x509_parser::certification_request::X509CertificationRequest::from_der(&der)
+                    .ok()?;
+            Some(csr.certification_request_info.subject_pki.raw.to_vec())
+        });
+        match (
+            rcgen::CertificateSigningRequestParams::from_pem(&pem_text),
+            spki,
+        ) {
+            (Ok(_), Some(spki)) => spki,
+            _ => return error(stream, "400 Bad Request", "the CSR does not verify"),
         }
     } else {
         use p256::ecdsa::signature::Verifier;
