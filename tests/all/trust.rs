@@ -506,16 +506,14 @@ fn trust_policy_commands_and_bad_input() {
     assert!(!env.path("np.key").exists());
 }
 
-/// A Sigstore-like world made at test time: a Fulcio-like CA (P-384 root and
-/// intermediate), a Rekor-like log key, and a trusted_root.json naming them.
+/// The harness's loopback Sigstore instance, used here only for its CA and log: the
+/// classic keyless form (certificate and Rekor bundle in layer annotations).
 struct TestSigstore {
     root_json: std::path::PathBuf,
-    intermediate: (rcgen::CertificateParams, rcgen::KeyPair),
-    rekor: wpkg_oci::signature::PrivateKey,
-    chain_pem: String,
+    ts: wpkg_tests::sigstore_services::TestSigstore,
 }
 
-const GH_ISSUER: &str = "https://token.actions.githubusercontent.com";
+const GH_ISSUER: &str = wpkg_tests::sigstore_services::GITHUB_ISSUER;
 const WORKFLOW: &str = "https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main";
 
 fn b64(bytes: &[u8]) -> String {
@@ -523,67 +521,17 @@ fn b64(bytes: &[u8]) -> String {
     base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
-fn sha256_hex(bytes: &[u8]) -> String {
-    wpkg_oci::store::sha256_digest(bytes)
-        .trim_start_matches("sha256:")
-        .to_owned()
-}
-
 impl TestSigstore {
     fn new(dir: &std::path::Path) -> TestSigstore {
-        use rcgen::{
-            BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, PKCS_ECDSA_P384_SHA384,
-        };
-        let root_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
-        let mut root_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        root_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        root_params
-            .distinguished_name
-            .push(DnType::CommonName, "test sigstore root");
-        let root = root_params.self_signed(&root_key).unwrap();
-        let inter_key = KeyPair::generate_for(&PKCS_ECDSA_P384_SHA384).unwrap();
-        let mut inter_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        inter_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
-        inter_params
-            .distinguished_name
-            .push(DnType::CommonName, "test sigstore intermediate");
-        let root_issuer = rcgen::Issuer::new(root_params, root_key);
-        let inter = inter_params.signed_by(&inter_key, &root_issuer).unwrap();
-        let rekor = wpkg_oci::signature::PrivateKey::generate();
-        let spki = rekor.public().to_spki_der();
-        let root_json = dir.join("trusted_root.json");
-        std::fs::write(
-            &root_json,
-            serde_json::json!({
-                "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
-                "tlogs": [{
-                    "baseUrl": "https://rekor.test",
-                    "hashAlgorithm": "SHA2_256",
-                    "publicKey": {"rawBytes": b64(&spki), "keyDetails": "PKIX_ECDSA_P256_SHA_256",
-                                  "validFor": {"start": "2020-01-01T00:00:00Z"}},
-                    "logId": {"keyId": b64(&wpkg_oci::store::sha256_digest(&spki).trim_start_matches("sha256:").chars().collect::<Vec<_>>().chunks(2).map(|c| u8::from_str_radix(&c.iter().collect::<String>(), 16).unwrap()).collect::<Vec<u8>>())},
-                }],
-                "certificateAuthorities": [{
-                    "subject": {"organization": "test", "commonName": "test"},
-                    "uri": "https://fulcio.test",
-                    "certChain": {"certificates": [{"rawBytes": b64(inter.der())}, {"rawBytes": b64(root.der())}]},
-                    "validFor": {"start": "2020-01-01T00:00:00Z"},
-                }],
-            })
-            .to_string(),
-        )
-        .unwrap();
-        let chain_pem = format!("{}{}", inter.pem(), root.pem());
+        let ts = wpkg_tests::sigstore_services::TestSigstore::start(dir);
         TestSigstore {
-            root_json,
-            intermediate: (inter_params, inter_key),
-            rekor,
-            chain_pem,
+            root_json: ts.trusted_root.clone(),
+            ts,
         }
     }
 
-    /// A keyless classic signature by `subject` (issuer `issuer`) of `digest`: the
-    /// layer annotations cosign writes (signature, certificate, chain, Rekor bundle).
+    /// A keyless classic signature by `subject` of `digest`: the layer annotations
+    /// cosign writes (signature, certificate, chain, Rekor bundle).
     fn sign(
         &self,
         subject: &str,
@@ -591,64 +539,23 @@ impl TestSigstore {
         docker_ref: &str,
         digest: &str,
     ) -> (Vec<u8>, serde_json::Value) {
-        use rcgen::{
-            CertificateParams, CustomExtension, ExtendedKeyUsagePurpose, KeyPair, SanType,
-            PKCS_ECDSA_P256_SHA256,
-        };
-        let leaf_key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).unwrap();
-        let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
-        params.subject_alt_names = vec![SanType::URI(subject.try_into().unwrap())];
-        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::CodeSigning];
-        let now = time::OffsetDateTime::now_utc();
-        params.not_before = now - time::Duration::minutes(1);
-        params.not_after = now + time::Duration::minutes(10);
-        params.custom_extensions = vec![
-            CustomExtension::from_oid_content(
-                &[1, 3, 6, 1, 4, 1, 57264, 1, 1],
-                issuer.as_bytes().to_vec(),
-            ),
-            CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 57264, 1, 8], {
-                let mut v = vec![0x0c, issuer.len() as u8];
-                v.extend_from_slice(issuer.as_bytes());
-                v
-            }),
-        ];
-        let issuer_ca = rcgen::Issuer::from_params(&self.intermediate.0, &self.intermediate.1);
-        let leaf = params.signed_by(&leaf_key, &issuer_ca).unwrap();
-        let payload = wpkg_oci::signature::simple_signing_payload(docker_ref, digest);
-        let rng = ring::rand::SystemRandom::new();
-        let signer = ring::signature::EcdsaKeyPair::from_pkcs8(
-            &ring::signature::ECDSA_P256_SHA256_ASN1_SIGNING,
-            &leaf_key.serialize_der(),
-            &rng,
-        )
-        .unwrap();
-        let sig = signer.sign(&rng, &payload).unwrap().as_ref().to_vec();
-        let body = serde_json::json!({
-            "apiVersion": "0.0.1", "kind": "hashedrekord",
-            "spec": {
-                "data": {"hash": {"algorithm": "sha256", "value": sha256_hex(&payload)}},
-                "signature": {"content": b64(&sig), "publicKey": {"content": b64(leaf.pem().as_bytes())}},
-            },
-        })
-        .to_string();
-        let spki = self.rekor.public().to_spki_der();
-        let log_id = sha256_hex(&spki);
-        let integrated = now.unix_timestamp();
-        let canonical = format!(
-            "{{\"body\":\"{}\",\"integratedTime\":{integrated},\"logID\":\"{log_id}\",\"logIndex\":7}}",
-            b64(body.as_bytes())
+        assert_eq!(
+            issuer, GH_ISSUER,
+            "the test Fulcio issues for GitHub's issuer"
         );
-        let set = self.rekor.sign(canonical.as_bytes());
-        let bundle = serde_json::json!({
-            "SignedEntryTimestamp": b64(&set),
-            "Payload": {"body": b64(body.as_bytes()), "integratedTime": integrated, "logIndex": 7, "logID": log_id},
-        })
-        .to_string();
+        let leaf = self
+            .ts
+            .issue_leaf(&wpkg_tests::sigstore_services::LeafOptions {
+                subject: Some(subject.to_owned()),
+                ..Default::default()
+            });
+        let payload = wpkg_oci::signature::simple_signing_payload(docker_ref, digest);
+        let sig = leaf.sign(&payload);
+        let bundle = self.ts.log_hashedrekord(&payload, &sig, &leaf.der);
         let annotations = serde_json::json!({
             "dev.cosignproject.cosign/signature": b64(&sig),
             "dev.sigstore.cosign/certificate": leaf.pem(),
-            "dev.sigstore.cosign/chain": self.chain_pem,
+            "dev.sigstore.cosign/chain": self.ts.chain_pem(),
             "dev.sigstore.cosign/bundle": bundle,
         });
         (payload, annotations)

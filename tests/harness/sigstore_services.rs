@@ -69,6 +69,8 @@ pub struct LeafOptions {
     pub unknown_critical: bool,
     /// No embedded SCT.
     pub no_sct: bool,
+    /// Another SAN URI than the default workflow identity.
+    pub subject: Option<String>,
 }
 
 /// A leaf certificate and its key.
@@ -630,7 +632,7 @@ impl TestSigstore {
         let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
         let der = self.inner.leaf(
             &spki_der(key.verifying_key()),
-            &self.identity,
+            opts.subject.as_deref().unwrap_or(&self.identity),
             GITHUB_ISSUER,
             opts,
         );
