@@ -29,3 +29,7 @@ if ! command -v sigstore >/dev/null || ! python3 -c 'import sigstore' 2>/dev/nul
   python3 -m pip install -q 'sigstore>=4,<5' 2>/dev/null \
     || python3 -m pip install -q --break-system-packages 'sigstore>=4,<5'
 fi
+# scripts/try-action.sh reads action.yml with PyYAML.
+if ! python3 -c 'import yaml' 2>/dev/null; then
+  python3 -m pip install -q pyyaml 2>/dev/null || python3 -m pip install -q --break-system-packages pyyaml
+fi

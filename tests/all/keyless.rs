@@ -747,3 +747,53 @@ fn wpkg_verifies_what_sigstore_python_signs() {
         "does not trust",
     );
 }
+
+/// `scripts/try-action.sh`: action.yml's steps in a simulated runner, keyless signing
+/// against the test instance, push, then a fresh machine runs it and another workflow
+/// identity is refused. Its output files verify with sigstore-python too.
+#[test]
+fn the_github_action_runs_end_to_end_locally() {
+    let out = tempfile::tempdir().unwrap();
+    let r = std::process::Command::new("bash")
+        .arg(wpkg_tests::root().join("scripts/try-action.sh"))
+        .env("WPKG_TRY_OUT", out.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&r.stderr);
+    assert!(r.status.success(), "try-action.sh failed:\n{stderr}");
+    assert!(String::from_utf8_lossy(&r.stdout).contains("try-action: OK"));
+    for f in [
+        "manifest.json",
+        "bundle.json",
+        "trust_config.json",
+        "trusted_root.json",
+    ] {
+        assert!(out.path().join(f).is_file(), "{f} missing");
+    }
+    let ok = std::process::Command::new(sigstore_python())
+        .current_dir(out.path())
+        .args([
+            "--trust-config",
+            "trust_config.json",
+            "verify",
+            "identity",
+            "--offline",
+        ])
+        .args(["--bundle", "bundle.json", "--cert-identity"])
+        .arg(format!(
+            "https://github.com/{}",
+            wpkg_tests::sigstore_services::WORKFLOW_REF
+        ))
+        .args([
+            "--cert-oidc-issuer",
+            wpkg_tests::sigstore_services::GITHUB_ISSUER,
+        ])
+        .arg("manifest.json")
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+}

@@ -697,6 +697,12 @@ impl TestSigstore {
                 "TEST_SIGSTORE_TRUST_CONFIG",
                 self.trust_config.display().to_string(),
             ),
+            (
+                "TEST_SIGSTORE_ROOT",
+                self.trusted_root.display().to_string(),
+            ),
+            ("TEST_SIGSTORE_FULCIO", self.fulcio_url.clone()),
+            ("TEST_SIGSTORE_REKOR", self.rekor_url.clone()),
         ]
         .iter()
         .map(|(k, v)| format!("export {k}={}\n", q(v)))
