@@ -221,9 +221,7 @@ fn bad_tokens_and_failing_services_push_nothing() {
         args.extend_from_slice(&["hello:0.1.0", &target]);
         let r = run_with(&env, &args, &vars).code(125).stderr_has(why);
         assert_eq!(r.stderr.trim().lines().count(), 1, "{r:#?}");
-        for secret in [&ts.request_token] {
-            assert!(!r.stderr.contains(secret.as_str()), "{r:#?}");
-        }
+        assert!(!r.stderr.contains(ts.request_token.as_str()), "{r:#?}");
         nothing_pushed(&repo);
         r
     };
