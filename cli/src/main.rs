@@ -9,7 +9,11 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod commands;
+mod diagnostics;
 mod env_vars;
+mod policy;
+mod project;
+mod remote;
 mod settings;
 mod signing;
 
@@ -88,7 +92,7 @@ fn main() -> ExitCode {
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
-            eprintln!("error: {}", commands::render_error(&e));
+            eprintln!("{}", diagnostics::render(&e));
             ExitCode::from(EXIT_WPKG)
         }
     }

@@ -10,6 +10,7 @@ use clap::Args;
 use wpkg_oci::credentials::Secret;
 use wpkg_oci::keyless_sign::{self, IdentityToken, KeylessError};
 use wpkg_oci::signature::PrivateKey;
+use wpkg_pipeline::publish::{self, Made};
 use wpkg_spec::media::Descriptor;
 use wpkg_spec::Reference;
 
@@ -47,31 +48,6 @@ pub struct SignWith {
     pub bundle: Option<PathBuf>,
 }
 
-/// What signing made, for messages.
-pub enum Made {
-    /// A classic signature with this key (fingerprint).
-    Key(String),
-    /// A keyless bundle by this identity, at this log index.
-    Keyless {
-        /// The certificate's identity.
-        identity: String,
-        /// The Rekor log index.
-        log_index: i64,
-    },
-}
-
-impl std::fmt::Display for Made {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Made::Key(fp) => write!(f, "with key sha256:{fp}"),
-            Made::Keyless {
-                identity,
-                log_index,
-            } => write!(f, "keylessly as {identity} (Rekor log index {log_index})"),
-        }
-    }
-}
-
 impl SignWith {
     /// Whether an identity token is at hand without asking.
     fn ambient() -> bool {
@@ -90,46 +66,24 @@ impl SignWith {
     ) -> Result<Made> {
         if let Some(key) = &self.key {
             let key = load_private_key(key)?;
-            sign_local(store, &key, desc, name)?;
-            return Ok(Made::Key(key.public().fingerprint()));
+            return Ok(publish::sign_with_key(store, &key, desc, name)?);
         }
         if !self.keyless && !Self::ambient() {
             bail!("nothing to sign with: give --key FILE (a cosign key) or --keyless (an OIDC identity: --identity-token, SIGSTORE_ID_TOKEN, or GitHub Actions with `permissions: id-token: write`)");
         }
         let token = self.token(ca_files)?;
-        let root = match &self.trusted_root {
-            Some(f) => {
-                let bytes = std::fs::read(f)
-                    .with_context(|| format!("cannot read the trust root {}", f.display()))?;
-                wpkg_oci::keyless::TrustedRoot::from_json(&bytes)
-                    .map_err(|e| anyhow::anyhow!("trust root {}: {e}", f.display()))?
-            }
-            None => wpkg_oci::keyless::TrustedRoot::public_good(),
-        };
+        let root = wpkg_pipeline::verify::load_trusted_root(self.trusted_root.as_deref())?;
         let instance = keyless_sign::Instance {
             fulcio: self.fulcio_url.clone(),
             rekor: self.rekor_url.clone(),
             root,
         };
-        let signed = keyless_sign::sign(
-            &instance,
-            &token,
-            &docker_reference(name),
-            &desc.digest,
-            ca_files,
-        )
-        .map_err(|e| with_hint(e, self.trusted_root.is_some()))?;
-        if let Some(path) = &self.bundle {
-            write_replace(path, &signed.bundle)
+        let made = publish::sign_keyless(store, &instance, &token, desc, name, ca_files)?;
+        if let (Some(path), Made::Keyless { bundle, .. }) = (&self.bundle, &made) {
+            write_replace(path, bundle)
                 .with_context(|| format!("cannot write the bundle to {}", path.display()))?;
         }
-        let created = keyless_sign::now_rfc3339();
-        let referrer = wpkg_oci::signature::bundle_referrer(&signed.bundle, desc, &created);
-        store.attach_referrer(name, &desc.digest, &referrer)?;
-        Ok(Made::Keyless {
-            identity: signed.identity,
-            log_index: signed.log_index,
-        })
+        Ok(made)
     }
 
     /// The identity token: `--identity-token` (a token or a file), SIGSTORE_ID_TOKEN, or
@@ -159,29 +113,9 @@ impl SignWith {
             (Ok(_), Err(_)) => bail!(
                 "ACTIONS_ID_TOKEN_REQUEST_URL is set but ACTIONS_ID_TOKEN_REQUEST_TOKEN is not; give the job `permissions: id-token: write`"
             ),
-            _ => Err(anyhow::Error::new(KeylessError::NoToken).context(
-                "keyless signing needs an OIDC identity token: pass --identity-token (or set SIGSTORE_ID_TOKEN), or run in GitHub Actions with `permissions: id-token: write`",
-            )),
+            _ => Err(anyhow::Error::new(KeylessError::NoToken)
+                .context("keyless signing needs an OIDC identity token")),
         }
-    }
-}
-
-/// Adds what to do to a keyless failure.
-fn with_hint(e: KeylessError, own_root: bool) -> anyhow::Error {
-    let hint = match &e {
-        KeylessError::TokenExpired { .. } => Some("get a fresh identity token and sign again"),
-        KeylessError::BadToken { .. } => Some("give the OIDC token itself (a JWT for audience `sigstore`)"),
-        KeylessError::Fulcio { .. } => Some("check --fulcio-url and that the token's issuer is one Fulcio accepts"),
-        KeylessError::Rekor { .. } => Some("check --rekor-url; nothing was stored or pushed"),
-        KeylessError::SelfCheck { .. } if !own_root => {
-            Some("signing with a private Sigstore instance: give its trusted_root.json with --trusted-root")
-        }
-        KeylessError::SelfCheck { .. } => Some("nothing was stored or pushed"),
-        _ => None,
-    };
-    match hint {
-        Some(h) => anyhow::anyhow!("{e}; {h}").context("keyless signing failed"),
-        None => anyhow::Error::new(e).context("keyless signing failed"),
     }
 }
 
@@ -237,63 +171,6 @@ pub fn load_private_key(path: &Path) -> Result<PrivateKey> {
     let pw = password(false)?;
     PrivateKey::from_encrypted_pem(&text, &pw)
         .with_context(|| format!("cannot open the key {}", path.display()))
-}
-
-/// Signs the local image `desc` as `docker_reference` and records the signature in the
-/// store under `name`'s `sha256-<hex>.sig` tag.
-pub fn sign_local(
-    store: &wpkg_oci::Store,
-    key: &PrivateKey,
-    desc: &Descriptor,
-    name: &Reference,
-) -> Result<()> {
-    let payload =
-        wpkg_oci::signature::simple_signing_payload(&docker_reference(name), &desc.digest);
-    let sig = key.sign(&payload);
-    let tag = name.with_tag(&wpkg_oci::signature::signature_tag(&desc.digest));
-    let lock = store.lock()?;
-    let existing = match store.resolve(&tag) {
-        Ok(d) => {
-            let bytes = store.read_descriptor(&d)?;
-            Some((serde_json::from_slice(&bytes)?, bytes))
-        }
-        Err(wpkg_oci::Error::NotFound(_)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let (manifest, blobs) = wpkg_oci::signature::add_classic_signature(
-        existing
-            .as_ref()
-            .map(|(m, b): &(_, Vec<u8>)| (m, b.clone())),
-        &payload,
-        &sig,
-    );
-    for b in &blobs {
-        store.put_blob(b)?;
-    }
-    let digest = store.put_blob(&manifest)?;
-    store.set_tag_locked(
-        &lock,
-        &tag,
-        &Descriptor {
-            media_type: wpkg_spec::media::OCI_MANIFEST.into(),
-            digest,
-            size: manifest.len() as u64,
-            artifact_type: None,
-            annotations: Default::default(),
-            platform: None,
-        },
-    )?;
-    Ok(())
-}
-
-/// The `docker-reference` cosign writes: registry/repository, Docker Hub as
-/// `index.docker.io`.
-fn docker_reference(r: &Reference) -> String {
-    if r.registry == wpkg_spec::reference::DEFAULT_REGISTRY {
-        format!("index.docker.io/{}", r.repository)
-    } else {
-        r.name()
-    }
 }
 
 /// Writes a file in full or not at all (replacing one that exists).

@@ -337,5 +337,5 @@ fn a_malformed_hosts_file_is_a_clear_error() {
         "/nonexistent/hosts",
     ])
     .code(125)
-    .stderr_has("cannot read --hosts-file");
+    .stderr_has("cannot read the hosts file /nonexistent/hosts");
 }

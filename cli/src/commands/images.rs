@@ -5,8 +5,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use crate::settings::Paths;
-
 /// List the images in the local store
 #[derive(Args)]
 pub struct ImagesArgs {
@@ -18,7 +16,7 @@ pub struct ImagesArgs {
 impl ImagesArgs {
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
-        let store = Paths::from_env()?.open_store()?;
+        let store = crate::settings::open_store()?;
         let mut rows = Vec::new();
         // Signature manifests (cosign's `sha256-<hex>.sig` tags) are not images.
         for img in store.list()?.into_iter().filter(|i| {

@@ -5,8 +5,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use crate::settings::Paths;
-
 /// Show an image's manifest, config and permissions in plain words
 #[derive(Args)]
 pub struct InspectArgs {
@@ -21,7 +19,7 @@ impl InspectArgs {
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
         let r = super::parse_ref(&self.reference)?;
-        let store = Paths::from_env()?.open_store()?;
+        let store = crate::settings::open_store()?;
         let desc = store.resolve(&r)?;
         let art = wpkg_oci::artifact::load(&store, &desc)?;
         let caps = art.capabilities()?;

@@ -7,7 +7,7 @@ use anyhow::{bail, Context, Result};
 use clap::Args;
 use wpkg_oci::credentials::{normalize_registry, Credential, Credentials, EnvCredential, Secret};
 
-use super::remote::RemoteArgs;
+use crate::remote::RemoteArgs;
 
 /// Log in to a registry (shared with `docker login`)
 #[derive(Args)]

@@ -11,7 +11,6 @@ pub mod images;
 pub mod inspect;
 pub mod login;
 pub mod push;
-pub mod remote;
 pub mod rm;
 pub mod run;
 pub mod save;
@@ -19,23 +18,6 @@ pub mod schema;
 pub mod sign;
 pub mod tag;
 pub mod trust;
-
-/// Joins an error chain into one line, dropping a cause whose text the previous
-/// message already contains.
-pub fn render_error(e: &anyhow::Error) -> String {
-    let mut out = String::new();
-    for cause in e.chain() {
-        let text = cause.to_string();
-        if out.contains(&text) {
-            continue;
-        }
-        if !out.is_empty() {
-            out.push_str(": ");
-        }
-        out.push_str(&text);
-    }
-    out
-}
 
 /// Parses a reference given on the command line.
 pub fn parse_ref(s: &str) -> Result<Reference> {

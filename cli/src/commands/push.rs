@@ -2,12 +2,12 @@
 
 use std::process::ExitCode;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use clap::Args;
+use wpkg_pipeline::publish;
 use wpkg_spec::Reference;
 
-use super::remote::{RemoteArgs, TtyProgress};
-use crate::settings::Paths;
+use crate::remote::{RemoteArgs, TtyProgress};
 
 /// Push an image from the local store to a registry
 #[derive(Args)]
@@ -46,8 +46,8 @@ impl PushArgs {
             Some(r) => super::parse_ref(r)?,
             None => local.clone(),
         };
-        check_remote(&remote)?;
-        let store = Paths::from_env()?.open_store()?;
+        wpkg_pipeline::resolve::check_remote(&remote)?;
+        let store = crate::settings::open_store()?;
         let desc = store.resolve(&local)?;
         if (self.with.key.is_some() || self.with.keyless) && !self.sign {
             anyhow::bail!("--key and --keyless are for --sign; add --sign to sign while pushing");
@@ -61,19 +61,8 @@ impl PushArgs {
         };
         let client = self.remote_args.client()?;
         let progress = TtyProgress::for_stderr("pushing", self.quiet);
-        let report = wpkg_oci::transfer::push(&client, &store, &desc, &remote, &progress)
-            .with_context(|| format!("cannot push {}", remote.familiar()))?;
-        let unsigned = || {
-            format!(
-                "pushed {} ({}), but not its signatures: it is in the registry UNSIGNED; push again to retry",
-                remote.familiar(),
-                report.digest
-            )
-        };
-        let mut sigs = wpkg_oci::transfer::push_signatures(&client, &store, &desc.digest, &remote)
-            .with_context(unsigned)?;
-        sigs += wpkg_oci::transfer::push_referrers(&client, &store, &desc.digest, &remote)
-            .with_context(unsigned)?;
+        let pushed = publish::push(&client, &store, &desc, &remote, &progress)?;
+        let (report, sigs) = (pushed.report, pushed.signatures);
         if let Some(made) = &signed {
             eprintln!("signed {}@{} {made}", remote.familiar(), desc.digest);
         }
@@ -100,19 +89,6 @@ impl PushArgs {
     }
 }
 
-/// References whose registry is `localhost` without a port are local-only names.
-pub fn check_remote(r: &Reference) -> Result<()> {
-    if r.registry == "localhost" {
-        anyhow::bail!(
-            "`{}` is a local-only name (`localhost/...`); give a registry, e.g. `wpkg push {} localhost:5000/{}`",
-            r.familiar(),
-            r.familiar(),
-            r.repository
-        );
-    }
-    Ok(())
-}
-
 /// Pull an image from a registry into the local store
 #[derive(Args)]
 #[command(
@@ -136,10 +112,10 @@ impl PullArgs {
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
         let remote = super::parse_ref(&self.reference)?;
-        check_remote(&remote)?;
-        let store = Paths::from_env()?.open_store()?;
+        wpkg_pipeline::resolve::check_remote(&remote)?;
+        let store = crate::settings::open_store()?;
         let client = self.remote_args.client()?;
-        let digest = pull(&client, &store, &remote, self.quiet)?.digest;
+        let digest = crate::remote::pull(&client, &store, &remote, self.quiet)?.digest;
         let name = Reference {
             digest: None,
             ..remote.clone()
@@ -147,26 +123,4 @@ impl PullArgs {
         super::out(&format!("{}@{digest}\n", name.familiar()))?;
         super::ok()
     }
-}
-
-/// Pulls with a progress display and a summary line; returns the manifest digest.
-pub fn pull(
-    client: &wpkg_oci::registry::Registry,
-    store: &wpkg_oci::Store,
-    remote: &Reference,
-    quiet: bool,
-) -> Result<wpkg_spec::media::Descriptor> {
-    let progress = TtyProgress::for_stderr("pulling", quiet);
-    let report = wpkg_oci::transfer::pull(client, store, remote, &progress)
-        .with_context(|| format!("cannot pull {}", remote.familiar()))?;
-    if !quiet {
-        eprintln!(
-            "pulled {} ({} blob(s) downloaded, {}; {} already present)",
-            remote.familiar(),
-            report.downloaded,
-            super::human_size(report.bytes),
-            report.present
-        );
-    }
-    Ok(report.descriptor)
 }

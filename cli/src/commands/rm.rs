@@ -5,8 +5,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use crate::settings::Paths;
-
 /// Remove images from the local store (blobs no other image uses are deleted)
 #[derive(Args)]
 pub struct RmArgs {
@@ -19,7 +17,7 @@ impl RmArgs {
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
         let refs = super::parse_refs(&self.references)?;
-        let store = Paths::from_env()?.open_store()?;
+        let store = crate::settings::open_store()?;
         for r in refs {
             let removed = store.remove(&r)?;
             super::out(&format!("untagged: {}\n", r.familiar()))?;

@@ -4,15 +4,12 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::Args;
-use wpkg_runner::command::CommandRun;
-use wpkg_runner::Outcome;
+use wpkg_pipeline::{Basis, Outcome, Resolved, ServeOptions};
 use wpkg_spec::manifest::Trigger;
-use wpkg_spec::plan::{MountRequest, OperatorRequest, RunPlan};
+use wpkg_spec::plan::{MountRequest, OperatorRequest};
 use wpkg_spec::units::{ByteSize, DurationSpec};
-
-use crate::settings::Paths;
 
 /// Run an image (or a project directory) with exactly its declared permissions
 #[derive(Args)]
@@ -67,9 +64,9 @@ pub struct RunArgs {
     #[arg(long)]
     pub insecure_skip_verify: bool,
     #[command(flatten)]
-    pub policy: super::sign::PolicyArgs,
+    pub policy: crate::policy::PolicyArgs,
     #[command(flatten)]
-    pub remote_args: super::remote::RemoteArgs,
+    pub remote_args: crate::remote::RemoteArgs,
 }
 
 /// When `wpkg run` pulls.
@@ -91,42 +88,12 @@ fn looks_like_dir(target: &str) -> bool {
 }
 
 impl RunArgs {
-    /// Finds the image locally or pulls it, per `--pull`.
-    fn resolve(
-        &self,
-        store: &wpkg_oci::Store,
-        reference: &wpkg_spec::Reference,
-    ) -> Result<wpkg_spec::media::Descriptor> {
-        let local_only = reference.registry == "localhost";
-        let pull = |quiet: bool| -> Result<wpkg_spec::media::Descriptor> {
-            let client = self.remote_args.client()?;
-            super::push::pull(&client, store, reference, quiet)
-        };
-        match self.pull {
-            PullPolicy::Always if !local_only => pull(false),
-            PullPolicy::Missing if !local_only => match store.resolve(reference) {
-                Err(wpkg_oci::Error::NotFound(_)) => {
-                    eprintln!(
-                        "no image `{}` in the local store; pulling it from {}",
-                        reference.familiar(),
-                        reference.registry
-                    );
-                    pull(false).with_context(|| {
-                        format!("no image `{}` in the local store", reference.familiar())
-                    })
-                }
-                other => Ok(other?),
-            },
-            _ => Ok(store.resolve(reference)?),
-        }
-    }
-
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
-        let paths = Paths::from_env()?;
+        let home = crate::settings::home()?;
         let from_dir = looks_like_dir(&self.target);
         let reference = if from_dir {
-            super::build::build(Path::new(&self.target), None, true, false)?.reference
+            crate::project::build(Path::new(&self.target), None, true, false)?.reference
         } else {
             super::parse_ref(&self.target)?
         };
@@ -147,95 +114,82 @@ impl RunArgs {
                 .mounts
                 .push(m.parse::<MountRequest>().map_err(anyhow::Error::msg)?);
         }
-        // Resolve and verify: every blob is checked against its digest as it is read.
-        let store = paths.open_store()?;
-        let desc = if from_dir {
-            store.resolve(&reference)?
+        // Resolve: every blob is checked against its digest as it is read.
+        let store = home.open_store()?;
+        let pull = if from_dir {
+            PullPolicy::Never
         } else {
-            self.resolve(&store, &reference)?
+            self.pull
+        };
+        let desc = match wpkg_pipeline::resolve(&store, &reference, pull.into())? {
+            Resolved::Local(d) => d,
+            Resolved::Pull { missing } => {
+                let client = self.remote_args.client()?;
+                if missing {
+                    eprintln!(
+                        "no image `{}` in the local store; pulling it from {}",
+                        reference.familiar(),
+                        reference.registry
+                    );
+                }
+                crate::remote::pull(&client, &store, &reference, false).map_err(|e| {
+                    if missing {
+                        e.context(format!(
+                            "no image `{}` in the local store",
+                            reference.familiar()
+                        ))
+                    } else {
+                        e
+                    }
+                })?
+            }
         };
         // Verify before anything executes; then run exactly the digest verified.
-        super::sign::check_before_run(
+        let verified = wpkg_pipeline::admit(
             &store,
             &reference,
             &desc,
-            &self.policy,
+            &self.policy.settings()?,
             self.insecure_skip_verify,
         )?;
-        let art = wpkg_oci::artifact::load(&store, &desc)?;
-        let caps = art.capabilities()?;
-        let plan = RunPlan::new(&caps, &request)?;
-        let wasm = store.read_descriptor(&art.wasm_layer)?;
-        let bundled_root: Option<PathBuf> = match &art.files_layer {
-            Some(layer) => {
-                let dest = paths
-                    .files_cache()
-                    .join(layer.digest.trim_start_matches("sha256:"));
-                wpkg_oci::artifact::extract_files(&store, layer, &dest)?;
-                Some(dest)
-            }
-            None => None,
-        };
-        let program = reference.familiar_name();
-        let program = program.rsplit('/').next().unwrap_or("main").to_owned();
-        if plan.trigger == Trigger::Http {
+        match verified.basis() {
+            Basis::Local => {}
+            Basis::Signed(v) => eprintln!("{v}"),
+            Basis::SkippedByOperator => eprintln!(
+                "warning: --insecure-skip-verify: running {} ({}) without checking its signature",
+                reference.familiar(),
+                desc.digest
+            ),
+        }
+        let prepared = wpkg_pipeline::prepare(&home, &store, &verified, &request)?;
+        if prepared.plan().trigger == Trigger::Http {
             if !self.args.is_empty() {
-                bail!("an HTTP handler takes no arguments after `--`");
+                return Err(wpkg_pipeline::Error::HttpTakesNoArgs.into());
             }
             let hosts = match &self.hosts_file {
-                Some(f) => {
-                    let text = std::fs::read_to_string(f)
-                        .with_context(|| format!("cannot read --hosts-file {}", f.display()))?;
-                    wpkg_runner::outbound::parse_hosts(&text).map_err(anyhow::Error::msg)?
-                }
+                Some(f) => wpkg_pipeline::execute::read_hosts_file(f)?,
                 None => Default::default(),
             };
-            if plan.outbound_http.is_empty() {
+            let outbound = &prepared.plan().outbound_http;
+            if outbound.is_empty() {
                 eprintln!("outbound HTTP: none allowed");
             } else {
-                let list: Vec<String> = plan.outbound_http.iter().map(|o| o.to_string()).collect();
+                let list: Vec<String> = outbound.iter().map(|o| o.to_string()).collect();
                 eprintln!("outbound HTTP allowed to: {}", list.join(", "));
             }
-            let runner = wpkg_runner::Runner::new_pooled(
-                paths.code_cache(),
-                self.max_concurrent,
-                plan.memory.0,
-            )?;
-            let (code, _status) = runner.compile(&art.wasm_layer.digest, &wasm)?;
-            let policy = std::sync::Arc::new(wpkg_runner::outbound::OutboundPolicy::new(
-                plan.outbound_http.clone(),
+            let name = prepared.name().to_owned();
+            prepared.serve(ServeOptions {
+                listen: self.listen,
+                max_concurrent: self.max_concurrent,
                 hosts,
-            ));
-            let name = reference.familiar();
-            runner.serve_blocking(
-                &code,
-                wpkg_runner::http::ServeConfig {
-                    listen: self.listen,
-                    plan,
-                    bundled_root,
-                    policy,
-                    max_concurrent: self.max_concurrent,
-                    name: program,
-                    on_ready: Box::new(move |addr| {
-                        eprintln!("serving {name} on http://{addr} (Ctrl-C to stop)");
-                        let _ = super::out(&format!("http://{addr}\n"));
-                    }),
-                },
-            )?;
+                on_ready: Box::new(move |addr| {
+                    eprintln!("serving {name} on http://{addr} (Ctrl-C to stop)");
+                    let _ = super::out(&format!("http://{addr}\n"));
+                }),
+            })?;
             return super::ok();
         }
-        let runner = wpkg_runner::Runner::new(paths.code_cache())?;
-        let (code, _status) = runner.compile(&art.wasm_layer.digest, &wasm)?;
-        let outcome = runner.run_command(
-            &code,
-            &CommandRun {
-                program: &program,
-                args: &self.args,
-                plan: &plan,
-                bundled_root: bundled_root.as_deref(),
-            },
-        )?;
-        Ok(match outcome {
+        Ok(match prepared.run_command(&self.args)? {
             Outcome::Exited(c) => ExitCode::from((c & 0xff) as u8),
             Outcome::Trapped(msg) => {
                 eprintln!("error: the guest trapped: {msg}");
@@ -256,5 +210,15 @@ impl RunArgs {
                 ExitCode::from(crate::EXIT_MEMORY)
             }
         })
+    }
+}
+
+impl From<PullPolicy> for wpkg_pipeline::PullPolicy {
+    fn from(p: PullPolicy) -> Self {
+        match p {
+            PullPolicy::Missing => wpkg_pipeline::PullPolicy::Missing,
+            PullPolicy::Always => wpkg_pipeline::PullPolicy::Always,
+            PullPolicy::Never => wpkg_pipeline::PullPolicy::Never,
+        }
     }
 }

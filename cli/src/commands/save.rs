@@ -6,8 +6,6 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::settings::Paths;
-
 /// Write images to an OCI layout tar file
 #[derive(Args)]
 #[command(
@@ -26,7 +24,7 @@ impl SaveArgs {
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
         let refs = super::parse_refs(&self.references)?;
-        let store = Paths::from_env()?.open_store()?;
+        let store = crate::settings::open_store()?;
         let tar = wpkg_oci::archive::save(&store, &refs)?;
         let dir = self
             .output
@@ -62,7 +60,7 @@ impl LoadArgs {
     pub fn run(self) -> Result<ExitCode> {
         let bytes = std::fs::read(&self.input)
             .with_context(|| format!("cannot read {}", self.input.display()))?;
-        let store = Paths::from_env()?.open_store()?;
+        let store = crate::settings::open_store()?;
         let loaded = wpkg_oci::archive::load(&store, &bytes, self.name.as_deref())?;
         let mut out = String::new();
         for (r, digest) in loaded.images {

@@ -1,4 +1,4 @@
-//! `wpkg keygen`, `wpkg sign`, `wpkg verify`, and the verification `wpkg run` does.
+//! `wpkg keygen`, `wpkg sign`, `wpkg verify`.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -6,13 +6,12 @@ use std::process::ExitCode;
 use anyhow::{bail, Context, Result};
 use clap::Args;
 use wpkg_oci::signature::{PrivateKey, PublicKey};
-use wpkg_oci::trust::Policy;
-use wpkg_spec::media::Descriptor;
+use wpkg_pipeline::{publish, verify};
 use wpkg_spec::Reference;
 
-use super::remote::RemoteArgs;
 use crate::env_vars;
-use crate::settings::Paths;
+use crate::policy::PolicyArgs;
+use crate::remote::RemoteArgs;
 use crate::signing::{password, write_new, SignWith};
 
 /// Make a signing key pair in cosign's format
@@ -99,7 +98,7 @@ impl SignArgs {
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
         let r = super::parse_ref(&self.reference)?;
-        let store = Paths::from_env()?.open_store()?;
+        let store = crate::settings::open_store()?;
         let desc = store.resolve(&r)?;
         let ca: Vec<PathBuf> = self.ca_file.iter().cloned().collect();
         let made = self.with.sign(&store, &desc, &r, &ca)?;
@@ -113,131 +112,6 @@ impl SignArgs {
             desc.digest,
         );
         super::ok()
-    }
-}
-
-/// Where the trust policy is.
-#[derive(Args, Clone, Debug, Default)]
-pub struct PolicyArgs {
-    /// The trust policy file (default $WPKG_HOME/trust.toml).
-    #[arg(long, value_name = "FILE", env = env_vars::WPKG_TRUST_POLICY)]
-    pub policy: Option<PathBuf>,
-    /// A Sigstore trusted_root.json for keyless signatures (default: the policy's
-    /// `trusted_root`, else Sigstore's public-good root shipped with wpkg).
-    #[arg(long, value_name = "FILE", env = env_vars::WPKG_TRUSTED_ROOT)]
-    pub trusted_root: Option<PathBuf>,
-}
-
-impl PolicyArgs {
-    /// The policy file's path.
-    pub fn path(&self) -> Result<PathBuf> {
-        Ok(match &self.policy {
-            Some(p) => p.clone(),
-            None => Paths::from_env()?.home.join("trust.toml"),
-        })
-    }
-}
-
-/// Why an image may not run, with the fix.
-#[derive(Debug)]
-pub struct Refusal(pub String);
-
-/// Verifies signature material for `digest` under the keys given, or the policy scope of
-/// `name`. Returns a line saying what verified.
-pub fn verify_material(
-    material: &wpkg_oci::signature::Material,
-    reference: &Reference,
-    digest: &str,
-    keys: &[PublicKey],
-    policy: &PolicyArgs,
-) -> Result<std::result::Result<String, Refusal>> {
-    let name = reference.name();
-    let shown = Reference {
-        tag: None,
-        digest: None,
-        ..reference.clone()
-    }
-    .familiar();
-    let path = policy.path()?;
-    let p = Policy::load(&path)?;
-    let (keys, identities, source) = if keys.is_empty() {
-        match p.scope_for(&name) {
-            Some(s) => (
-                s.public_keys().map_err(anyhow::Error::msg)?,
-                s.keyless.clone(),
-                format!("trust policy scope `{}`", s.scope),
-            ),
-            None => {
-                return Ok(Err(Refusal(format!(
-                    "no trust policy scope covers `{shown}` (policy: {}); trust its publisher with `wpkg trust add {} --key PUBLISHER.pub`",
-                    path.display(),
-                    suggest_scope(reference)
-                ))))
-            }
-        }
-    } else {
-        (keys.to_vec(), Vec::new(), "--key".to_owned())
-    };
-    if material.is_empty() {
-        return Ok(Err(Refusal(format!(
-            "it has no signature (no `{}` tag and no cosign bundle referrers); the publisher signs it with `wpkg sign --key` or `--keyless` (or `cosign sign`)",
-            wpkg_oci::signature::signature_tag(digest)
-        ))));
-    }
-    let root_file = policy.trusted_root.clone().or(p.trusted_root.clone());
-    let root = move || -> std::result::Result<wpkg_oci::keyless::TrustedRoot, String> {
-        match &root_file {
-            Some(f) => {
-                let bytes = std::fs::read(f)
-                    .map_err(|e| format!("cannot read the trust root {}: {e}", f.display()))?;
-                wpkg_oci::keyless::TrustedRoot::from_json(&bytes)
-                    .map_err(|e| format!("trust root {}: {e}", f.display()))
-            }
-            None => Ok(wpkg_oci::keyless::TrustedRoot::public_good()),
-        }
-    };
-    let trusted = wpkg_oci::signature::Trusted {
-        keys: &keys,
-        identities: &identities,
-        root: &root,
-    };
-    match material.verify(digest, &trusted) {
-        Ok(v) if v.form == "keyless" => Ok(Ok(format!(
-            "verified {shown}@{digest}: keyless signature by {} ({source})",
-            v.key
-        ))),
-        Ok(v) => Ok(Ok(format!(
-            "verified {shown}@{digest}: {} signature by key sha256:{} ({source})",
-            v.form, v.key
-        ))),
-        Err(why) => Ok(Err(Refusal(format!(
-            "no signature verifies under {source}: {}",
-            why.join("; ")
-        )))),
-    }
-}
-
-fn suggest_scope(r: &Reference) -> String {
-    let official = r.registry == wpkg_spec::reference::DEFAULT_REGISTRY
-        && r.repository.starts_with("library/")
-        && r.repository.matches('/').count() == 1;
-    match r.repository.rsplit_once('/').filter(|_| !official) {
-        Some((parent, _)) => {
-            let parent = Reference {
-                repository: format!("{parent}/x"),
-                tag: None,
-                digest: None,
-                ..r.clone()
-            }
-            .familiar_name();
-            format!("{}*", parent.strip_suffix('x').unwrap_or(&parent))
-        }
-        None => Reference {
-            tag: None,
-            digest: None,
-            ..r.clone()
-        }
-        .familiar_name(),
     }
 }
 
@@ -275,7 +149,7 @@ impl VerifyArgs {
             .iter()
             .map(|k| load_public_key(k))
             .collect::<Result<_>>()?;
-        let store = Paths::from_env()?.open_store()?;
+        let store = crate::settings::open_store()?;
         let local = if self.remote {
             None
         } else {
@@ -290,18 +164,10 @@ impl VerifyArgs {
                 let m = store.signatures(&d.digest)?;
                 (d.digest, m)
             }
-            None => {
-                super::push::check_remote(&r)?;
-                let client = self.remote_args.client()?;
-                let m = client
-                    .get_manifest(&r)
-                    .with_context(|| format!("cannot verify {}", r.familiar()))?;
-                let sigs = wpkg_oci::transfer::fetch_signatures(&client, &r, &m.digest)
-                    .with_context(|| format!("cannot read the signatures of {}", r.familiar()))?;
-                (m.digest, sigs.material())
-            }
+            None => publish::remote_signatures(&self.remote_args.client()?, &r)?,
         };
-        match verify_material(&material, &r, &digest, &keys, &self.policy)? {
+        let trust = self.policy.settings()?;
+        match verify::check_signatures(&material, &r, &digest, &keys, &trust)? {
             Ok(line) => {
                 eprintln!("{line}");
                 super::out(&format!(
@@ -314,43 +180,13 @@ impl VerifyArgs {
                 ))?;
                 super::ok()
             }
-            Err(Refusal(why)) => {
-                eprintln!("error: {} is not verified: {why}", r.familiar());
+            Err(refusal) => {
+                eprintln!("error: {} is not verified: {refusal}", r.familiar());
+                if let Some(h) = crate::diagnostics::refusal_hint(&refusal) {
+                    eprintln!("hint: {h}");
+                }
                 Ok(ExitCode::from(1))
             }
         }
-    }
-}
-
-/// Before `wpkg run` executes a pulled image: verify it under the trust policy.
-pub fn check_before_run(
-    store: &wpkg_oci::Store,
-    reference: &Reference,
-    desc: &Descriptor,
-    policy: &PolicyArgs,
-    skip: bool,
-) -> Result<()> {
-    if !store.only_pulled(&desc.digest)? {
-        return Ok(()); // built or loaded here
-    }
-    if skip {
-        eprintln!(
-            "warning: --insecure-skip-verify: running {} ({}) without checking its signature",
-            reference.familiar(),
-            desc.digest
-        );
-        return Ok(());
-    }
-    let material = store.signatures(&desc.digest)?;
-    match verify_material(&material, reference, &desc.digest, &[], policy)? {
-        Ok(line) => {
-            eprintln!("{line}");
-            Ok(())
-        }
-        Err(Refusal(why)) => bail!(
-            "refusing to run {} ({}): {why}; to run it unverified anyway: --insecure-skip-verify",
-            reference.familiar(),
-            desc.digest
-        ),
     }
 }

@@ -5,8 +5,6 @@ use std::process::ExitCode;
 use anyhow::Result;
 use clap::Args;
 
-use crate::settings::Paths;
-
 /// Give a local image another name
 #[derive(Args)]
 #[command(after_help = "Example: wpkg tag hello:0.1.0 ghcr.io/acme/hello:0.1.0")]
@@ -28,7 +26,7 @@ impl TagArgs {
                 self.target
             );
         }
-        let store = Paths::from_env()?.open_store()?;
+        let store = crate::settings::open_store()?;
         let desc = store.resolve(&src)?;
         store.set_tag(&dst, &desc)?;
         eprintln!("tagged {} as {}", src.familiar(), dst.familiar());

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use wpkg_oci::signature::PublicKey;
 use wpkg_oci::trust::Policy;
 
-use super::sign::PolicyArgs;
+use crate::policy::PolicyArgs;
 
 /// Manage the trust policy: which keys may sign which references
 #[derive(Args)]

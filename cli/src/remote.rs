@@ -9,6 +9,7 @@ use anyhow::Result;
 use clap::Args;
 use wpkg_oci::registry::{ClientOptions, Registry};
 use wpkg_oci::transfer::{Event, Progress};
+use wpkg_spec::Reference;
 
 use crate::env_vars;
 
@@ -81,7 +82,7 @@ impl Progress for TtyProgress {
                     err,
                     "\r\x1b[2K{}: already there ({})",
                     short(digest),
-                    super::human_size(size)
+                    crate::commands::human_size(size)
                 );
             }
             Event::Start { digest, size } => {
@@ -91,7 +92,7 @@ impl Progress for TtyProgress {
                     "\r\x1b[2K{}: {} 0B / {}",
                     short(digest),
                     self.verb,
-                    super::human_size(size)
+                    crate::commands::human_size(size)
                 );
             }
             Event::Bytes { digest, done } => {
@@ -106,8 +107,8 @@ impl Progress for TtyProgress {
                     "\r\x1b[2K{}: {} {} / {} ({pct}%)",
                     short(digest),
                     self.verb,
-                    super::human_size(done),
-                    super::human_size(total)
+                    crate::commands::human_size(done),
+                    crate::commands::human_size(total)
                 );
             }
             Event::Done { digest } => {
@@ -116,10 +117,31 @@ impl Progress for TtyProgress {
                     err,
                     "\r\x1b[2K{}: done ({})",
                     short(digest),
-                    super::human_size(total)
+                    crate::commands::human_size(total)
                 );
             }
         }
         let _ = err.flush();
     }
+}
+
+/// Pulls with a progress display and a summary line; returns the manifest digest.
+pub fn pull(
+    client: &wpkg_oci::registry::Registry,
+    store: &wpkg_oci::Store,
+    remote: &Reference,
+    quiet: bool,
+) -> Result<wpkg_spec::media::Descriptor> {
+    let progress = TtyProgress::for_stderr("pulling", quiet);
+    let report = wpkg_pipeline::resolve::pull(client, store, remote, &progress)?;
+    if !quiet {
+        eprintln!(
+            "pulled {} ({} blob(s) downloaded, {}; {} already present)",
+            remote.familiar(),
+            report.downloaded,
+            crate::commands::human_size(report.bytes),
+            report.present
+        );
+    }
+    Ok(report.descriptor)
 }

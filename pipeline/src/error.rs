@@ -1,0 +1,186 @@
+//! The pipeline's errors: one variant per thing that can go wrong, with the facts a
+//! front end needs to word a fix. Messages never repeat their source; the source is
+//! the next link of the chain.
+
+use std::path::PathBuf;
+
+use crate::verify::Refusal;
+
+/// Why a pipeline step failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The local store or an artifact in it.
+    #[error(transparent)]
+    Store(#[from] wpkg_oci::Error),
+    /// The runner (compiling, linking, granting a capability).
+    #[error(transparent)]
+    Runner(#[from] wpkg_runner::Error),
+    /// The operator's request does not fit what the artifact declares.
+    #[error(transparent)]
+    Plan(#[from] wpkg_spec::plan::PlanError),
+    /// The trust policy file.
+    #[error(transparent)]
+    Policy(#[from] wpkg_oci::trust::TrustError),
+    /// A project's `wpkg.toml` cannot be read.
+    #[error("cannot read {}", path.display())]
+    ManifestUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A project's `wpkg.toml` is invalid.
+    #[error("{} is invalid", path.display())]
+    ManifestInvalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        source: wpkg_spec::manifest::ManifestError,
+    },
+    /// The package version cannot serve as a tag.
+    #[error("the package version `{version}` is not a valid tag")]
+    VersionNotATag {
+        /// The version.
+        version: String,
+    },
+    /// The project's build command could not start.
+    #[error("cannot start the build command `{command}`")]
+    BuildCommandStart {
+        /// The command.
+        command: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The project's build command failed.
+    #[error("the build command `{command}` failed ({status}); nothing was written")]
+    BuildCommandFailed {
+        /// The command.
+        command: String,
+        /// How it ended.
+        status: std::process::ExitStatus,
+    },
+    /// The `package.wasm` file cannot be read.
+    #[error("cannot read the wasm file {} (package.wasm)", path.display())]
+    WasmUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Whether the manifest has a build command.
+        has_build_command: bool,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Packing the artifact failed; nothing was stored.
+    #[error("nothing was written")]
+    Pack(#[source] wpkg_oci::Error),
+    /// The reference names no registry (`localhost/...` without a port).
+    #[error("`{reference}` is a local-only name (`localhost/...`)")]
+    LocalOnly {
+        /// The reference, as the user wrote it.
+        reference: String,
+        /// Its repository, for a suggestion.
+        repository: String,
+    },
+    /// A pull failed.
+    #[error("cannot pull {reference}")]
+    Pull {
+        /// The reference.
+        reference: String,
+        /// Why.
+        source: Box<wpkg_oci::transfer::TransferError>,
+    },
+    /// A push failed.
+    #[error("cannot push {reference}")]
+    Push {
+        /// The reference.
+        reference: String,
+        /// Why.
+        source: Box<wpkg_oci::transfer::TransferError>,
+    },
+    /// The image was pushed, its signatures were not.
+    #[error(
+        "pushed {reference} ({digest}), but not its signatures: it is in the registry UNSIGNED"
+    )]
+    PushedUnsigned {
+        /// The reference.
+        reference: String,
+        /// The manifest digest.
+        digest: String,
+        /// Why.
+        source: Box<wpkg_oci::transfer::TransferError>,
+    },
+    /// Reading signatures from a registry failed.
+    #[error("cannot read the signatures of {reference}")]
+    Signatures {
+        /// The reference.
+        reference: String,
+        /// Why.
+        source: Box<wpkg_oci::transfer::TransferError>,
+    },
+    /// The registry could not be asked about an image.
+    #[error("cannot verify {reference}")]
+    RemoteManifest {
+        /// The reference.
+        reference: String,
+        /// Why.
+        source: Box<wpkg_oci::registry::RegistryError>,
+    },
+    /// A Sigstore trusted root file cannot be read or parsed.
+    #[error("trust root {}: {reason}", path.display())]
+    TrustRoot {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// A scope's keys in the policy cannot be read.
+    #[error("trust policy scope `{scope}`: {reason}")]
+    ScopeKeys {
+        /// The scope.
+        scope: String,
+        /// Why.
+        reason: String,
+    },
+    /// A pulled image has no signature that verifies under the policy.
+    #[error("refusing to run {reference} ({digest})")]
+    NotVerified {
+        /// The reference.
+        reference: String,
+        /// The manifest digest.
+        digest: String,
+        /// Why.
+        source: Refusal,
+    },
+    /// A hosts file for outbound name resolution cannot be read.
+    #[error("cannot read the hosts file {}", path.display())]
+    HostsFileUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A hosts file for outbound name resolution does not parse.
+    #[error("{}: {reason}", path.display())]
+    HostsFile {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
+    /// An HTTP handler was given command-line arguments.
+    #[error("an HTTP handler takes no arguments")]
+    HttpTakesNoArgs,
+    /// A command run was asked of an HTTP handler.
+    #[error("the artifact is an HTTP handler (trigger `http`), not a command")]
+    NotACommand,
+    /// Keyless signing failed.
+    #[error("keyless signing failed")]
+    Keyless(#[source] Box<wpkg_oci::keyless_sign::KeylessError>),
+    /// A file could not be written.
+    #[error("cannot write {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+}

@@ -1,0 +1,48 @@
+//! Where wpkg keeps things on one machine: the store, caches, the trust policy.
+
+use std::path::{Path, PathBuf};
+
+use wpkg_oci::Store;
+
+/// The wpkg home directory (`WPKG_HOME` in the CLI) and what lives under it.
+#[derive(Clone, Debug)]
+pub struct Home {
+    root: PathBuf,
+}
+
+impl Home {
+    /// A home at `root` (nothing is created until used).
+    pub fn new(root: impl Into<PathBuf>) -> Home {
+        Home { root: root.into() }
+    }
+
+    /// The home directory itself.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The local OCI store's directory.
+    pub fn store_dir(&self) -> PathBuf {
+        self.root.join("store")
+    }
+
+    /// Compiled code, by wasm digest and engine.
+    pub fn code_cache(&self) -> PathBuf {
+        self.root.join("cache").join("compiled")
+    }
+
+    /// Bundled files, extracted per layer digest.
+    pub fn files_cache(&self) -> PathBuf {
+        self.root.join("cache").join("files")
+    }
+
+    /// The default trust policy file.
+    pub fn trust_policy(&self) -> PathBuf {
+        self.root.join("trust.toml")
+    }
+
+    /// Opens (creating if needed) the local store.
+    pub fn open_store(&self) -> Result<Store, wpkg_oci::Error> {
+        Store::open(self.store_dir())
+    }
+}

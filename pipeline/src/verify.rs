@@ -1,0 +1,309 @@
+//! Step 2: may this image run? Digests are checked by the store on every read; here
+//! the signature is checked against the trust policy, and only this module can make
+//! the [`VerifiedArtifact`] the later steps require.
+
+use std::path::PathBuf;
+
+use wpkg_oci::artifact::LoadedArtifact;
+use wpkg_oci::keyless::TrustedRoot;
+use wpkg_oci::signature::{Material, PublicKey, Trusted};
+use wpkg_oci::trust::Policy;
+use wpkg_oci::Store;
+use wpkg_spec::media::Descriptor;
+use wpkg_spec::Reference;
+
+use crate::Error;
+
+/// Where trust comes from.
+#[derive(Clone, Debug)]
+pub struct TrustSettings {
+    /// The trust policy file.
+    pub policy: PathBuf,
+    /// A Sigstore `trusted_root.json` that overrides the policy's and the shipped
+    /// public-good root.
+    pub trusted_root: Option<PathBuf>,
+}
+
+/// What decided trust for one check.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TrustSource {
+    /// Keys the caller gave explicitly.
+    GivenKeys,
+    /// The policy scope with this pattern.
+    Scope(String),
+}
+
+impl std::fmt::Display for TrustSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            TrustSource::GivenKeys => f.write_str("the keys given"),
+            TrustSource::Scope(s) => write!(f, "trust policy scope `{s}`"),
+        }
+    }
+}
+
+/// Why an image is not trusted.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum Refusal {
+    /// No scope of the policy covers the name.
+    #[error("no trust policy scope covers `{name}` (policy: {})", policy.display())]
+    NoScope {
+        /// The repository, as people write it.
+        name: String,
+        /// The policy file.
+        policy: PathBuf,
+        /// The scope a user would most likely add (`ghcr.io/acme/*`).
+        suggested_scope: String,
+    },
+    /// The image has no signature at all.
+    #[error("it has no signature (no `{signature_tag}` tag and no cosign bundle referrers)")]
+    Unsigned {
+        /// The classic signature tag that was looked for.
+        signature_tag: String,
+    },
+    /// Signatures exist; none verifies.
+    #[error("no signature verifies under {source_of_trust}: {}", reasons.join("; "))]
+    NoneVerifies {
+        /// What was trusted.
+        source_of_trust: TrustSource,
+        /// Why each signature failed, numbered.
+        reasons: Vec<String>,
+    },
+}
+
+/// Who signed, as checked.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Signer {
+    /// A key, by SHA-256 fingerprint of its public key; `form` is `classic` or `bundle`.
+    Key {
+        /// `classic` or `bundle`.
+        form: &'static str,
+        /// The fingerprint.
+        fingerprint: String,
+    },
+    /// A keyless certificate identity (`SAN (issuer ...)`).
+    Keyless {
+        /// The identity.
+        identity: String,
+    },
+}
+
+/// A signature that verified.
+#[derive(Clone, Debug)]
+pub struct Verification {
+    /// The repository, as people write it.
+    pub name: String,
+    /// The manifest digest.
+    pub digest: String,
+    /// Who signed it.
+    pub signer: Signer,
+    /// What trusted the signer.
+    pub source_of_trust: TrustSource,
+}
+
+impl std::fmt::Display for Verification {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (name, digest, source) = (&self.name, &self.digest, &self.source_of_trust);
+        match &self.signer {
+            Signer::Keyless { identity } => write!(
+                f,
+                "verified {name}@{digest}: keyless signature by {identity} ({source})"
+            ),
+            Signer::Key { form, fingerprint } => write!(
+                f,
+                "verified {name}@{digest}: {form} signature by key sha256:{fingerprint} ({source})"
+            ),
+        }
+    }
+}
+
+fn shown_name(reference: &Reference) -> String {
+    Reference {
+        tag: None,
+        digest: None,
+        ..reference.clone()
+    }
+    .familiar()
+}
+
+/// The scope a user would add to trust `r`'s publisher: the parent path with `/*`,
+/// or the repository itself for Docker Hub's official images.
+pub fn suggest_scope(r: &Reference) -> String {
+    let official = r.registry == wpkg_spec::reference::DEFAULT_REGISTRY
+        && r.repository.starts_with("library/")
+        && r.repository.matches('/').count() == 1;
+    let bare = |repository: String| {
+        Reference {
+            repository,
+            tag: None,
+            digest: None,
+            ..r.clone()
+        }
+        .familiar_name()
+    };
+    match r.repository.rsplit_once('/').filter(|_| !official) {
+        Some((parent, _)) => {
+            let parent = bare(format!("{parent}/x"));
+            format!("{}*", parent.strip_suffix('x').unwrap_or(&parent))
+        }
+        None => bare(r.repository.clone()),
+    }
+}
+
+/// Loads a Sigstore `trusted_root.json`, or the public-good root shipped with wpkg.
+pub fn load_trusted_root(file: Option<&std::path::Path>) -> Result<TrustedRoot, Error> {
+    match file {
+        Some(f) => {
+            let bad = |reason: String| Error::TrustRoot {
+                path: f.to_owned(),
+                reason,
+            };
+            let bytes = std::fs::read(f).map_err(|e| bad(format!("cannot read it: {e}")))?;
+            TrustedRoot::from_json(&bytes).map_err(|e| bad(e.to_string()))
+        }
+        None => Ok(TrustedRoot::public_good()),
+    }
+}
+
+/// Checks signature `material` for `digest` under `keys` (when given) or else the
+/// policy scope that covers `reference`. `Ok(Err(_))` is a refusal; `Err` a failure to
+/// check at all (an unreadable policy, say).
+pub fn check_signatures(
+    material: &Material,
+    reference: &Reference,
+    digest: &str,
+    keys: &[PublicKey],
+    trust: &TrustSettings,
+) -> Result<Result<Verification, Refusal>, Error> {
+    let name = shown_name(reference);
+    let policy = Policy::load(&trust.policy)?;
+    let (keys, identities, source_of_trust) = if keys.is_empty() {
+        match policy.scope_for(&reference.name()) {
+            Some(s) => (
+                s.public_keys().map_err(|reason| Error::ScopeKeys {
+                    scope: s.scope.clone(),
+                    reason,
+                })?,
+                s.keyless.clone(),
+                TrustSource::Scope(s.scope.clone()),
+            ),
+            None => {
+                return Ok(Err(Refusal::NoScope {
+                    name,
+                    policy: trust.policy.clone(),
+                    suggested_scope: suggest_scope(reference),
+                }))
+            }
+        }
+    } else {
+        (keys.to_vec(), Vec::new(), TrustSource::GivenKeys)
+    };
+    if material.is_empty() {
+        return Ok(Err(Refusal::Unsigned {
+            signature_tag: wpkg_oci::signature::signature_tag(digest),
+        }));
+    }
+    let root_file = trust.trusted_root.clone().or(policy.trusted_root.clone());
+    let root = move || load_trusted_root(root_file.as_deref()).map_err(|e| e.to_string());
+    let trusted = Trusted {
+        keys: &keys,
+        identities: &identities,
+        root: &root,
+    };
+    Ok(match material.verify(digest, &trusted) {
+        Ok(v) => Ok(Verification {
+            name,
+            digest: digest.to_owned(),
+            signer: if v.form == "keyless" {
+                Signer::Keyless { identity: v.key }
+            } else {
+                Signer::Key {
+                    form: v.form,
+                    fingerprint: v.key,
+                }
+            },
+            source_of_trust,
+        }),
+        Err(reasons) => Err(Refusal::NoneVerifies {
+            source_of_trust,
+            reasons,
+        }),
+    })
+}
+
+/// Why an image was allowed to run.
+#[derive(Clone, Debug)]
+pub enum Basis {
+    /// Built or loaded on this machine: it needs no signature.
+    Local,
+    /// A signature verified under the trust policy.
+    Signed(Verification),
+    /// The operator chose to run it unverified.
+    SkippedByOperator,
+}
+
+/// An image that may run: its digest was resolved, its signature (for pulled images)
+/// verified, and its manifest and config read back with every digest checked. Only
+/// [`admit`] makes one.
+#[derive(Debug)]
+pub struct VerifiedArtifact {
+    reference: Reference,
+    descriptor: Descriptor,
+    artifact: LoadedArtifact,
+    basis: Basis,
+}
+
+impl VerifiedArtifact {
+    /// The reference it was resolved from.
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+    /// The manifest descriptor (the digest that was verified).
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+    /// The manifest and config.
+    pub fn artifact(&self) -> &LoadedArtifact {
+        &self.artifact
+    }
+    /// Why it may run.
+    pub fn basis(&self) -> &Basis {
+        &self.basis
+    }
+}
+
+/// Decides whether the image `desc` (resolved from `reference`) may run: images only
+/// pulled (not built or loaded here) need a signature that verifies under `trust`,
+/// unless `skip_verification` is set. Then loads exactly the digest that was checked.
+pub fn admit(
+    store: &Store,
+    reference: &Reference,
+    desc: &Descriptor,
+    trust: &TrustSettings,
+    skip_verification: bool,
+) -> Result<VerifiedArtifact, Error> {
+    let basis = if !store.only_pulled(&desc.digest)? {
+        Basis::Local
+    } else if skip_verification {
+        Basis::SkippedByOperator
+    } else {
+        let material = store.signatures(&desc.digest)?;
+        match check_signatures(&material, reference, &desc.digest, &[], trust)? {
+            Ok(v) => Basis::Signed(v),
+            Err(refusal) => {
+                return Err(Error::NotVerified {
+                    reference: reference.familiar(),
+                    digest: desc.digest.clone(),
+                    source: refusal,
+                })
+            }
+        }
+    };
+    let artifact = wpkg_oci::artifact::load(store, desc)?;
+    Ok(VerifiedArtifact {
+        reference: reference.clone(),
+        descriptor: desc.clone(),
+        artifact,
+        basis,
+    })
+}
