@@ -2,8 +2,8 @@
 //! then `hint:` lines with the fix. Libraries give typed errors with the facts; the
 //! wording of fixes (command and flag names) lives here.
 
-use wpkg_oci::keyless_sign::KeylessError;
 use wpkg_pipeline::{Error as Pipeline, Refusal};
+use wpkg_signing::keyless_sign::KeylessError;
 
 /// Renders an error chain: `error: ...` then any `hint: ...` lines (no trailing newline).
 pub fn render(e: &anyhow::Error) -> String {

@@ -4,8 +4,8 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use wpkg_oci::artifact::WasmKind;
 use wpkg_pipeline::project::{self, BuildRequest, Built};
+use wpkg_store::artifact::WasmKind;
 
 use crate::env_vars;
 

@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::Result;
 use clap::Args;
-use wpkg_oci::registry::{ClientOptions, Registry};
-use wpkg_oci::transfer::{Event, Progress};
+use wpkg_distribution::registry::{ClientOptions, Registry};
+use wpkg_distribution::transfer::{Event, Progress};
 use wpkg_spec::Reference;
 
 use crate::env_vars;
@@ -60,7 +60,7 @@ impl TtyProgress {
     /// a terminal or `quiet` is set.
     pub fn for_stderr(verb: &'static str, quiet: bool) -> Arc<dyn Progress> {
         if quiet || !std::io::stderr().is_terminal() {
-            return Arc::new(wpkg_oci::transfer::Quiet);
+            return Arc::new(wpkg_distribution::transfer::Quiet);
         }
         Arc::new(TtyProgress {
             verb,
@@ -127,8 +127,8 @@ impl Progress for TtyProgress {
 
 /// Pulls with a progress display and a summary line; returns the manifest digest.
 pub fn pull(
-    client: &wpkg_oci::registry::Registry,
-    store: &wpkg_oci::Store,
+    client: &wpkg_distribution::registry::Registry,
+    store: &wpkg_store::Store,
     remote: &Reference,
     quiet: bool,
 ) -> Result<wpkg_spec::media::Descriptor> {

@@ -24,7 +24,7 @@ pub fn home() -> Result<Home> {
 }
 
 /// Opens the local store under [`home`].
-pub fn open_store() -> Result<wpkg_oci::Store> {
+pub fn open_store() -> Result<wpkg_store::Store> {
     Ok(home()?.open_store()?)
 }
 
@@ -40,8 +40,8 @@ pub fn docker_config_dir() -> Result<PathBuf> {
 }
 
 /// Registry credentials: Docker's config plus the CI environment variables.
-pub fn credentials() -> Result<wpkg_oci::credentials::Credentials> {
-    use wpkg_oci::credentials::{Credential, EnvCredential, Secret};
+pub fn credentials() -> Result<wpkg_distribution::credentials::Credentials> {
+    use wpkg_distribution::credentials::{Credential, EnvCredential, Secret};
     let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
     let env = match (
         var(env_vars::WPKG_REGISTRY_USERNAME),
@@ -67,7 +67,7 @@ pub fn credentials() -> Result<wpkg_oci::credentials::Credentials> {
             "WPKG_REGISTRY_PASSWORD is set but WPKG_REGISTRY_USERNAME is not; set both or neither"
         ),
     };
-    Ok(wpkg_oci::credentials::Credentials::new(
+    Ok(wpkg_distribution::credentials::Credentials::new(
         docker_config_dir()?,
         env,
     ))

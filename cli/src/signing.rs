@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use wpkg_oci::credentials::Secret;
-use wpkg_oci::keyless_sign::{self, IdentityToken, KeylessError};
-use wpkg_oci::signature::PrivateKey;
+use wpkg_distribution::credentials::Secret;
 use wpkg_pipeline::publish::{self, Made};
+use wpkg_signing::keyless_sign::{self, IdentityToken, KeylessError};
+use wpkg_signing::keys::PrivateKey;
 use wpkg_spec::media::Descriptor;
 use wpkg_spec::Reference;
 
@@ -59,7 +59,7 @@ impl SignWith {
     /// bundle attached as a referrer. Nothing is stored unless signing succeeded.
     pub fn sign(
         &self,
-        store: &wpkg_oci::Store,
+        store: &wpkg_store::Store,
         desc: &Descriptor,
         name: &Reference,
         ca_files: &[PathBuf],

@@ -11,7 +11,7 @@ use crate::verify::Refusal;
 pub enum Error {
     /// The local store or an artifact in it.
     #[error(transparent)]
-    Store(#[from] wpkg_oci::Error),
+    Store(#[from] wpkg_store::Error),
     /// The runner (compiling, linking, granting a capability).
     #[error(transparent)]
     Runner(#[from] wpkg_runner::Error),
@@ -20,7 +20,7 @@ pub enum Error {
     Plan(#[from] wpkg_spec::plan::PlanError),
     /// The trust policy file.
     #[error(transparent)]
-    Policy(#[from] wpkg_oci::trust::TrustError),
+    Policy(#[from] wpkg_signing::trust::TrustError),
     /// A project's `wpkg.toml` cannot be read.
     #[error("cannot read {}", path.display())]
     ManifestUnreadable {
@@ -71,7 +71,7 @@ pub enum Error {
     },
     /// Packing the artifact failed; nothing was stored.
     #[error("nothing was written")]
-    Pack(#[source] wpkg_oci::Error),
+    Pack(#[source] wpkg_store::Error),
     /// The reference names no registry (`localhost/...` without a port).
     #[error("`{reference}` is a local-only name (`localhost/...`)")]
     LocalOnly {
@@ -86,7 +86,7 @@ pub enum Error {
         /// The reference.
         reference: String,
         /// Why.
-        source: Box<wpkg_oci::transfer::TransferError>,
+        source: Box<wpkg_distribution::transfer::TransferError>,
     },
     /// A push failed.
     #[error("cannot push {reference}")]
@@ -94,7 +94,7 @@ pub enum Error {
         /// The reference.
         reference: String,
         /// Why.
-        source: Box<wpkg_oci::transfer::TransferError>,
+        source: Box<wpkg_distribution::transfer::TransferError>,
     },
     /// The image was pushed, its signatures were not.
     #[error(
@@ -106,7 +106,7 @@ pub enum Error {
         /// The manifest digest.
         digest: String,
         /// Why.
-        source: Box<wpkg_oci::transfer::TransferError>,
+        source: Box<wpkg_distribution::transfer::TransferError>,
     },
     /// Reading signatures from a registry failed.
     #[error("cannot read the signatures of {reference}")]
@@ -114,7 +114,7 @@ pub enum Error {
         /// The reference.
         reference: String,
         /// Why.
-        source: Box<wpkg_oci::transfer::TransferError>,
+        source: Box<wpkg_distribution::transfer::TransferError>,
     },
     /// The registry could not be asked about an image.
     #[error("cannot verify {reference}")]
@@ -122,7 +122,7 @@ pub enum Error {
         /// The reference.
         reference: String,
         /// Why.
-        source: Box<wpkg_oci::registry::RegistryError>,
+        source: Box<wpkg_distribution::registry::RegistryError>,
     },
     /// A Sigstore trusted root file cannot be read or parsed.
     #[error("trust root {}: {reason}", path.display())]
@@ -174,7 +174,7 @@ pub enum Error {
     NotACommand,
     /// Keyless signing failed.
     #[error("keyless signing failed")]
-    Keyless(#[source] Box<wpkg_oci::keyless_sign::KeylessError>),
+    Keyless(#[source] Box<wpkg_signing::keyless_sign::KeylessError>),
     /// A file could not be written.
     #[error("cannot write {}", path.display())]
     Write {

@@ -6,12 +6,12 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use wpkg_oci::Store;
 use wpkg_runner::command::CommandRun;
 use wpkg_runner::outbound::{HostsOverride, OutboundPolicy};
 use wpkg_runner::{Outcome, Runner};
 use wpkg_spec::manifest::Trigger;
 use wpkg_spec::plan::{OperatorRequest, RunPlan};
+use wpkg_store::Store;
 
 use crate::verify::VerifiedArtifact;
 use crate::{Error, Home};
@@ -43,7 +43,7 @@ pub fn prepare(
             let dest = home
                 .files_cache()
                 .join(layer.digest.trim_start_matches("sha256:"));
-            wpkg_oci::artifact::extract_files(store, layer, &dest)?;
+            wpkg_store::artifact::extract_files(store, layer, &dest)?;
             Some(dest)
         }
         None => None,

@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use wpkg_oci::Store;
+use wpkg_store::Store;
 
 /// The wpkg home directory (`WPKG_HOME` in the CLI) and what lives under it.
 #[derive(Clone, Debug)]
@@ -42,7 +42,7 @@ impl Home {
     }
 
     /// Opens (creating if needed) the local store.
-    pub fn open_store(&self) -> Result<Store, wpkg_oci::Error> {
+    pub fn open_store(&self) -> Result<Store, wpkg_store::Error> {
         Store::open(self.store_dir())
     }
 }

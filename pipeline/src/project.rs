@@ -2,9 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
-use wpkg_oci::artifact::{BuildInput, WasmKind};
-use wpkg_oci::Store;
 use wpkg_spec::{Manifest, Reference};
+use wpkg_store::artifact::{BuildInput, WasmKind};
+use wpkg_store::Store;
 
 use crate::Error;
 
@@ -108,7 +108,7 @@ pub fn build(
         .and_then(|n| n.to_str())
         .unwrap_or("module.wasm")
         .to_owned();
-    let built = wpkg_oci::artifact::build(&BuildInput {
+    let built = wpkg_store::artifact::build(&BuildInput {
         manifest: &manifest,
         project_dir: &dir,
         wasm: &wasm,
@@ -116,7 +116,7 @@ pub fn build(
         created: req.created,
     })
     .map_err(Error::Pack)?;
-    wpkg_oci::artifact::store_built(store, &built, &reference)?;
+    wpkg_store::artifact::store_built(store, &built, &reference)?;
     Ok(Built {
         reference,
         digest: built.descriptor.digest,

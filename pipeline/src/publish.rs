@@ -3,13 +3,13 @@
 
 use std::sync::Arc;
 
-use wpkg_oci::keyless_sign::{IdentityToken, Instance};
-use wpkg_oci::registry::Registry;
-use wpkg_oci::signature::PrivateKey;
-use wpkg_oci::transfer::{Progress, PushReport};
-use wpkg_oci::Store;
+use wpkg_distribution::registry::Registry;
+use wpkg_distribution::transfer::{Progress, PushReport};
+use wpkg_signing::keyless_sign::{IdentityToken, Instance};
+use wpkg_signing::keys::PrivateKey;
 use wpkg_spec::media::Descriptor;
 use wpkg_spec::Reference;
+use wpkg_store::Store;
 
 use crate::resolve::check_remote;
 use crate::Error;
@@ -62,24 +62,24 @@ pub fn sign_with_key(
     name: &Reference,
 ) -> Result<Made, Error> {
     let payload =
-        wpkg_oci::signature::simple_signing_payload(&docker_reference(name), &desc.digest);
+        wpkg_signing::classic::simple_signing_payload(&docker_reference(name), &desc.digest);
     let sig = key.sign(&payload);
-    let tag = name.with_tag(&wpkg_oci::signature::signature_tag(&desc.digest));
+    let tag = name.with_tag(&wpkg_store::associated::signature_tag(&desc.digest));
     let lock = store.lock()?;
     let existing = match store.resolve(&tag) {
         Ok(d) => {
             let bytes = store.read_descriptor(&d)?;
             let manifest =
-                serde_json::from_slice(&bytes).map_err(|e| wpkg_oci::Error::BadManifest {
+                serde_json::from_slice(&bytes).map_err(|e| wpkg_store::Error::BadManifest {
                     digest: d.digest.clone(),
                     reason: e.to_string(),
                 })?;
             Some((manifest, bytes))
         }
-        Err(wpkg_oci::Error::NotFound(_)) => None,
+        Err(wpkg_store::Error::NotFound(_)) => None,
         Err(e) => return Err(e.into()),
     };
-    let (manifest, blobs) = wpkg_oci::signature::add_classic_signature(
+    let (manifest, blobs) = wpkg_store::associated::add_classic_signature(
         existing.as_ref().map(|(m, b)| (m, b.clone())),
         &payload,
         &sig,
@@ -114,7 +114,7 @@ pub fn sign_keyless(
     name: &Reference,
     ca_files: &[std::path::PathBuf],
 ) -> Result<Made, Error> {
-    let signed = wpkg_oci::keyless_sign::sign(
+    let signed = wpkg_signing::keyless_sign::sign(
         instance,
         token,
         &docker_reference(name),
@@ -122,8 +122,8 @@ pub fn sign_keyless(
         ca_files,
     )
     .map_err(|e| Error::Keyless(Box::new(e)))?;
-    let created = wpkg_oci::keyless_sign::now_rfc3339();
-    let referrer = wpkg_oci::signature::bundle_referrer(&signed.bundle, desc, &created);
+    let created = wpkg_signing::keyless_sign::now_rfc3339();
+    let referrer = wpkg_signing::bundle::bundle_referrer(&signed.bundle, desc, &created);
     store.attach_referrer(name, &desc.digest, &referrer)?;
     Ok(Made::Keyless {
         identity: signed.identity,
@@ -151,21 +151,21 @@ pub fn push(
     progress: &Arc<dyn Progress>,
 ) -> Result<Pushed, Error> {
     check_remote(remote)?;
-    let report =
-        wpkg_oci::transfer::push(client, store, desc, remote, progress).map_err(|source| {
-            Error::Push {
-                reference: remote.familiar(),
-                source: Box::new(source),
-            }
-        })?;
+    let report = wpkg_distribution::transfer::push(client, store, desc, remote, progress).map_err(
+        |source| Error::Push {
+            reference: remote.familiar(),
+            source: Box::new(source),
+        },
+    )?;
     let unsigned = |source| Error::PushedUnsigned {
         reference: remote.familiar(),
         digest: report.digest.clone(),
         source: Box::new(source),
     };
-    let mut signatures = wpkg_oci::transfer::push_signatures(client, store, &desc.digest, remote)
-        .map_err(unsigned)?;
-    signatures += wpkg_oci::transfer::push_referrers(client, store, &desc.digest, remote)
+    let mut signatures =
+        wpkg_distribution::transfer::push_signatures(client, store, &desc.digest, remote)
+            .map_err(unsigned)?;
+    signatures += wpkg_distribution::transfer::push_referrers(client, store, &desc.digest, remote)
         .map_err(unsigned)?;
     Ok(Pushed { report, signatures })
 }
@@ -175,7 +175,7 @@ pub fn push(
 pub fn remote_signatures(
     client: &Registry,
     remote: &Reference,
-) -> Result<(String, wpkg_oci::signature::Material), Error> {
+) -> Result<(String, wpkg_store::associated::Material), Error> {
     check_remote(remote)?;
     let m = client
         .get_manifest(remote)
@@ -183,12 +183,11 @@ pub fn remote_signatures(
             reference: remote.familiar(),
             source: Box::new(source),
         })?;
-    let sigs =
-        wpkg_oci::transfer::fetch_signatures(client, remote, &m.digest).map_err(|source| {
-            Error::Signatures {
-                reference: remote.familiar(),
-                source: Box::new(source),
-            }
-        })?;
+    let sigs = wpkg_distribution::transfer::fetch_signatures(client, remote, &m.digest).map_err(
+        |source| Error::Signatures {
+            reference: remote.familiar(),
+            source: Box::new(source),
+        },
+    )?;
     Ok((m.digest, sigs.material()))
 }

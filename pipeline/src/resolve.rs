@@ -3,11 +3,11 @@
 
 use std::sync::Arc;
 
-use wpkg_oci::registry::Registry;
-use wpkg_oci::transfer::{Progress, PullReport};
-use wpkg_oci::Store;
+use wpkg_distribution::registry::Registry;
+use wpkg_distribution::transfer::{Progress, PullReport};
 use wpkg_spec::media::Descriptor;
 use wpkg_spec::Reference;
+use wpkg_store::Store;
 
 use crate::Error;
 
@@ -51,7 +51,7 @@ pub fn resolve(
     }
     match store.resolve(reference) {
         Ok(d) => Ok(Resolved::Local(d)),
-        Err(wpkg_oci::Error::NotFound(_)) => Ok(Resolved::Pull { missing: true }),
+        Err(wpkg_store::Error::NotFound(_)) => Ok(Resolved::Pull { missing: true }),
         Err(e) => Err(e.into()),
     }
 }
@@ -75,8 +75,10 @@ pub fn pull(
     progress: &Arc<dyn Progress>,
 ) -> Result<PullReport, Error> {
     check_remote(remote)?;
-    wpkg_oci::transfer::pull(client, store, remote, progress).map_err(|source| Error::Pull {
-        reference: remote.familiar(),
-        source: Box::new(source),
+    wpkg_distribution::transfer::pull(client, store, remote, progress).map_err(|source| {
+        Error::Pull {
+            reference: remote.familiar(),
+            source: Box::new(source),
+        }
     })
 }

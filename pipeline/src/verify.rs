@@ -4,13 +4,15 @@
 
 use std::path::PathBuf;
 
-use wpkg_oci::artifact::LoadedArtifact;
-use wpkg_oci::keyless::TrustedRoot;
-use wpkg_oci::signature::{Material, PublicKey, Trusted};
-use wpkg_oci::trust::Policy;
-use wpkg_oci::Store;
+use wpkg_signing::keyless::TrustedRoot;
+use wpkg_signing::trust::Policy;
+use wpkg_signing::verify::Trusted;
+use wpkg_signing::PublicKey;
 use wpkg_spec::media::Descriptor;
 use wpkg_spec::Reference;
+use wpkg_store::artifact::LoadedArtifact;
+use wpkg_store::associated::Material;
+use wpkg_store::Store;
 
 use crate::Error;
 
@@ -200,7 +202,7 @@ pub fn check_signatures(
     };
     if material.is_empty() {
         return Ok(Err(Refusal::Unsigned {
-            signature_tag: wpkg_oci::signature::signature_tag(digest),
+            signature_tag: wpkg_store::associated::signature_tag(digest),
         }));
     }
     let root_file = trust.trusted_root.clone().or(policy.trusted_root.clone());
@@ -210,25 +212,27 @@ pub fn check_signatures(
         identities: &identities,
         root: &root,
     };
-    Ok(match material.verify(digest, &trusted) {
-        Ok(v) => Ok(Verification {
-            name,
-            digest: digest.to_owned(),
-            signer: if v.form == "keyless" {
-                Signer::Keyless { identity: v.key }
-            } else {
-                Signer::Key {
-                    form: v.form,
-                    fingerprint: v.key,
-                }
-            },
-            source_of_trust,
-        }),
-        Err(reasons) => Err(Refusal::NoneVerifies {
-            source_of_trust,
-            reasons,
-        }),
-    })
+    Ok(
+        match wpkg_signing::verify_material(material, digest, &trusted) {
+            Ok(v) => Ok(Verification {
+                name,
+                digest: digest.to_owned(),
+                signer: if v.form == "keyless" {
+                    Signer::Keyless { identity: v.key }
+                } else {
+                    Signer::Key {
+                        form: v.form,
+                        fingerprint: v.key,
+                    }
+                },
+                source_of_trust,
+            }),
+            Err(reasons) => Err(Refusal::NoneVerifies {
+                source_of_trust,
+                reasons,
+            }),
+        },
+    )
 }
 
 /// Why an image was allowed to run.
@@ -299,7 +303,7 @@ pub fn admit(
             }
         }
     };
-    let artifact = wpkg_oci::artifact::load(store, desc)?;
+    let artifact = wpkg_store::artifact::load(store, desc)?;
     Ok(VerifiedArtifact {
         reference: reference.clone(),
         descriptor: desc.clone(),

@@ -310,25 +310,26 @@ fn a_registry_refusing_the_referrer_leaves_an_image_reported_unsigned() {
 
 /// A good keyless bundle for `digest`, made by wpkg's signer against `ts`.
 fn good_bundle(ts: &TestSigstore, digest: &str) -> Value {
-    let token = wpkg_oci::keyless_sign::IdentityToken::parse(&ts.mint_token(json!({}))).unwrap();
-    let instance = wpkg_oci::keyless_sign::Instance {
+    let token =
+        wpkg_signing::keyless_sign::IdentityToken::parse(&ts.mint_token(json!({}))).unwrap();
+    let instance = wpkg_signing::keyless_sign::Instance {
         fulcio: ts.fulcio_url.clone(),
         rekor: ts.rekor_url.clone(),
         root: root_of(ts, |_| {}),
     };
-    let signed = wpkg_oci::keyless_sign::sign(&instance, &token, "r/x", digest, &[]).unwrap();
+    let signed = wpkg_signing::keyless_sign::sign(&instance, &token, "r/x", digest, &[]).unwrap();
     serde_json::from_slice(&signed.bundle).unwrap()
 }
 
 /// The test instance's trust root, edited by `edit`.
-fn root_of(ts: &TestSigstore, edit: impl FnOnce(&mut Value)) -> wpkg_oci::keyless::TrustedRoot {
+fn root_of(ts: &TestSigstore, edit: impl FnOnce(&mut Value)) -> wpkg_signing::keyless::TrustedRoot {
     let mut v: Value = serde_json::from_slice(&std::fs::read(&ts.trusted_root).unwrap()).unwrap();
     edit(&mut v);
-    wpkg_oci::keyless::TrustedRoot::from_json(v.to_string().as_bytes()).unwrap()
+    wpkg_signing::keyless::TrustedRoot::from_json(v.to_string().as_bytes()).unwrap()
 }
 
-fn identity(ts: &TestSigstore) -> Vec<wpkg_oci::keyless::Identity> {
-    vec![wpkg_oci::keyless::Identity {
+fn identity(ts: &TestSigstore) -> Vec<wpkg_signing::keyless::Identity> {
+    vec![wpkg_signing::keyless::Identity {
         issuer: ts.issuer.clone(),
         subject: Some(ts.identity.clone()),
         subject_regexp: None,
@@ -339,9 +340,9 @@ fn check(
     ts: &TestSigstore,
     bundle: &Value,
     digest: &str,
-    root: &wpkg_oci::keyless::TrustedRoot,
+    root: &wpkg_signing::keyless::TrustedRoot,
 ) -> Result<String, String> {
-    wpkg_oci::signature::verify_keyless_bundle(
+    wpkg_signing::bundle::verify_keyless_bundle(
         bundle.to_string().as_bytes(),
         digest,
         &identity(ts),
@@ -547,16 +548,18 @@ fn every_certificate_check_refuses_its_own_bad_leaf() {
     for (opts, why) in cases {
         let leaf = ts.issue_leaf(&opts);
         // The bundle form: a DSSE statement signed with the leaf, logged as a dsse entry.
-        let payload = wpkg_oci::keyless_sign::statement("r/x", &digest);
-        let sig = leaf.sign(&wpkg_oci::signature::dsse_pae(
-            wpkg_oci::keyless_sign::IN_TOTO,
+        let payload = wpkg_signing::keyless_sign::statement("r/x", &digest);
+        let sig = leaf.sign(&wpkg_signing::bundle::dsse_pae(
+            wpkg_signing::keyless_sign::IN_TOTO,
             &payload,
         ));
         let answer = ts.log_dsse(&payload, &sig, &leaf.der);
         let (bundle, _) =
-            wpkg_oci::keyless_sign::assemble_bundle(&leaf.der, &payload, &sig, &answer).unwrap();
-        let r = wpkg_oci::signature::verify_keyless_bundle(&bundle, &digest, &identity(&ts), &root)
-            .map(|v| v.key);
+            wpkg_signing::keyless_sign::assemble_bundle(&leaf.der, &payload, &sig, &answer)
+                .unwrap();
+        let r =
+            wpkg_signing::bundle::verify_keyless_bundle(&bundle, &digest, &identity(&ts), &root)
+                .map(|v| v.key);
         if why.is_empty() {
             r.unwrap();
             // With a good leaf, the DSSE check itself: a log that recorded a flipped
@@ -566,10 +569,10 @@ fn every_certificate_check_refuses_its_own_bad_leaf() {
             bad_sig[n] ^= 1;
             let answer = ts.log_dsse(&payload, &bad_sig, &leaf.der);
             let (b, _) =
-                wpkg_oci::keyless_sign::assemble_bundle(&leaf.der, &payload, &bad_sig, &answer)
+                wpkg_signing::keyless_sign::assemble_bundle(&leaf.der, &payload, &bad_sig, &answer)
                     .unwrap();
             expect_refused(
-                wpkg_oci::signature::verify_keyless_bundle(&b, &digest, &identity(&ts), &root)
+                wpkg_signing::bundle::verify_keyless_bundle(&b, &digest, &identity(&ts), &root)
                     .map(|v| v.key),
                 "DSSE signature does not verify",
             );
@@ -577,10 +580,10 @@ fn every_certificate_check_refuses_its_own_bad_leaf() {
             bad_payload[5] ^= 1;
             let answer = ts.log_dsse(&bad_payload, &sig, &leaf.der);
             let (b, _) =
-                wpkg_oci::keyless_sign::assemble_bundle(&leaf.der, &bad_payload, &sig, &answer)
+                wpkg_signing::keyless_sign::assemble_bundle(&leaf.der, &bad_payload, &sig, &answer)
                     .unwrap();
             expect_refused(
-                wpkg_oci::signature::verify_keyless_bundle(&b, &digest, &identity(&ts), &root)
+                wpkg_signing::bundle::verify_keyless_bundle(&b, &digest, &identity(&ts), &root)
                     .map(|v| v.key),
                 "DSSE signature does not verify",
             );
@@ -588,10 +591,10 @@ fn every_certificate_check_refuses_its_own_bad_leaf() {
             expect_refused(r, why);
         }
         // The classic form: a simple-signing payload, a hashedrekord entry.
-        let payload = wpkg_oci::signature::simple_signing_payload("r/x", &digest);
+        let payload = wpkg_signing::classic::simple_signing_payload("r/x", &digest);
         let sig = leaf.sign(&payload);
         let rekor_bundle = ts.log_hashedrekord(&payload, &sig, &leaf.der);
-        let r = wpkg_oci::keyless::verify_classic_keyless(
+        let r = wpkg_signing::keyless::verify_classic_keyless(
             &payload,
             &sig,
             &leaf.pem(),
@@ -698,7 +701,7 @@ fn wpkg_verifies_what_sigstore_python_signs() {
     let bundle_bytes = std::fs::read(&bundle).unwrap();
     // Attached as cosign attaches it (referrer + fallback index), by hand.
     let manifest = registry_get(&reg.host, "acme/app", "1", OCI_MANIFEST).unwrap();
-    let subject = wpkg_oci::signature::bundle_referrer(
+    let subject = wpkg_signing::bundle::bundle_referrer(
         &bundle_bytes,
         &wpkg_spec::media::Descriptor {
             media_type: OCI_MANIFEST.into(),

@@ -311,7 +311,7 @@ fn widened_capabilities_reused_signature_and_corrupted_signature_are_refused() {
 /// Uploads a blob with raw HTTP (POST then PUT), as another tool would.
 pub fn upload(host: &str, repo: &str, bytes: &[u8]) -> String {
     use std::io::{Read, Write};
-    let digest = wpkg_oci::store::sha256_digest(bytes);
+    let digest = wpkg_store::sha256_digest(bytes);
     let mut s = std::net::TcpStream::connect(host).unwrap();
     write!(
         s,
@@ -369,7 +369,7 @@ fn cosign_v3_bundles_in_the_referrers_fallback_are_verified() {
     // referrer manifest, listed in the `sha256-<hex>` fallback index — the layout cosign
     // writes on registries without the referrers API (distribution 2.8).
     let pem = std::fs::read_to_string(&key).unwrap();
-    let k = wpkg_oci::signature::PrivateKey::from_encrypted_pem(&pem, PW.as_bytes()).unwrap();
+    let k = wpkg_signing::keys::PrivateKey::from_encrypted_pem(&pem, PW.as_bytes()).unwrap();
     let repo = "acme/app";
     let referrer = |bundle: &[u8], layer_type: &str| {
         let config = upload(&reg.host, repo, b"{}");
@@ -384,7 +384,7 @@ fn cosign_v3_bundles_in_the_referrers_fallback_are_verified() {
             "annotations": {"dev.sigstore.bundle.content": "dsse-envelope", "dev.sigstore.bundle.predicateType": "https://sigstore.dev/cosign/sign/v1"},
         })
         .to_string();
-        let d = wpkg_oci::store::sha256_digest(m.as_bytes());
+        let d = wpkg_store::sha256_digest(m.as_bytes());
         put_manifest(
             &reg.host,
             repo,
@@ -395,9 +395,9 @@ fn cosign_v3_bundles_in_the_referrers_fallback_are_verified() {
         (d, m.len())
     };
     // A decoy whose index entry claims to be a bundle but whose layer is not one.
-    let other = wpkg_oci::signature::PrivateKey::generate();
+    let other = wpkg_signing::keys::PrivateKey::generate();
     let (decoy, decoy_size) = referrer(
-        &wpkg_oci::signature::make_bundle(&other, &digest),
+        &wpkg_signing::bundle::make_bundle(&other, &digest),
         "application/octet-stream",
     );
     let index_with = |entries: &[(String, usize)]| {
@@ -428,7 +428,7 @@ fn cosign_v3_bundles_in_the_referrers_fallback_are_verified() {
     );
 
     let (real, real_size) = referrer(
-        &wpkg_oci::signature::make_bundle(&k, &digest),
+        &wpkg_signing::bundle::make_bundle(&k, &digest),
         "application/vnd.dev.sigstore.bundle.v0.3+json",
     );
     put_manifest(
@@ -549,7 +549,7 @@ impl TestSigstore {
                 subject: Some(subject.to_owned()),
                 ..Default::default()
             });
-        let payload = wpkg_oci::signature::simple_signing_payload(docker_ref, digest);
+        let payload = wpkg_signing::classic::simple_signing_payload(docker_ref, digest);
         let sig = leaf.sign(&payload);
         let bundle = self.ts.log_hashedrekord(&payload, &sig, &leaf.der);
         let annotations = serde_json::json!({

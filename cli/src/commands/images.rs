@@ -23,9 +23,9 @@ impl ImagesArgs {
             !i.reference
                 .tag
                 .as_deref()
-                .is_some_and(wpkg_oci::signature::is_signature_tag)
+                .is_some_and(wpkg_store::associated::is_signature_tag)
         }) {
-            let (size, created) = match wpkg_oci::artifact::load(&store, &img.manifest) {
+            let (size, created) = match wpkg_store::artifact::load(&store, &img.manifest) {
                 Ok(a) => (
                     img.manifest.size
                         + a.manifest.config.size

@@ -21,7 +21,7 @@ impl InspectArgs {
         let r = super::parse_ref(&self.reference)?;
         let store = crate::settings::open_store()?;
         let desc = store.resolve(&r)?;
-        let art = wpkg_oci::artifact::load(&store, &desc)?;
+        let art = wpkg_store::artifact::load(&store, &desc)?;
         let caps = art.capabilities()?;
         if self.json {
             let v = serde_json::json!({

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use wpkg_oci::credentials::{normalize_registry, Credential, Credentials, EnvCredential, Secret};
+use wpkg_distribution::credentials::{
+    normalize_registry, Credential, Credentials, EnvCredential, Secret,
+};
 
 use crate::remote::RemoteArgs;
 
@@ -94,8 +96,8 @@ impl LoginArgs {
                 },
             }),
         );
-        let client = wpkg_oci::registry::Registry::new(
-            wpkg_oci::registry::ClientOptions {
+        let client = wpkg_distribution::registry::Registry::new(
+            wpkg_distribution::registry::ClientOptions {
                 ca_files: self.remote_args.ca_file.iter().cloned().collect(),
                 insecure: self.remote_args.insecure.clone(),
                 attempts: None,

@@ -25,14 +25,14 @@ impl SaveArgs {
     pub fn run(self) -> Result<ExitCode> {
         let refs = super::parse_refs(&self.references)?;
         let store = crate::settings::open_store()?;
-        let tar = wpkg_oci::archive::save(&store, &refs)?;
+        let tar = wpkg_store::archive::save(&store, &refs)?;
         let dir = self
             .output
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .map(PathBuf::from)
             .unwrap_or_else(|| PathBuf::from("."));
-        wpkg_oci::store::write_atomic(&dir, &self.output, &tar)
+        wpkg_store::layout::write_atomic(&dir, &self.output, &tar)
             .with_context(|| format!("cannot write {}", self.output.display()))?;
         eprintln!(
             "saved {} image(s) to {} ({})",
@@ -61,7 +61,7 @@ impl LoadArgs {
         let bytes = std::fs::read(&self.input)
             .with_context(|| format!("cannot read {}", self.input.display()))?;
         let store = crate::settings::open_store()?;
-        let loaded = wpkg_oci::archive::load(&store, &bytes, self.name.as_deref())?;
+        let loaded = wpkg_store::archive::load(&store, &bytes, self.name.as_deref())?;
         let mut out = String::new();
         for (r, digest) in loaded.images {
             out.push_str(&format!("loaded {} {digest}\n", r.familiar()));

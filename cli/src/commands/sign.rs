@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
 use clap::Args;
-use wpkg_oci::signature::{PrivateKey, PublicKey};
 use wpkg_pipeline::{publish, verify};
+use wpkg_signing::{PrivateKey, PublicKey};
 use wpkg_spec::Reference;
 
 use crate::env_vars;
@@ -155,7 +155,7 @@ impl VerifyArgs {
         } else {
             match store.resolve(&r) {
                 Ok(d) => Some(d),
-                Err(wpkg_oci::Error::NotFound(_)) => None,
+                Err(wpkg_store::Error::NotFound(_)) => None,
                 Err(e) => return Err(e.into()),
             }
         };

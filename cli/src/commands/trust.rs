@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use wpkg_oci::signature::PublicKey;
-use wpkg_oci::trust::Policy;
+use wpkg_signing::keys::PublicKey;
+use wpkg_signing::trust::Policy;
 
 use crate::policy::PolicyArgs;
 
@@ -82,9 +82,9 @@ impl TrustArgs {
                 subject,
                 subject_regexp,
             } => {
-                let norm = wpkg_oci::trust::normalize_scope(&scope)?;
+                let norm = wpkg_signing::trust::normalize_scope(&scope)?;
                 if let Some(issuer) = issuer {
-                    let id = wpkg_oci::keyless::Identity {
+                    let id = wpkg_signing::keyless::Identity {
                         issuer,
                         subject,
                         subject_regexp,
@@ -160,7 +160,7 @@ impl TrustArgs {
                     policy.save(&path)?;
                     eprintln!(
                         "removed scope {}",
-                        wpkg_oci::trust::normalize_scope(&scope)?
+                        wpkg_signing::trust::normalize_scope(&scope)?
                     );
                 } else {
                     anyhow::bail!(

@@ -8,8 +8,9 @@ use std::path::{Component, Path, PathBuf};
 use wpkg_spec::manifest::{ArtifactCapabilities, Manifest};
 use wpkg_spec::media::{self, ComponentInfo, Descriptor, ImageManifest, WasmConfig};
 
-use crate::store::{sha256_digest, Store};
+use crate::digest::sha256_digest;
 use crate::Error;
+use crate::Store;
 
 /// What kind of wasm a file holds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -362,10 +363,7 @@ pub fn store_built(
     store.put_blob(&built.config_bytes)?;
     store.put_blob(&built.manifest_bytes)?;
     let mut desc = built.descriptor.clone();
-    desc.annotations.insert(
-        crate::store::ORIGIN_ANNOTATION.to_owned(),
-        "build".to_owned(),
-    );
+    crate::Origin::Build.mark(&mut desc);
     store.set_tag_locked(&lock, tag, &desc)
 }
 

@@ -6,15 +6,15 @@
 //! changes to `index.json` happen under an exclusive lock on `index.json.lock`, so
 //! several wpkg processes can write at once.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
-use wpkg_spec::media::{self, Descriptor, ImageIndex, ImageManifest};
+use wpkg_spec::media::{self, Descriptor, ImageIndex};
 use wpkg_spec::Reference;
 
+use crate::digest::{digest_hex, sha256_digest, VerifyingReader};
 use crate::Error;
 
 /// Index annotation: where an image came from — `build`, `load` or `pull`. Pulled
@@ -22,17 +22,42 @@ use crate::Error;
 /// were made or brought here by the user.
 pub const ORIGIN_ANNOTATION: &str = "dev.wpkg.origin";
 
-/// Returns `sha256:<hex>` of `bytes`.
-pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+/// Where an image in the store came from, recorded on its index entry.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Built here by `wpkg build`.
+    Build,
+    /// Loaded here from an archive.
+    Load,
+    /// Pulled from a registry: it must verify under the trust policy to run.
+    Pull,
 }
 
-/// The hex part of a valid digest, or an error naming it.
-fn digest_hex(digest: &str) -> Result<&str, Error> {
-    if wpkg_spec::reference::is_valid_digest(digest) {
-        Ok(&digest[7..])
-    } else {
-        Err(Error::InvalidDigest(digest.to_owned()))
+impl Origin {
+    /// The annotation value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Origin::Build => "build",
+            Origin::Load => "load",
+            Origin::Pull => "pull",
+        }
+    }
+
+    /// The origin an index entry records (`None` for entries from before origins
+    /// were recorded, or an unknown value).
+    pub fn of(desc: &Descriptor) -> Option<Origin> {
+        match desc.annotations.get(ORIGIN_ANNOTATION).map(String::as_str) {
+            Some("build") => Some(Origin::Build),
+            Some("load") => Some(Origin::Load),
+            Some("pull") => Some(Origin::Pull),
+            _ => None,
+        }
+    }
+
+    /// Records this origin on an index entry.
+    pub fn mark(self, desc: &mut Descriptor) {
+        desc.annotations
+            .insert(ORIGIN_ANNOTATION.to_owned(), self.as_str().to_owned());
     }
 }
 
@@ -62,7 +87,7 @@ impl Drop for IndexLock {
     }
 }
 
-fn io_err(path: &Path, source: std::io::Error) -> Error {
+pub(crate) fn io_err(path: &Path, source: std::io::Error) -> Error {
     Error::Io {
         path: path.to_owned(),
         source,
@@ -138,7 +163,7 @@ impl Store {
         &self.root
     }
 
-    fn blobs_dir(&self) -> PathBuf {
+    pub(crate) fn blobs_dir(&self) -> PathBuf {
         self.root.join("blobs").join("sha256")
     }
 
@@ -292,7 +317,7 @@ impl Store {
         })
     }
 
-    fn write_index(&self, index: &ImageIndex) -> Result<(), Error> {
+    pub(crate) fn write_index(&self, index: &ImageIndex) -> Result<(), Error> {
         let bytes = serde_json::to_vec_pretty(index).expect("index serializes");
         write_atomic(&self.tmp_dir(), &self.index_path(), &bytes)
     }
@@ -393,255 +418,15 @@ impl Store {
                 .and_then(|r| r.tag);
             if tag
                 .as_deref()
-                .is_some_and(crate::signature::is_signature_tag)
+                .is_some_and(crate::associated::is_signature_tag)
             {
                 continue;
             }
             any = true;
-            if d.annotations.get(ORIGIN_ANNOTATION).map(String::as_str) != Some("pull") {
+            if Origin::of(d) != Some(Origin::Pull) {
                 return Ok(false);
             }
         }
         Ok(any)
-    }
-
-    /// The signature material the store holds for the image `digest`, under any
-    /// repository: the classic `sha256-<hex>.sig` manifests' layers, and the bundles
-    /// of the `sha256-<hex>` referrers index. Every blob is digest-checked as read.
-    pub fn signatures(&self, digest: &str) -> Result<crate::signature::Material, Error> {
-        use crate::signature::Material;
-        let sig_tag = crate::signature::signature_tag(digest);
-        let ref_tag = crate::signature::referrers_tag(digest);
-        let mut out = Material::default();
-        for img in self.list()? {
-            let tag = img.reference.tag.as_deref().unwrap_or("");
-            if tag == sig_tag {
-                let bytes = self.read_descriptor(&img.manifest)?;
-                let Ok(m) = serde_json::from_slice::<ImageManifest>(&bytes) else {
-                    continue;
-                };
-                out.classic
-                    .extend(crate::signature::classic_from_manifest(&m, |l| {
-                        self.read_descriptor(l)
-                    })?);
-            } else if tag == ref_tag {
-                let bytes = self.read_descriptor(&img.manifest)?;
-                let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) else {
-                    continue;
-                };
-                for child in &index.manifests {
-                    let Ok(b) = self.read_descriptor(child) else {
-                        continue;
-                    };
-                    let Ok(m) = serde_json::from_slice::<ImageManifest>(&b) else {
-                        continue;
-                    };
-                    if let Some(layer) = crate::signature::bundle_layer(&m) {
-                        out.bundles.push(self.read_descriptor(layer)?);
-                    }
-                }
-            }
-        }
-        Ok(out)
-    }
-
-    /// Attaches a referrer (manifest and blobs) to the image `subject` under `name`'s
-    /// repository: stored, then listed in the `sha256-<hex>` referrers index tag (the
-    /// OCI fallback form, which `wpkg push` sends on). An entry already listed is not
-    /// added twice.
-    pub fn attach_referrer(
-        &self,
-        name: &Reference,
-        subject: &str,
-        referrer: &crate::signature::Referrer,
-    ) -> Result<(), Error> {
-        for b in &referrer.blobs {
-            self.put_blob(b)?;
-        }
-        self.put_blob_expecting(
-            &referrer.manifest,
-            &referrer.descriptor.digest,
-            Some(referrer.manifest.len() as u64),
-        )?;
-        let lock = self.lock()?;
-        let tag = name.with_tag(&crate::signature::referrers_tag(subject));
-        let mut index =
-            match self.resolve(&tag) {
-                Ok(d) => serde_json::from_slice::<ImageIndex>(&self.read_descriptor(&d)?).map_err(
-                    |e| Error::CorruptStore {
-                        path: self.root().join("index.json"),
-                        reason: format!("the referrers index {tag} is not an OCI index: {e}"),
-                    },
-                )?,
-                Err(Error::NotFound(_)) => ImageIndex {
-                    schema_version: 2,
-                    media_type: Some(media::OCI_INDEX.into()),
-                    manifests: Vec::new(),
-                    annotations: Default::default(),
-                },
-                Err(e) => return Err(e),
-            };
-        if !index
-            .manifests
-            .iter()
-            .any(|d| d.digest == referrer.descriptor.digest)
-        {
-            index.manifests.push(referrer.descriptor.clone());
-        }
-        let bytes = serde_json::to_vec(&index).expect("JSON serializes");
-        let digest = self.put_blob(&bytes)?;
-        self.set_tag_locked(
-            &lock,
-            &tag,
-            &Descriptor {
-                media_type: media::OCI_INDEX.into(),
-                digest,
-                size: bytes.len() as u64,
-                artifact_type: None,
-                annotations: Default::default(),
-                platform: None,
-            },
-        )
-    }
-
-    /// The referrer manifests the store lists for the image `digest` (from every
-    /// `sha256-<hex>` referrers index), each with its bytes, digest-checked.
-    pub fn referrers(&self, digest: &str) -> Result<Vec<(Descriptor, Vec<u8>)>, Error> {
-        let ref_tag = crate::signature::referrers_tag(digest);
-        let mut out: Vec<(Descriptor, Vec<u8>)> = Vec::new();
-        for img in self.list()? {
-            if img.reference.tag.as_deref() != Some(ref_tag.as_str()) {
-                continue;
-            }
-            let bytes = self.read_descriptor(&img.manifest)?;
-            let Ok(index) = serde_json::from_slice::<ImageIndex>(&bytes) else {
-                continue;
-            };
-            for child in index.manifests {
-                if out.iter().any(|(d, _)| d.digest == child.digest) {
-                    continue;
-                }
-                let b = self.read_descriptor(&child)?;
-                out.push((child, b));
-            }
-        }
-        Ok(out)
-    }
-
-    /// Removes a tag (or every tag of a digest reference) and then deletes blobs no
-    /// manifest uses any more. Returns the number of blobs deleted. When no tag of an
-    /// image is left, its signature tags go too.
-    pub fn remove(&self, reference: &Reference) -> Result<usize, Error> {
-        let lock = self.lock()?;
-        let target = self.resolve(reference)?;
-        let mut index = self.read_index()?;
-        let name = Reference {
-            digest: None,
-            ..reference.clone()
-        }
-        .to_string();
-        index.manifests.retain(|d| match &reference.digest {
-            Some(_) => d.digest != target.digest,
-            None => d.annotations.get(media::ANNOTATION_REF_NAME) != Some(&name),
-        });
-        if !index.manifests.iter().any(|d| d.digest == target.digest) {
-            let sig = crate::signature::signature_tag(&target.digest);
-            let refs = crate::signature::referrers_tag(&target.digest);
-            index.manifests.retain(|d| {
-                let tag = d
-                    .annotations
-                    .get(media::ANNOTATION_REF_NAME)
-                    .and_then(|n| n.parse::<Reference>().ok())
-                    .and_then(|r| r.tag);
-                tag.as_deref() != Some(sig.as_str()) && tag.as_deref() != Some(refs.as_str())
-            });
-        }
-        self.write_index(&index)?;
-        self.gc_locked(&lock)
-    }
-
-    /// Deletes every blob no tagged manifest reaches. The caller holds the lock.
-    pub fn gc_locked(&self, _lock: &IndexLock) -> Result<usize, Error> {
-        let index = self.read_index()?;
-        let mut keep = BTreeSet::new();
-        for d in &index.manifests {
-            keep.insert(d.digest.clone());
-            // A damaged manifest keeps only itself; its blobs go.
-            if let Ok(bytes) = self.read_blob(&d.digest) {
-                if let Ok(m) = serde_json::from_slice::<ImageManifest>(&bytes) {
-                    keep.insert(m.config.digest.clone());
-                    keep.extend(m.layers.iter().map(|l| l.digest.clone()));
-                } else if let Ok(i) = serde_json::from_slice::<ImageIndex>(&bytes) {
-                    for child in i.manifests {
-                        keep.insert(child.digest.clone());
-                        if let Ok(b) = self.read_blob(&child.digest) {
-                            if let Ok(m) = serde_json::from_slice::<ImageManifest>(&b) {
-                                keep.insert(m.config.digest.clone());
-                                keep.extend(m.layers.iter().map(|l| l.digest.clone()));
-                            }
-                        }
-                    }
-                }
-            }
-        }
-        let dir = self.blobs_dir();
-        let mut removed = 0;
-        for entry in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
-            let entry = entry.map_err(|e| io_err(&dir, e))?;
-            let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
-            if !keep.contains(&digest) {
-                fs::remove_file(entry.path()).map_err(|e| io_err(&entry.path(), e))?;
-                removed += 1;
-            }
-        }
-        Ok(removed)
-    }
-}
-
-/// A reader that hashes what passes through it and fails at end of input when the
-/// content does not match the expected digest and size.
-pub struct VerifyingReader<R> {
-    inner: R,
-    hasher: Sha256,
-    expected: String,
-    size: u64,
-    read: u64,
-}
-
-impl<R> VerifyingReader<R> {
-    /// Wraps `inner`, which should yield `size` bytes hashing to `digest`.
-    pub fn new(inner: R, digest: &str, size: u64) -> VerifyingReader<R> {
-        VerifyingReader {
-            inner,
-            hasher: Sha256::new(),
-            expected: digest.to_owned(),
-            size,
-            read: 0,
-        }
-    }
-}
-
-impl<R: Read> Read for VerifyingReader<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.read += n as u64;
-        if self.read > self.size {
-            return Err(std::io::Error::other(format!(
-                "blob {} is longer than its {} bytes",
-                self.expected, self.size
-            )));
-        }
-        if n == 0 && !buf.is_empty() {
-            let actual = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
-            if self.read != self.size || actual != self.expected {
-                return Err(std::io::Error::other(format!(
-                    "blob {} in the local store is corrupt ({} bytes hashing to {actual}); remove the image with `wpkg rm` and build or pull it again",
-                    self.expected, self.read
-                )));
-            }
-        } else {
-            self.hasher.update(&buf[..n]);
-        }
-        Ok(n)
     }
 }

@@ -11,8 +11,9 @@ use std::io::Read;
 use wpkg_spec::media::{self, Descriptor, ImageIndex, ImageManifest};
 use wpkg_spec::Reference;
 
-use crate::store::{sha256_digest, Store};
+use crate::digest::sha256_digest;
 use crate::Error;
+use crate::Store;
 
 fn bad(reason: impl Into<String>) -> Error {
     Error::BadArchive(reason.into())
@@ -179,10 +180,7 @@ pub fn load(store: &Store, archive: &[u8], name: Option<&str>) -> Result<Loaded,
         };
         let mut desc = d.clone();
         desc.annotations.clear();
-        desc.annotations.insert(
-            crate::store::ORIGIN_ANNOTATION.to_owned(),
-            "load".to_owned(),
-        );
+        crate::Origin::Load.mark(&mut desc);
         plan.push((reference, desc, needed));
     }
     if plan.is_empty() {

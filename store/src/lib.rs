@@ -1,26 +1,26 @@
-//! # wpkg-oci
+//! # wpkg-store
 //!
-//! Where artifacts live: the local content store (an OCI image layout), assembling a
-//! Wasm OCI artifact from a `.wasm` and its `wpkg.toml`, and reading one back with
-//! every digest checked; credentials, the registry client, push and pull. This crate
-//! knows nothing of wasmtime.
+//! Where artifacts live on one machine: the local content store (an OCI image layout
+//! with atomic writes, a lock on the index, digests checked on every write and read,
+//! each tag's [`Origin`]), assembling a Wasm OCI artifact from a `.wasm` and its
+//! `wpkg.toml` and reading one back ([`artifact`]), archives ([`archive`]), and
+//! artifacts attached to an image ([`associated`]: cosign tag names, referrers).
+//!
+//! The bottom of the OCI stack: it imports only `wpkg-spec`. It knows nothing of
+//! registries (`wpkg-distribution`), signatures (`wpkg-signing`) or wasmtime.
 #![deny(missing_docs)]
 
 use std::path::PathBuf;
 
 pub mod archive;
 pub mod artifact;
-pub mod credentials;
-pub mod keyless;
-pub mod keyless_sign;
-pub mod registry;
-pub mod signature;
-pub mod store;
-pub mod transfer;
-pub mod transparency;
-pub mod trust;
+pub mod associated;
+pub mod digest;
+mod gc;
+pub mod layout;
 
-pub use store::Store;
+pub use digest::sha256_digest;
+pub use layout::{IndexLock, Origin, Store, StoredImage};
 
 /// Errors of the store and of artifacts.
 #[derive(Debug, thiserror::Error)]

@@ -15,26 +15,33 @@
 //! bundle that would not verify is never pushed. Tokens and the key never appear in
 //! errors or logs.
 
-use std::time::Duration;
-
+use crate::keyless::{Identity, TrustedRoot};
 use base64::Engine as _;
 use p256::ecdsa::signature::Signer;
 use p256::pkcs8::{EncodePublicKey, LineEnding};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
+use std::time::Duration;
+use wpkg_distribution::credentials::Secret;
 
-use crate::credentials::Secret;
-use crate::keyless::{Identity, TrustedRoot};
+#[cfg(test)]
+mod tests;
+mod token;
 
-const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
-const B64URL: base64::engine::GeneralPurpose = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+pub(crate) use token::*;
+pub use token::{github_actions_token, IdentityToken, AUDIENCE};
+
+pub(crate) const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+pub(crate) const B64URL: base64::engine::GeneralPurpose =
+    base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
 /// Sigstore's public-good Fulcio.
 pub const PUBLIC_FULCIO: &str = "https://fulcio.sigstore.dev";
+
 /// Sigstore's public-good Rekor (v1 API).
 pub const PUBLIC_REKOR: &str = "https://rekor.sigstore.dev";
-/// The audience Sigstore's Fulcio expects in identity tokens.
-pub const AUDIENCE: &str = "sigstore";
+
 /// The DSSE payload type of an in-toto statement.
 pub const IN_TOTO: &str = "application/vnd.in-toto+json";
 
@@ -101,94 +108,6 @@ pub enum KeylessError {
     Setup(String),
 }
 
-/// An OIDC identity token, with the claims wpkg reads. `Debug` hides the token.
-#[derive(Clone)]
-pub struct IdentityToken {
-    raw: Secret,
-    /// `iss`.
-    pub issuer: String,
-    /// `sub`.
-    pub subject: String,
-    /// `email`, when the issuer gives one (GitHub's tokens do not).
-    pub email: Option<String>,
-    /// `exp`, seconds since the epoch.
-    pub expires: i64,
-}
-
-impl std::fmt::Debug for IdentityToken {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("IdentityToken")
-            .field("issuer", &self.issuer)
-            .field("subject", &self.subject)
-            .field("token", &"***")
-            .finish()
-    }
-}
-
-#[derive(Deserialize)]
-struct Claims {
-    iss: Option<String>,
-    sub: Option<String>,
-    email: Option<String>,
-    exp: Option<i64>,
-    aud: Option<serde_json::Value>,
-}
-
-fn now() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0)
-}
-
-impl IdentityToken {
-    /// Reads a JWT's claims (its signature is Fulcio's to check): it must name an
-    /// issuer and a subject, be meant for `sigstore`, and not have expired.
-    pub fn parse(raw: &str) -> Result<IdentityToken, KeylessError> {
-        let bad = |reason: &str| KeylessError::BadToken {
-            reason: reason.to_owned(),
-        };
-        let raw = raw.trim();
-        let parts: Vec<&str> = raw.split('.').collect();
-        if parts.len() != 3 || parts.iter().any(|p| p.is_empty()) {
-            return Err(bad("it is not a JWT (three base64url parts)"));
-        }
-        let claims = B64URL
-            .decode(parts[1].trim_end_matches('='))
-            .map_err(|_| bad("its claims are not base64url"))?;
-        let c: Claims =
-            serde_json::from_slice(&claims).map_err(|_| bad("its claims are not JSON"))?;
-        let issuer = c.iss.ok_or_else(|| bad("it names no issuer (`iss`)"))?;
-        let subject = c.sub.ok_or_else(|| bad("it names no subject (`sub`)"))?;
-        let expires = c.exp.ok_or_else(|| bad("it has no expiry (`exp`)"))?;
-        let for_sigstore = match &c.aud {
-            Some(serde_json::Value::String(a)) => a == AUDIENCE,
-            Some(serde_json::Value::Array(a)) => a.iter().any(|x| x == AUDIENCE),
-            _ => false,
-        };
-        if !for_sigstore {
-            return Err(bad("its audience (`aud`) is not `sigstore`"));
-        }
-        let ago = now() - expires;
-        if ago > 0 {
-            return Err(KeylessError::TokenExpired { ago });
-        }
-        Ok(IdentityToken {
-            raw: Secret::new(raw),
-            issuer,
-            subject,
-            email: c.email,
-            expires,
-        })
-    }
-
-    /// What Fulcio's proof of possession signs: the e-mail when there is one, else
-    /// the subject.
-    fn challenge(&self) -> &str {
-        self.email.as_deref().unwrap_or(&self.subject)
-    }
-}
-
 /// Where the Sigstore services are, and what to trust when checking the result.
 pub struct Instance {
     /// Fulcio's base URL.
@@ -209,9 +128,11 @@ pub struct Signed {
     pub log_index: i64,
 }
 
-fn client(ca_files: &[std::path::PathBuf]) -> Result<reqwest::blocking::Client, KeylessError> {
-    let tls =
-        crate::registry::tls_config(ca_files).map_err(|e| KeylessError::Setup(e.to_string()))?;
+pub(crate) fn client(
+    ca_files: &[std::path::PathBuf],
+) -> Result<reqwest::blocking::Client, KeylessError> {
+    let tls = wpkg_distribution::registry::tls_config(ca_files)
+        .map_err(|e| KeylessError::Setup(e.to_string()))?;
     reqwest::blocking::Client::builder()
         .use_preconfigured_tls(tls)
         .user_agent(concat!("wpkg/", env!("CARGO_PKG_VERSION")))
@@ -223,7 +144,7 @@ fn client(ca_files: &[std::path::PathBuf]) -> Result<reqwest::blocking::Client, 
 }
 
 /// A base URL must be HTTPS, or plain HTTP on a loopback address (test instances).
-fn check_url(service: &'static str, url: &str) -> Result<String, KeylessError> {
+pub(crate) fn check_url(service: &'static str, url: &str) -> Result<String, KeylessError> {
     let bad = |reason| KeylessError::BadUrl {
         service,
         url: url.to_owned(),
@@ -234,7 +155,7 @@ fn check_url(service: &'static str, url: &str) -> Result<String, KeylessError> {
         "https" => {}
         "http"
             if u.host_str()
-                .is_some_and(crate::registry::is_loopback_registry) => {}
+                .is_some_and(wpkg_distribution::registry::is_loopback_registry) => {}
         "http" => return Err(bad("plain HTTP is allowed only on loopback")),
         _ => return Err(bad("not an http(s) URL")),
     }
@@ -244,97 +165,19 @@ fn check_url(service: &'static str, url: &str) -> Result<String, KeylessError> {
     Ok(url.trim_end_matches('/').to_owned())
 }
 
-/// Asks GitHub Actions' OIDC endpoint (`ACTIONS_ID_TOKEN_REQUEST_URL` with
-/// `ACTIONS_ID_TOKEN_REQUEST_TOKEN`) for a token with audience `sigstore`, retrying
-/// transient failures.
-pub fn github_actions_token(
-    request_url: &str,
-    request_token: &Secret,
-    ca_files: &[std::path::PathBuf],
-) -> Result<IdentityToken, KeylessError> {
-    let http = client(ca_files)?;
-    let mut url = reqwest::Url::parse(request_url).map_err(|_| KeylessError::AmbientToken {
-        detail: "ACTIONS_ID_TOKEN_REQUEST_URL is not a URL".into(),
-    })?;
-    url.query_pairs_mut().append_pair("audience", AUDIENCE);
-    let mut last = String::new();
-    for attempt in 0..4u32 {
-        if attempt > 0 {
-            std::thread::sleep(Duration::from_millis(250 << attempt));
-        }
-        let resp = http
-            .get(url.clone())
-            .header(
-                "Authorization",
-                format!("bearer {}", request_token.expose()),
-            )
-            .header("Accept", "application/json")
-            .send();
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) => {
-                last = format!("cannot connect ({})", without_url(&e));
-                continue;
-            }
-        };
-        let status = resp.status();
-        if status.is_server_error() || status.as_u16() == 429 {
-            last = format!("it answered {status}");
-            continue;
-        }
-        if !status.is_success() {
-            return Err(KeylessError::AmbientToken {
-                detail: format!("it answered {status}"),
-            });
-        }
-        #[derive(Deserialize)]
-        struct Answer {
-            value: String,
-        }
-        let a: Answer = read_json(resp).map_err(|_| KeylessError::AmbientToken {
-            detail: "its answer has no `value`".into(),
-        })?;
-        return IdentityToken::parse(&a.value);
-    }
-    Err(KeylessError::AmbientToken { detail: last })
-}
-
-/// A reqwest error without the URL (which may carry a token in its query).
-fn without_url(e: &reqwest::Error) -> String {
-    let mut s = String::new();
-    let mut cur: Option<&dyn std::error::Error> = Some(e);
-    while let Some(err) = cur {
-        let t = err.to_string();
-        if !s.contains(&t) && !t.contains("http") {
-            if !s.is_empty() {
-                s.push_str(": ");
-            }
-            s.push_str(&t);
-        }
-        cur = err.source();
-    }
-    if e.is_timeout() {
-        "timed out".into()
-    } else if s.is_empty() {
-        "connection failed".into()
-    } else {
-        s
-    }
-}
-
 /// The in-toto statement cosign v3 signs for an image, its subject named (cosign
 /// leaves the name out; in-toto verifiers such as sigstore-python require one).
 pub fn statement(name: &str, manifest_digest: &str) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "_type": "https://in-toto.io/Statement/v1",
         "subject": [{"name": name, "digest": {"sha256": manifest_digest.trim_start_matches("sha256:")}}],
-        "predicateType": crate::signature::COSIGN_SIGN_PREDICATE,
+        "predicateType": crate::bundle::COSIGN_SIGN_PREDICATE,
         "predicate": {},
     }))
     .expect("JSON serializes")
 }
 
-fn pem(label: &str, der: &[u8]) -> String {
+pub(crate) fn pem(label: &str, der: &[u8]) -> String {
     let b = B64.encode(der);
     let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b.as_bytes().chunks(64) {
@@ -346,7 +189,9 @@ fn pem(label: &str, der: &[u8]) -> String {
 }
 
 /// Reads a JSON answer of at most 1 MiB.
-fn read_json<T: serde::de::DeserializeOwned>(resp: reqwest::blocking::Response) -> Result<T, ()> {
+pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
+    resp: reqwest::blocking::Response,
+) -> Result<T, ()> {
     use std::io::Read;
     let mut bytes = Vec::new();
     resp.take(1 << 20).read_to_end(&mut bytes).map_err(|_| ())?;
@@ -354,7 +199,7 @@ fn read_json<T: serde::de::DeserializeOwned>(resp: reqwest::blocking::Response) 
 }
 
 /// Reads an error body briefly (never echoing more than a line of it).
-fn answer_text(resp: reqwest::blocking::Response) -> String {
+pub(crate) fn answer_text(resp: reqwest::blocking::Response) -> String {
     let status = resp.status();
     let body = resp.text().unwrap_or_default();
     let msg = serde_json::from_str::<serde_json::Value>(&body)
@@ -456,7 +301,7 @@ pub fn sign(
 
     // 2. The DSSE envelope.
     let payload = statement(name, manifest_digest);
-    let sig: p256::ecdsa::DerSignature = key.sign(&crate::signature::dsse_pae(IN_TOTO, &payload));
+    let sig: p256::ecdsa::DerSignature = key.sign(&crate::bundle::dsse_pae(IN_TOTO, &payload));
     let envelope = serde_json::json!({
         "payload": B64.encode(&payload),
         "payloadType": IN_TOTO,
@@ -503,7 +348,7 @@ pub fn sign(
         subject: subjects.first().cloned(),
         subject_regexp: None,
     };
-    let identity = crate::signature::verify_keyless_bundle(
+    let identity = crate::bundle::verify_keyless_bundle(
         &bundle,
         manifest_digest,
         std::slice::from_ref(&me),
@@ -543,7 +388,7 @@ pub fn assemble_bundle(
         .and_then(|s| s.parse().ok())
         .unwrap_or(-1);
     let bundle = serde_json::json!({
-        "mediaType": crate::signature::BUNDLE_V03,
+        "mediaType": wpkg_store::associated::BUNDLE_V03,
         "verificationMaterial": {
             "certificate": {"rawBytes": B64.encode(leaf_der)},
             "tlogEntries": [tlog],
@@ -562,7 +407,7 @@ pub fn assemble_bundle(
 
 /// Turns Rekor v1's answer (`{uuid: LogEntry}`, hex hashes) into a bundle's
 /// `TransparencyLogEntry` (protobuf JSON: numbers as strings, bytes as base64).
-fn tlog_entry(answer: &serde_json::Value) -> Result<serde_json::Value, &'static str> {
+pub(crate) fn tlog_entry(answer: &serde_json::Value) -> Result<serde_json::Value, &'static str> {
     let obj = answer.as_object().ok_or("its answer is not an entry")?;
     let [(_uuid, e)] = obj.iter().collect::<Vec<_>>()[..] else {
         return Err("its answer is not exactly one entry");
@@ -627,63 +472,4 @@ pub fn now_rfc3339() -> String {
 /// The SHA-256 of bytes, hex; for tests and messages.
 pub fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn jwt(claims: serde_json::Value) -> String {
-        format!(
-            "{}.{}.{}",
-            B64URL.encode(br#"{"alg":"ES256"}"#),
-            B64URL.encode(claims.to_string()),
-            B64URL.encode(b"sig")
-        )
-    }
-
-    #[test]
-    fn tokens_need_issuer_subject_audience_and_time_and_never_show() {
-        let exp = now() + 300;
-        let raw = jwt(serde_json::json!({
-            "iss": "https://token.actions.githubusercontent.com",
-            "sub": "repo:acme/app:ref:refs/tags/v1", "aud": "sigstore", "exp": exp
-        }));
-        let ok = IdentityToken::parse(&raw).unwrap();
-        assert_eq!(ok.challenge(), "repo:acme/app:ref:refs/tags/v1");
-        let shown = format!("{ok:?}");
-        assert!(raw.split('.').all(|part| !shown.contains(part)), "{shown}");
-        let with_mail = IdentityToken::parse(&jwt(serde_json::json!({
-            "iss": "i", "sub": "s", "email": "a@b.c", "aud": ["x", "sigstore"], "exp": exp
-        })))
-        .unwrap();
-        assert_eq!(with_mail.challenge(), "a@b.c");
-        let expired = IdentityToken::parse(&jwt(serde_json::json!({
-            "iss": "i", "sub": "s", "aud": "sigstore", "exp": now() - 100
-        })));
-        assert!(matches!(expired, Err(KeylessError::TokenExpired { .. })));
-        for bad in [
-            jwt(serde_json::json!({"iss": "i", "sub": "s", "aud": "other", "exp": exp})),
-            jwt(serde_json::json!({"sub": "s", "aud": "sigstore", "exp": exp})),
-            jwt(serde_json::json!({"iss": "i", "aud": "sigstore", "exp": exp})),
-            "not-a-jwt".to_owned(),
-            "a.%%%.c".to_owned(),
-        ] {
-            let e = IdentityToken::parse(&bad).unwrap_err();
-            assert!(matches!(e, KeylessError::BadToken { .. }), "{e}");
-            assert!(!e.to_string().contains(&bad), "{e}");
-        }
-    }
-
-    #[test]
-    fn service_urls_are_https_or_loopback() {
-        assert!(check_url("Fulcio", "https://fulcio.sigstore.dev").is_ok());
-        assert_eq!(
-            check_url("Rekor", "http://127.0.0.1:8080/").unwrap(),
-            "http://127.0.0.1:8080"
-        );
-        assert!(check_url("Rekor", "http://rekor.example.com").is_err());
-        assert!(check_url("Rekor", "ftp://x").is_err());
-        assert!(check_url("Rekor", "https://x/?a=b").is_err());
-    }
 }

@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use wpkg_spec::Reference;
 
-use crate::signature::PublicKey;
+use crate::keys::PublicKey;
 
 /// Errors of the policy file.
 #[derive(Debug, thiserror::Error)]
@@ -177,7 +177,7 @@ impl Policy {
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        crate::store::write_atomic(dir, path, text.as_bytes()).map_err(|e| err(e.to_string()))
+        wpkg_store::layout::write_atomic(dir, path, text.as_bytes()).map_err(|e| err(e.to_string()))
     }
 
     /// The scope that decides for `name` (`registry/repository`).
@@ -265,7 +265,7 @@ impl Policy {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::signature::PrivateKey;
+    use crate::keys::PrivateKey;
 
     #[test]
     fn scopes_normalise() {

@@ -1,0 +1,295 @@
+//! Pulling: picking the wasm entry of an index, checking what comes in, downloading
+//! blobs with retries, storing signatures before the tag.
+
+use super::attached::fetch_signatures;
+use super::*;
+
+pub(crate) fn is_index(media_type: &str) -> bool {
+    media_type == media::OCI_INDEX
+        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+}
+
+/// Says what a non-Wasm manifest is, for the refusal message.
+pub(crate) fn describe_non_wasm(m: &ImageManifest) -> Option<String> {
+    let config = m.config.media_type.as_str();
+    let has_wasm_layer = m.layers.iter().any(|l| l.media_type == media::WASM_LAYER);
+    if config == media::WASM_CONFIG && has_wasm_layer {
+        return None;
+    }
+    let layer_types: Vec<&str> = {
+        let mut v: Vec<&str> = m.layers.iter().map(|l| l.media_type.as_str()).collect();
+        v.dedup();
+        v
+    };
+    Some(match config {
+        "application/vnd.docker.container.image.v1+json" | "application/vnd.oci.image.config.v1+json" => format!(
+            "it is a container image ({} layer(s) of {}); run it with docker or podman",
+            m.layers.len(),
+            layer_types.join(", ")
+        ),
+        "application/vnd.cncf.helm.config.v1+json" => "it is a Helm chart".to_owned(),
+        c if c == media::WASM_CONFIG => format!(
+            "its config is a Wasm config but it has no `application/wasm` layer (layers: {})",
+            if layer_types.is_empty() { "none".to_owned() } else { layer_types.join(", ") }
+        ),
+        c => format!(
+            "its config is `{c}` (a Wasm artifact has `{}` and one `application/wasm` layer); layers: {}",
+            media::WASM_CONFIG,
+            if layer_types.is_empty() { "none".to_owned() } else { layer_types.join(", ") }
+        ),
+    })
+}
+
+pub(crate) fn parse_manifest(
+    remote: &Reference,
+    fetched: &FetchedManifest,
+) -> Result<ImageManifest, TransferError> {
+    if fetched.media_type == "application/vnd.docker.distribution.manifest.v1+json"
+        || fetched.media_type == "application/vnd.docker.distribution.manifest.v1+prettyjws"
+    {
+        return Err(TransferError::NotWasm {
+            reference: remote.familiar(),
+            what: "it is a Docker schema 1 container image".into(),
+        });
+    }
+    let m: ImageManifest =
+        serde_json::from_slice(&fetched.bytes).map_err(|e| RegistryError::Protocol {
+            registry: remote.registry.clone(),
+            detail: format!(
+                "the manifest of `{}` ({}) does not parse: {e}",
+                remote.familiar(),
+                fetched.media_type
+            ),
+        })?;
+    if let Some(what) = describe_non_wasm(&m) {
+        return Err(TransferError::NotWasm {
+            reference: remote.familiar(),
+            what,
+        });
+    }
+    Ok(m)
+}
+
+/// Picks the Wasm entry of an index.
+pub(crate) fn pick_wasm(
+    remote: &Reference,
+    index: &ImageIndex,
+) -> Result<Descriptor, TransferError> {
+    let wasm = index.manifests.iter().find(|d| {
+        d.platform.as_ref().is_some_and(|p| {
+            p.architecture == "wasm" || p.os == "wasip1" || p.os == "wasip2" || p.os == "wasi"
+        })
+    });
+    if let Some(d) = wasm {
+        return Ok(d.clone());
+    }
+    let platforms: Vec<String> = index
+        .manifests
+        .iter()
+        .filter_map(|d| {
+            d.platform
+                .as_ref()
+                .map(|p| format!("{}/{}", p.os, p.architecture))
+        })
+        .collect();
+    Err(TransferError::NotWasm {
+        reference: remote.familiar(),
+        what: if platforms.is_empty() {
+            format!(
+                "it is an index of {} manifest(s) with no wasm platform entry",
+                index.manifests.len()
+            )
+        } else {
+            format!(
+                "it is a multi-platform image for {} with no wasm entry",
+                platforms.join(", ")
+            )
+        },
+    })
+}
+
+/// Pulls `remote` into the store and tags it there with the same reference. Blobs the
+/// store has are not downloaded again.
+pub fn pull(
+    registry: &Registry,
+    store: &Store,
+    remote: &Reference,
+    progress: &Arc<dyn Progress>,
+) -> Result<PullReport, TransferError> {
+    let mut fetched = registry.get_manifest(remote)?;
+    if is_index(&fetched.media_type) {
+        let index: ImageIndex =
+            serde_json::from_slice(&fetched.bytes).map_err(|e| RegistryError::Protocol {
+                registry: remote.registry.clone(),
+                detail: format!("the index of `{}` does not parse: {e}", remote.familiar()),
+            })?;
+        let entry = pick_wasm(remote, &index)?;
+        if !wpkg_spec::reference::is_valid_digest(&entry.digest) {
+            return Err(RegistryError::Protocol {
+                registry: remote.registry.clone(),
+                detail: format!("the index names an invalid digest `{}`", entry.digest),
+            }
+            .into());
+        }
+        fetched = registry.get_manifest_at(remote, &entry.digest)?;
+        if fetched.bytes.len() as u64 != entry.size {
+            return Err(RegistryError::Integrity {
+                registry: remote.registry.clone(),
+                what: format!("manifest {}", entry.digest),
+                detail: format!(
+                    "the index says {} bytes, the registry sent {}",
+                    entry.size,
+                    fetched.bytes.len()
+                ),
+            }
+            .into());
+        }
+    }
+    let manifest = parse_manifest(remote, &fetched)?;
+    let mut report = PullReport {
+        descriptor: Descriptor {
+            media_type: fetched.media_type.clone(),
+            digest: fetched.digest.clone(),
+            size: fetched.bytes.len() as u64,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        },
+        downloaded: 0,
+        present: 0,
+        bytes: 0,
+    };
+    for blob in blobs_of(&manifest) {
+        if !wpkg_spec::reference::is_valid_digest(&blob.digest) {
+            return Err(RegistryError::Protocol {
+                registry: remote.registry.clone(),
+                detail: format!(
+                    "the manifest names a blob with an unsupported digest `{}`",
+                    blob.digest
+                ),
+            }
+            .into());
+        }
+        if store.read_descriptor(blob).is_ok() {
+            progress.event(Event::Exists {
+                digest: &blob.digest,
+                size: blob.size,
+            });
+            report.present += 1;
+            continue;
+        }
+        download(registry, store, remote, blob, progress)?;
+        progress.event(Event::Done {
+            digest: &blob.digest,
+        });
+        report.downloaded += 1;
+        report.bytes += blob.size;
+    }
+    store.put_blob_expecting(&fetched.bytes, &fetched.digest, None)?;
+    // Signatures before the tag: a visible image has whatever signatures it had.
+    let sigs = fetch_signatures(registry, remote, &fetched.digest)?;
+    let lock = store.lock()?;
+    // A `wpkg rm` running meanwhile may have collected blobs no tag reached yet.
+    for blob in blobs_of(&manifest) {
+        if !store.has_blob(&blob.digest) {
+            return Err(wpkg_store::Error::BlobMissing(blob.digest.clone()).into());
+        }
+    }
+    sigs.store_into(store, &lock, remote)?;
+    let mut tagged = report.descriptor.clone();
+    wpkg_store::Origin::Pull.mark(&mut tagged);
+    store.set_tag_locked(&lock, remote, &tagged)?;
+    Ok(report)
+}
+
+/// Downloads one blob into a temporary file and commits it after the checks; retries
+/// a broken transfer from the start.
+pub(crate) fn download(
+    registry: &Registry,
+    store: &Store,
+    remote: &Reference,
+    blob: &Descriptor,
+    progress: &Arc<dyn Progress>,
+) -> Result<(), TransferError> {
+    let attempts = 3;
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        progress.event(Event::Start {
+            digest: &blob.digest,
+            size: blob.size,
+        });
+        let resp = registry.get_blob(remote, &blob.digest, blob.size)?;
+        let mut tmp = store.temp_file()?;
+        let mut hasher = Sha256::new();
+        let mut reader = Counting {
+            inner: resp.take(blob.size.saturating_add(1)),
+            done: 0,
+            last: 0,
+            digest: blob.digest.clone(),
+            progress: progress.clone(),
+        };
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut total: u64 = 0;
+        let broken = loop {
+            match reader.read(&mut buf) {
+                Ok(0) => break None,
+                Ok(n) => {
+                    total += n as u64;
+                    hasher.update(&buf[..n]);
+                    tmp.write_all(&buf[..n])
+                        .map_err(|e| wpkg_store::Error::Io {
+                            path: tmp.path().to_owned(),
+                            source: e,
+                        })?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => break Some(e),
+            }
+        };
+        let what = format!("blob {}", blob.digest);
+        if let Some(e) = broken {
+            if attempt < attempts {
+                std::thread::sleep(std::time::Duration::from_millis(250 * attempt));
+                continue;
+            }
+            return Err(RegistryError::Transport {
+                registry: remote.registry.clone(),
+                detail: format!(
+                    "the download of {what} broke after {total} of {} bytes: {e} (after {attempt} attempts)",
+                    blob.size
+                ),
+            }
+            .into());
+        }
+        if total != blob.size {
+            return Err(RegistryError::Integrity {
+                registry: remote.registry.clone(),
+                what,
+                detail: if total > blob.size {
+                    format!(
+                        "the manifest says {} bytes, the registry sent more",
+                        blob.size
+                    )
+                } else {
+                    format!(
+                        "the manifest says {} bytes, the registry sent {total}",
+                        blob.size
+                    )
+                },
+            }
+            .into());
+        }
+        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        if actual != blob.digest {
+            return Err(RegistryError::Integrity {
+                registry: remote.registry.clone(),
+                what,
+                detail: format!("the content hashes to {actual}"),
+            }
+            .into());
+        }
+        store.commit_blob(tmp, &blob.digest)?;
+        return Ok(());
+    }
+}

@@ -1,0 +1,248 @@
+//! Keyless (Sigstore) verification, offline: a signature made with a short-lived Fulcio
+//! certificate is accepted when
+//!
+//! 1. its Rekor entry's signed entry timestamp (SET) verifies with a transparency-log
+//!    key of the trust root, and the entry is this signature (same signature bytes,
+//!    same certificate, same payload hash);
+//! 2. the certificate chains to a Fulcio CA of the trust root, every certificate valid at
+//!    the entry's integrated time, the leaf allowed for code signing;
+//! 3. the certificate's identity (SAN URI or e-mail) and OIDC issuer (Fulcio extension
+//!    1.3.6.1.4.1.57264.1.8, else .1.1) match an identity the policy trusts;
+//! 4. the certificate's key verifies the signature.
+//!
+//! The trust root is Sigstore's `trusted_root.json` format: the public-good root ships
+//! with wpkg; a policy may name another file (tests, private Sigstore instances).
+
+use base64::Engine as _;
+use der::{Decode, Encode};
+use serde::Deserialize;
+use sha2::{Digest, Sha256, Sha384};
+use x509_cert::Certificate;
+
+mod cert;
+mod root;
+#[cfg(test)]
+mod tests;
+mod tlog;
+
+pub(crate) use cert::*;
+pub use cert::{check_certificate, leaf_identity};
+pub(crate) use root::*;
+pub use root::{TrustedRoot, PUBLIC_GOOD_ROOT};
+pub use tlog::verify_set;
+pub(crate) use tlog::*;
+
+pub(crate) const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
+
+pub(crate) const OID_ISSUER_V1: &str = "1.3.6.1.4.1.57264.1.1";
+
+pub(crate) const OID_ISSUER_V2: &str = "1.3.6.1.4.1.57264.1.8";
+
+pub(crate) const OID_SAN: &str = "2.5.29.17";
+
+pub(crate) const OID_EKU: &str = "2.5.29.37";
+
+pub(crate) const OID_CODE_SIGNING: &str = "1.3.6.1.5.5.7.3.3";
+
+pub(crate) const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
+
+pub(crate) const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
+
+pub(crate) const OID_P256: &str = "1.2.840.10045.3.1.7";
+
+pub(crate) const OID_P384: &str = "1.3.132.0.34";
+
+/// An identity the policy trusts for keyless signatures.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Identity {
+    /// The OIDC issuer, exact (`https://token.actions.githubusercontent.com`).
+    pub issuer: String,
+    /// The certificate's subject (SAN URI or e-mail), exact.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Or a regular expression the whole subject must match.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject_regexp: Option<String>,
+}
+
+impl Identity {
+    /// Checks the identity is complete and its regexp compiles.
+    pub fn validate(&self) -> Result<(), String> {
+        match (&self.subject, &self.subject_regexp) {
+            (Some(_), None) => Ok(()),
+            (None, Some(r)) => regex_lite::Regex::new(&anchor(r))
+                .map(|_| ())
+                .map_err(|e| format!("subject_regexp `{r}` does not compile: {e}")),
+            _ => Err("give exactly one of `subject` and `subject_regexp`".into()),
+        }
+    }
+
+    pub(crate) fn matches(&self, issuer: &str, subjects: &[String]) -> bool {
+        if issuer != self.issuer {
+            return false;
+        }
+        match (&self.subject, &self.subject_regexp) {
+            (Some(s), _) => subjects.iter().any(|x| x == s),
+            (None, Some(r)) => regex_lite::Regex::new(&anchor(r))
+                .is_ok_and(|re| subjects.iter().any(|x| re.is_match(x))),
+            _ => false,
+        }
+    }
+}
+
+pub(crate) fn anchor(r: &str) -> String {
+    format!("^(?:{r})$")
+}
+
+impl std::fmt::Display for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (&self.subject, &self.subject_regexp) {
+            (Some(s), _) => write!(f, "{s} (issuer {})", self.issuer),
+            (_, Some(r)) => write!(f, "/{r}/ (issuer {})", self.issuer),
+            _ => write!(f, "? (issuer {})", self.issuer),
+        }
+    }
+}
+
+/// Verifies a keyless classic signature: `payload` signed as `signature` by the
+/// certificate `cert_pem`, logged in `rekor_bundle`. Returns the identity that matched.
+pub fn verify_classic_keyless(
+    payload: &[u8],
+    signature: &[u8],
+    cert_pem: &str,
+    rekor_bundle: Option<&str>,
+    root: &TrustedRoot,
+    identities: &[Identity],
+) -> Result<String, String> {
+    let leaf_der = pem_certs(cert_pem)
+        .into_iter()
+        .next()
+        .ok_or("the certificate annotation holds no PEM certificate")?;
+    let leaf = Certificate::from_der(&leaf_der)
+        .map_err(|e| format!("the certificate does not parse: {e}"))?;
+    let bundle = rekor_bundle.ok_or(
+        "it has no Rekor entry (dev.sigstore.cosign/bundle), so when it was signed cannot be checked",
+    )?;
+    let (time, body) = verify_set(bundle, root)?;
+    // The entry must be this very signature.
+    let spec = &body["spec"];
+    if body["kind"] != "hashedrekord" {
+        return Err(format!(
+            "its Rekor entry is a `{}`, not a hashedrekord",
+            body["kind"]
+        ));
+    }
+    let logged_sig = spec["signature"]["content"]
+        .as_str()
+        .and_then(|s| B64.decode(s).ok())
+        .unwrap_or_default();
+    let logged_key = spec["signature"]["publicKey"]["content"]
+        .as_str()
+        .and_then(|s| B64.decode(s).ok())
+        .map(|pem| pem_certs(&String::from_utf8_lossy(&pem)))
+        .unwrap_or_default();
+    let payload_hash = hex::encode(Sha256::digest(payload));
+    if logged_sig != signature
+        || logged_key.first() != Some(&leaf_der)
+        || spec["data"]["hash"]["algorithm"] != "sha256"
+        || spec["data"]["hash"]["value"].as_str() != Some(payload_hash.as_str())
+    {
+        return Err("its Rekor entry is for another signature, certificate or payload".into());
+    }
+    let who = check_certificate(&leaf_der, time, root, identities)?;
+    // Finally the signature itself, with the certificate's key.
+    let spki = leaf
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    let key = crate::keys::PublicKey::from_spki_der(&spki)
+        .map_err(|e| format!("the certificate's key: {e}"))?;
+    if !key.verify(payload, signature) {
+        return Err("the signature does not verify with the certificate's key".into());
+    }
+    Ok(who)
+}
+
+/// The parts of a keyless DSSE bundle that [`verify_dsse_keyless`] needs, already
+/// decoded by the caller.
+pub struct DsseKeyless<'a> {
+    /// The leaf certificate (DER).
+    pub leaf_der: &'a [u8],
+    /// The in-toto statement (the DSSE payload).
+    pub payload: &'a [u8],
+    /// The DSSE payload type.
+    pub payload_type: &'a str,
+    /// The one DSSE signature.
+    pub signature: &'a [u8],
+    /// `verificationMaterial.tlogEntries`, as JSON.
+    pub tlog_entries: &'a serde_json::Value,
+}
+
+/// Verifies a keyless DSSE bundle: its Rekor v1 `dsse` entry (SET, inclusion proof and
+/// signed checkpoint by a log of the trust root), the entry bound to this envelope and
+/// certificate, the certificate (see [`check_certificate`]) at the entry's integrated
+/// time, and the DSSE signature with the certificate's key. The statement's subject is
+/// the caller's to check. Returns the identity that matched.
+pub fn verify_dsse_keyless(
+    b: &DsseKeyless<'_>,
+    root: &TrustedRoot,
+    identities: &[Identity],
+) -> Result<String, String> {
+    let entries: Vec<TlogEntry> = serde_json::from_value(b.tlog_entries.clone())
+        .map_err(|e| format!("its transparency log entry does not parse ({e})"))?;
+    let entry = entries
+        .first()
+        .ok_or("it has no transparency log entry, so when it was signed cannot be checked")?;
+    let time = verify_tlog_entry(entry, root)?;
+    // The entry is this envelope, signed with this certificate.
+    let body_bytes = B64
+        .decode(&entry.canonicalized_body)
+        .map_err(|_| "the Rekor entry body is not base64".to_owned())?;
+    let body: serde_json::Value = serde_json::from_slice(&body_bytes)
+        .map_err(|e| format!("the Rekor entry body is not JSON ({e})"))?;
+    if body["kind"] != "dsse" || entry.kind_version.kind != "dsse" {
+        return Err(format!(
+            "its Rekor entry is a `{}`, not a dsse entry",
+            body["kind"].as_str().unwrap_or("?")
+        ));
+    }
+    let spec = &body["spec"];
+    let payload_hash = hex::encode(Sha256::digest(b.payload));
+    let sigs = spec["signatures"].as_array().cloned().unwrap_or_default();
+    let bound = spec["payloadHash"]["algorithm"] == "sha256"
+        && spec["payloadHash"]["value"].as_str() == Some(payload_hash.as_str())
+        && sigs.len() == 1
+        && sigs[0]["signature"]
+            .as_str()
+            .and_then(|s| B64.decode(s).ok())
+            .as_deref()
+            == Some(b.signature)
+        && sigs[0]["verifier"]
+            .as_str()
+            .and_then(|s| B64.decode(s).ok())
+            .map(|pem| pem_certs(&String::from_utf8_lossy(&pem)))
+            .and_then(|c| c.into_iter().next())
+            .as_deref()
+            == Some(b.leaf_der);
+    if !bound {
+        return Err("its Rekor entry is for another envelope, signature or certificate".into());
+    }
+    let who = check_certificate(b.leaf_der, time, root, identities)?;
+    let leaf = Certificate::from_der(b.leaf_der).map_err(|e| e.to_string())?;
+    let spki = leaf
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    let key = crate::keys::PublicKey::from_spki_der(&spki)
+        .map_err(|e| format!("the certificate's key: {e}"))?;
+    if !key.verify(
+        &crate::bundle::dsse_pae(b.payload_type, b.payload),
+        b.signature,
+    ) {
+        return Err("the DSSE signature does not verify with the certificate's key".into());
+    }
+    Ok(who)
+}
