@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs what building and testing wpkg needs on a fresh Debian machine:
+# Installs what building and testing wpkg needs on a fresh Debian machine: cargo-deny,
 # the wasm targets, and for the registry tests Debian's docker-registry (the CNCF
 # distribution server), skopeo, the `oras` Python package, and sigstore-python (the
 # independent verifier and signer of the keyless interop tests).
@@ -32,4 +32,8 @@ fi
 # scripts/try-action.sh reads action.yml with PyYAML.
 if ! python3 -c 'import yaml' 2>/dev/null; then
   python3 -m pip install -q pyyaml 2>/dev/null || python3 -m pip install -q --break-system-packages pyyaml
+fi
+# scripts/gates.sh (run by CI) checks licenses, duplicate versions and advisories.
+if ! command -v cargo-deny >/dev/null; then
+  cargo install --locked cargo-deny@0.20.2
 fi
