@@ -2,16 +2,21 @@
 //! then `hint:` lines with the fix. Libraries give typed errors with the facts; the
 //! wording of fixes (command and flag names) lives here.
 
-use wpkg_pipeline::{Error as Pipeline, Refusal};
+use std::error::Error as StdError;
+
+use wpkg_distribution::registry::RegistryError;
+use wpkg_distribution::transfer::TransferError;
+use wpkg_pipeline::{Error as Pipeline, Refusal, RunnerError};
 use wpkg_signing::keyless_sign::KeylessError;
+use wpkg_spec::plan::PlanError;
+use wpkg_store::Error as StoreError;
 
 /// Renders an error chain: `error: ...` then any `hint: ...` lines (no trailing newline).
 pub fn render(e: &anyhow::Error) -> String {
     let mut text = String::new();
     for cause in e.chain() {
-        let t = cause.to_string();
-        // A few store and registry errors still carry their cause in their own text.
-        if t.is_empty() || text.contains(&t) {
+        let t = cli_text(cause).unwrap_or_else(|| cause.to_string());
+        if t.is_empty() {
             continue;
         }
         if !text.is_empty() {
@@ -27,24 +32,144 @@ pub fn render(e: &anyhow::Error) -> String {
     out
 }
 
+/// `e` as a `T`, whether it is one or a box of one.
+fn view<'a, T: StdError + 'static>(e: &'a (dyn StdError + 'static)) -> Option<&'a T> {
+    e.downcast_ref::<T>()
+        .or_else(|| e.downcast_ref::<Box<T>>().map(|b| &**b))
+}
+
+/// The library errors a link may be, looking through transparent wrappers.
+enum Known<'a> {
+    Pipeline(&'a Pipeline),
+    Refusal(&'a Refusal),
+    Plan(&'a PlanError),
+    Runner(&'a RunnerError),
+    Store(&'a StoreError),
+    Registry(&'a RegistryError),
+    Keyless(&'a KeylessError),
+}
+
+fn known<'a>(e: &'a (dyn StdError + 'static)) -> Option<Known<'a>> {
+    if let Some(p) = view::<Pipeline>(e) {
+        return Some(match p {
+            Pipeline::Plan(x) => Known::Plan(x),
+            Pipeline::Runner(x) => Known::Runner(x),
+            Pipeline::Store(x) => Known::Store(x),
+            other => Known::Pipeline(other),
+        });
+    }
+    if let Some(t) = view::<TransferError>(e) {
+        return match t {
+            TransferError::Registry(x) => Some(Known::Registry(x)),
+            TransferError::Store(x) => Some(Known::Store(x)),
+            _ => None,
+        };
+    }
+    view::<Refusal>(e)
+        .map(Known::Refusal)
+        .or_else(|| view::<PlanError>(e).map(Known::Plan))
+        .or_else(|| view::<RunnerError>(e).map(Known::Runner))
+        .or_else(|| view::<StoreError>(e).map(Known::Store))
+        .or_else(|| view::<RegistryError>(e).map(Known::Registry))
+        .or_else(|| view::<KeylessError>(e).map(Known::Keyless))
+}
+
+/// The CLI's wording of a link, where it names the flag the operator used.
+fn cli_text(e: &(dyn StdError + 'static)) -> Option<String> {
+    match known(e)? {
+        Known::Plan(p) => Some(match p {
+            PlanError::EnvFixed { name } | PlanError::EnvUndeclared { name } => {
+                format!("--env {name}: {p}")
+            }
+            PlanError::EnvTwice { name } => format!("--env {name} is given twice"),
+            PlanError::MountUndeclared { host, guest, .. } => format!("--mount {host}:{guest}: {p}"),
+            PlanError::MountWider { host, guest, .. } => format!("--mount {host}:{guest}:rw: {p}"),
+            PlanError::MountTwice { guest } => format!("--mount for `{guest}` is given twice"),
+            PlanError::MemoryAboveDeclared { asked, declared } => format!(
+                "--memory {asked} is more than the artifact's limit of {declared}; flags may only narrow limits"
+            ),
+            PlanError::MemoryTooSmall { .. } => format!("--memory {p}"),
+            PlanError::TimeoutAboveDeclared { asked, declared } => format!(
+                "--timeout {} is longer than the artifact's limit of {}; flags may only narrow limits",
+                wpkg_spec::units::DurationSpec(*asked),
+                wpkg_spec::units::DurationSpec(*declared)
+            ),
+            PlanError::EnvMissing { .. } => return None,
+        }),
+        Known::Runner(RunnerError::MountNotADirectory { host, guest }) => Some(format!(
+            "--mount {host}:{guest}: `{host}` is not a directory on this machine"
+        )),
+        _ => None,
+    }
+}
+
 /// The fixes for every link of the chain that has one, in order, without repeats.
 pub fn hints(e: &anyhow::Error) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for cause in e.chain() {
-        let found = if let Some(p) = cause.downcast_ref::<Pipeline>() {
-            pipeline_hint(p)
-        } else if let Some(r) = cause.downcast_ref::<Refusal>() {
-            refusal_hint(r)
-        } else if let Some(k) = cause.downcast_ref::<KeylessError>() {
-            keyless_hint(k)
-        } else {
-            None
+        let found = match known(cause) {
+            Some(Known::Pipeline(p)) => pipeline_hint(p),
+            Some(Known::Refusal(r)) => refusal_hint(r),
+            Some(Known::Plan(p)) => plan_hint(p),
+            Some(Known::Runner(r)) => runner_hint(r),
+            Some(Known::Store(s)) => store_hint(s),
+            Some(Known::Registry(r)) => registry_hint(r),
+            Some(Known::Keyless(k)) => keyless_hint(k),
+            None => None,
         };
         if let Some(h) = found.filter(|h| !out.contains(h)) {
             out.push(h);
         }
     }
     out
+}
+
+fn plan_hint(p: &PlanError) -> Option<String> {
+    Some(match p {
+        PlanError::EnvUndeclared { name } => {
+            format!("add `env_required = [\"{name}\"]` to wpkg.toml and rebuild")
+        }
+        PlanError::EnvMissing { name } => format!("supply it with `--env {name}=VALUE`"),
+        PlanError::MountUndeclared { guest, .. } => {
+            format!("add `mounts = [{{ guest = \"{guest}\" }}]` to wpkg.toml and rebuild")
+        }
+        _ => return None,
+    })
+}
+
+fn runner_hint(r: &RunnerError) -> Option<String> {
+    match r {
+        RunnerError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
+            Some("the address is in use; pick another with --listen".into())
+        }
+        _ => None,
+    }
+}
+
+fn store_hint(s: &StoreError) -> Option<String> {
+    Some(match s {
+        StoreError::NotFound(_) => "see `wpkg images`, or build it with `wpkg build -t`".into(),
+        StoreError::CorruptBlob { .. } => {
+            "remove the image with `wpkg rm` and build or pull it again".into()
+        }
+        StoreError::ArchiveNeedsName { .. } => "give the repository with --name".into(),
+        _ => return None,
+    })
+}
+
+fn registry_hint(r: &RegistryError) -> Option<String> {
+    Some(match r {
+        RegistryError::UntrustedCertificate { .. } => {
+            "pass --ca-file CA.pem (or set WPKG_CA_FILE) to trust its CA".into()
+        }
+        RegistryError::NeedsInsecure { registry, .. } => {
+            format!("if it is a plain-HTTP registry you trust, pass `--insecure {registry}`")
+        }
+        RegistryError::InsecureTokenService { host, .. } => {
+            format!("pass `--insecure {host}` if you trust it")
+        }
+        _ => return None,
+    })
 }
 
 fn pipeline_hint(e: &Pipeline) -> Option<String> {

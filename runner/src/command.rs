@@ -55,7 +55,7 @@ pub fn wasi_builder(run: &CommandRun<'_>) -> Result<WasiCtxBuilder, Error> {
     b.arg(run.program);
     b.args(run.args);
     caps::env::apply(run.plan, &mut b);
-    caps::files::apply(run.plan, run.bundled_root, &mut b).map_err(Error::Capability)?;
+    caps::files::apply(run.plan, run.bundled_root, &mut b)?;
     caps::network::apply(&mut b);
     Ok(b)
 }
@@ -66,7 +66,7 @@ impl Runner {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::Capability(format!("cannot start the async runtime: {e}")))?;
+            .map_err(Error::Runtime)?;
         rt.block_on(self.run_command_async(code, run))
     }
 

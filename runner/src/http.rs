@@ -148,19 +148,14 @@ impl Runner {
         crate::validate(&config.plan, config.bundled_root.as_deref())?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
-            .map_err(|e| {
-                Error::Capability(if e.kind() == std::io::ErrorKind::AddrInUse {
-                    format!(
-                        "cannot listen on {}: the address is in use; pick another with --listen",
-                        config.listen
-                    )
-                } else {
-                    format!("cannot listen on {}: {e}", config.listen)
-                })
+            .map_err(|source| Error::Listen {
+                addr: config.listen,
+                source,
             })?;
-        let local = listener
-            .local_addr()
-            .map_err(|e| Error::Capability(e.to_string()))?;
+        let local = listener.local_addr().map_err(|source| Error::Listen {
+            addr: config.listen,
+            source,
+        })?;
         let name: Arc<str> = config.name.clone().into();
         let mut config = config;
         let on_ready = std::mem::replace(&mut config.on_ready, Box::new(|_| {}));
@@ -408,7 +403,7 @@ impl Runner {
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
-            .map_err(|e| Error::Capability(format!("cannot start the async runtime: {e}")))?;
+            .map_err(Error::Runtime)?;
         rt.block_on(self.serve(code, config))
     }
 }

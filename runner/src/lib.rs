@@ -26,9 +26,49 @@ pub enum Error {
     /// The guest imports something wpkg does not provide, or lacks an entry point.
     #[error("cannot start the guest: {0}")]
     Link(String),
-    /// A capability cannot be granted as planned.
-    #[error("{0}")]
-    Capability(String),
+    /// A directory bound at a mount is not a directory on this machine.
+    #[error("`{host}` is not a directory on this machine (to mount at {guest})")]
+    MountNotADirectory {
+        /// The host path.
+        host: String,
+        /// The guest path.
+        guest: String,
+    },
+    /// A directory bound at a mount cannot be opened.
+    #[error("cannot open {host} (to mount at {guest})")]
+    MountOpen {
+        /// The host path.
+        host: String,
+        /// The guest path.
+        guest: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The artifact declares bundled files but they are not there.
+    #[error("bundled directory {guest} is missing from the artifact's files layer")]
+    BundledMissing {
+        /// The guest path.
+        guest: String,
+    },
+    /// A bundled directory cannot be opened.
+    #[error("cannot open bundled directory {guest}")]
+    BundledOpen {
+        /// The guest path.
+        guest: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The HTTP server cannot listen.
+    #[error("cannot listen on {addr}")]
+    Listen {
+        /// The address.
+        addr: std::net::SocketAddr,
+        /// Why (`AddrInUse` when another process has it).
+        source: std::io::Error,
+    },
+    /// The async runtime cannot start.
+    #[error("cannot start the async runtime")]
+    Runtime(#[source] std::io::Error),
 }
 
 /// How a guest run ended.
@@ -100,7 +140,7 @@ fn base_config() -> wasmtime::Config {
 /// Checks, without running anything, that every capability of the plan can be granted
 /// on this machine.
 pub fn validate(plan: &RunPlan, bundled_root: Option<&std::path::Path>) -> Result<(), Error> {
-    caps::env::validate(plan).map_err(Error::Capability)?;
-    caps::files::validate(plan, bundled_root).map_err(Error::Capability)?;
+    caps::env::validate(plan)?;
+    caps::files::validate(plan, bundled_root)?;
     Ok(())
 }

@@ -389,7 +389,7 @@ impl ArtifactCapabilities {
         }
         for k in &c.env_required {
             out.push(format!(
-                "environment: {k} (operator supplies it: --env {k}=...)"
+                "environment: {k} (the operator supplies it at run)"
             ));
         }
         if c.files.is_empty() && c.mounts.is_empty() {
@@ -403,8 +403,7 @@ impl ArtifactCapabilities {
         }
         for m in &c.mounts {
             out.push(format!(
-                "files: operator mounts a directory at {} (--mount DIR:{}), at most {}",
-                m.guest,
+                "files: the operator binds a directory at {} at run, at most {}",
                 m.guest,
                 m.access.as_str()
             ));

@@ -13,22 +13,23 @@ use crate::manifest::{Access, ArtifactCapabilities, Trigger};
 use crate::outbound::OutboundPattern;
 use crate::units::{ByteSize, EnvName, GuestPath};
 
-/// What the operator asked for on the command line.
+/// What the operator asks for at run time (in the CLI: `--env`, `--mount`, `--memory`,
+/// `--timeout`, `--deny-outbound`).
 #[derive(Clone, Debug, Default)]
 pub struct OperatorRequest {
-    /// `--env NAME=VALUE`.
+    /// Values for names in `env_required`.
     pub env: Vec<(String, String)>,
-    /// `--mount HOST:GUEST[:ro|rw]`.
+    /// Directories bound at declared mounts.
     pub mounts: Vec<MountRequest>,
-    /// `--memory`.
+    /// A lower memory limit.
     pub memory: Option<ByteSize>,
-    /// `--timeout`.
+    /// A lower time limit.
     pub timeout: Option<Duration>,
-    /// `--deny-outbound`: no outbound HTTP at all.
+    /// No outbound HTTP at all.
     pub deny_outbound: bool,
 }
 
-/// One `--mount`.
+/// One directory binding the operator asks for: `HOST:GUEST[:ro|rw]`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MountRequest {
     /// The host directory.
@@ -42,9 +43,7 @@ pub struct MountRequest {
 impl std::str::FromStr for MountRequest {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let bad = || {
-            format!("invalid --mount `{s}`: write HOST_DIR:GUEST_PATH[:ro|rw], like `./data:/data`")
-        };
+        let bad = || "write HOST_DIR:GUEST_PATH[:ro|rw], like `./data:/data`".to_owned();
         let (rest, access) = match s.rsplit_once(':') {
             Some((r, "ro")) => (r, Some(Access::ReadOnly)),
             Some((r, "rw")) => (r, Some(Access::ReadWrite)),
@@ -54,9 +53,7 @@ impl std::str::FromStr for MountRequest {
         if host.is_empty() {
             return Err(bad());
         }
-        let guest: GuestPath = guest
-            .parse()
-            .map_err(|e| format!("invalid --mount `{s}`: {e}"))?;
+        let guest = guest.parse::<GuestPath>().map_err(|e| e.to_string())?;
         Ok(MountRequest {
             host: host.to_owned(),
             guest,
@@ -95,10 +92,87 @@ pub struct RunPlan {
     pub timeout: Option<Duration>,
 }
 
-/// Why the operator's flags cannot be applied.
+/// Why the operator's request cannot be applied. The messages name no front end's
+/// flags; a front end words them (the CLI prefixes `--env NAME:` and the like).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct PlanError(pub String);
+pub enum PlanError {
+    /// A value was supplied for a name the artifact fixes in `env`.
+    #[error("the artifact fixes `{name}` in `env`; it cannot be overridden at run")]
+    EnvFixed {
+        /// The variable.
+        name: String,
+    },
+    /// A value was supplied for a name the artifact does not list in `env_required`.
+    #[error(
+        "the artifact does not declare `{name}`; only names in `env_required` can be supplied"
+    )]
+    EnvUndeclared {
+        /// The variable.
+        name: String,
+    },
+    /// A value was supplied twice.
+    #[error("`{name}` is given twice")]
+    EnvTwice {
+        /// The variable.
+        name: String,
+    },
+    /// A name in `env_required` got no value.
+    #[error("the artifact requires `{name}`")]
+    EnvMissing {
+        /// The variable.
+        name: String,
+    },
+    /// A directory was bound at a path the artifact declares no mount at.
+    #[error("the artifact declares no mount at `{guest}` (declared: {})", if declared.is_empty() { "none".to_owned() } else { declared.join(", ") })]
+    MountUndeclared {
+        /// The host directory.
+        host: String,
+        /// The guest path asked for.
+        guest: String,
+        /// The guest paths the artifact declares.
+        declared: Vec<String>,
+    },
+    /// Read-write was asked for a mount the artifact declares read-only.
+    #[error("the artifact declares `{guest}` as {}; it cannot be mounted read-write", declared.as_str())]
+    MountWider {
+        /// The host directory.
+        host: String,
+        /// The guest path.
+        guest: String,
+        /// The access the artifact declares.
+        declared: Access,
+    },
+    /// Two directories were bound at one guest path.
+    #[error("a mount at `{guest}` is given twice")]
+    MountTwice {
+        /// The guest path.
+        guest: String,
+    },
+    /// A memory limit above the artifact's.
+    #[error(
+        "{asked} is more than the artifact's limit of {declared}; limits may only be narrowed"
+    )]
+    MemoryAboveDeclared {
+        /// What was asked.
+        asked: ByteSize,
+        /// What the artifact declares.
+        declared: ByteSize,
+    },
+    /// A memory limit below the minimum.
+    #[error("{asked} is too small: at least 1MiB")]
+    MemoryTooSmall {
+        /// What was asked.
+        asked: ByteSize,
+    },
+    /// A time limit above the artifact's.
+    #[error("{} is longer than the artifact's limit of {}; limits may only be narrowed", crate::units::DurationSpec(*asked), crate::units::DurationSpec(*declared))]
+    TimeoutAboveDeclared {
+        /// What was asked.
+        asked: Duration,
+        /// What the artifact declares.
+        declared: Duration,
+    },
+}
 
 impl RunPlan {
     /// Combines the artifact's capabilities with the operator's request.
@@ -114,53 +188,45 @@ impl RunPlan {
             let declared = parsed.as_ref().is_some_and(|n| c.env_required.contains(n));
             if !declared {
                 let fixed = parsed.as_ref().is_some_and(|n| c.env.contains_key(n));
-                return Err(PlanError(if fixed {
-                    format!("--env {name}: the artifact fixes `{name}` in `env`; it cannot be overridden at run")
+                let name = name.clone();
+                return Err(if fixed {
+                    PlanError::EnvFixed { name }
                 } else {
-                    format!(
-                        "--env {name}: the artifact does not declare `{name}`; only names in `env_required` can be supplied (add `env_required = [\"{name}\"]` to wpkg.toml and rebuild)"
-                    )
-                }));
+                    PlanError::EnvUndeclared { name }
+                });
             }
             if env.insert(name.clone(), value.clone()).is_some() {
-                return Err(PlanError(format!("--env {name} is given twice")));
+                return Err(PlanError::EnvTwice { name: name.clone() });
             }
         }
         for name in &c.env_required {
             if !env.contains_key(name.as_str()) {
-                return Err(PlanError(format!(
-                    "the artifact requires `{name}`: supply it with `--env {name}=VALUE`"
-                )));
+                return Err(PlanError::EnvMissing {
+                    name: name.to_string(),
+                });
             }
         }
         let mut mounts = Vec::new();
         for m in &req.mounts {
             let Some(decl) = c.mounts.iter().find(|d| d.guest == m.guest) else {
-                let declared: Vec<&str> = c.mounts.iter().map(|d| d.guest.as_str()).collect();
-                return Err(PlanError(format!(
-                    "--mount {}:{}: the artifact declares no mount at `{}` (declared: {}); add `mounts = [{{ guest = \"{}\" }}]` to wpkg.toml and rebuild",
-                    m.host,
-                    m.guest,
-                    m.guest,
-                    if declared.is_empty() { "none".to_owned() } else { declared.join(", ") },
-                    m.guest
-                )));
+                return Err(PlanError::MountUndeclared {
+                    host: m.host.clone(),
+                    guest: m.guest.to_string(),
+                    declared: c.mounts.iter().map(|d| d.guest.to_string()).collect(),
+                });
             };
             let access = m.access.unwrap_or(decl.access);
             if access > decl.access {
-                return Err(PlanError(format!(
-                    "--mount {}:{}:rw: the artifact declares `{}` as {}; it cannot be mounted read-write",
-                    m.host,
-                    m.guest,
-                    m.guest,
-                    decl.access.as_str()
-                )));
+                return Err(PlanError::MountWider {
+                    host: m.host.clone(),
+                    guest: m.guest.to_string(),
+                    declared: decl.access,
+                });
             }
             if mounts.iter().any(|p: &PlannedMount| p.guest == m.guest) {
-                return Err(PlanError(format!(
-                    "--mount for `{}` is given twice",
-                    m.guest
-                )));
+                return Err(PlanError::MountTwice {
+                    guest: m.guest.to_string(),
+                });
             }
             mounts.push(PlannedMount {
                 host: m.host.clone(),
@@ -171,12 +237,13 @@ impl RunPlan {
         let declared_memory = caps.limits.memory_or_default();
         let memory = match req.memory {
             Some(m) if m > declared_memory => {
-                return Err(PlanError(format!(
-                    "--memory {m} is more than the artifact's limit of {declared_memory}; flags may only narrow limits"
-                )))
+                return Err(PlanError::MemoryAboveDeclared {
+                    asked: m,
+                    declared: declared_memory,
+                })
             }
             Some(m) if m < crate::manifest::MIN_MEMORY => {
-                return Err(PlanError(format!("--memory {m} is too small: at least 1MiB")))
+                return Err(PlanError::MemoryTooSmall { asked: m })
             }
             Some(m) => m,
             None => declared_memory,
@@ -184,11 +251,10 @@ impl RunPlan {
         let declared_timeout = caps.limits.timeout.map(|t| t.0);
         let timeout = match (req.timeout, declared_timeout) {
             (Some(t), Some(d)) if t > d => {
-                return Err(PlanError(format!(
-                    "--timeout {} is longer than the artifact's limit of {}; flags may only narrow limits",
-                    crate::units::DurationSpec(t),
-                    crate::units::DurationSpec(d)
-                )))
+                return Err(PlanError::TimeoutAboveDeclared {
+                    asked: t,
+                    declared: d,
+                })
             }
             (Some(t), _) => Some(t),
             (None, d) => d,
@@ -232,17 +298,24 @@ mod tests {
                 .collect(),
             ..Default::default()
         };
-        assert!(RunPlan::new(&c, &req(&[]))
-            .unwrap_err()
-            .0
-            .contains("--env TOKEN=VALUE"));
+        assert_eq!(
+            RunPlan::new(&c, &req(&[])).unwrap_err(),
+            PlanError::EnvMissing {
+                name: "TOKEN".into()
+            }
+        );
         let p = RunPlan::new(&c, &req(&[("TOKEN", "x")])).unwrap();
         assert_eq!(p.env.len(), 2);
-        assert!(RunPlan::new(&c, &req(&[("TOKEN", "x"), ("HOME", "/")])).is_err());
-        assert!(RunPlan::new(&c, &req(&[("TOKEN", "x"), ("A", "2")]))
-            .unwrap_err()
-            .0
-            .contains("cannot be overridden"));
+        assert_eq!(
+            RunPlan::new(&c, &req(&[("TOKEN", "x"), ("HOME", "/")])).unwrap_err(),
+            PlanError::EnvUndeclared {
+                name: "HOME".into()
+            }
+        );
+        assert_eq!(
+            RunPlan::new(&c, &req(&[("TOKEN", "x"), ("A", "2")])).unwrap_err(),
+            PlanError::EnvFixed { name: "A".into() }
+        );
     }
 
     #[test]
@@ -252,14 +325,17 @@ mod tests {
             mounts: vec![m.parse().unwrap()],
             ..Default::default()
         };
-        assert!(RunPlan::new(&c, &req("./d:/etc"))
-            .unwrap_err()
-            .0
-            .contains("declares no mount"));
-        assert!(RunPlan::new(&c, &req("./d:/data:rw"))
-            .unwrap_err()
-            .0
-            .contains("read-only"));
+        assert!(matches!(
+            RunPlan::new(&c, &req("./d:/etc")).unwrap_err(),
+            PlanError::MountUndeclared { guest, .. } if guest == "/etc"
+        ));
+        assert!(matches!(
+            RunPlan::new(&c, &req("./d:/data:rw")).unwrap_err(),
+            PlanError::MountWider {
+                declared: Access::ReadOnly,
+                ..
+            }
+        ));
         let p = RunPlan::new(&c, &req("./d:/out")).unwrap();
         assert_eq!(p.mounts[0].access, Access::ReadWrite);
         let p = RunPlan::new(&c, &req("./d:/out:ro")).unwrap();

@@ -173,8 +173,8 @@ pub fn load(store: &Store, archive: &[u8], name: Option<&str>) -> Result<Loaded,
         let reference: Reference = if ref_name.contains('/') || ref_name.contains(':') {
             ref_name.parse()?
         } else {
-            let repo = name.ok_or_else(|| {
-                bad(format!("the archive names its image only by the tag `{ref_name}`; give the repository with --name"))
+            let repo = name.ok_or_else(|| Error::ArchiveNeedsName {
+                tag: ref_name.clone(),
             })?;
             format!("{repo}:{ref_name}").parse()?
         };

@@ -58,7 +58,7 @@ impl<R: Read> Read for VerifyingReader<R> {
             let actual = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
             if self.read != self.size || actual != self.expected {
                 return Err(std::io::Error::other(format!(
-                    "blob {} in the local store is corrupt ({} bytes hashing to {actual}); remove the image with `wpkg rm` and build or pull it again",
+                    "blob {} in the local store is corrupt ({} bytes hashing to {actual}); remove the image and build or pull it again",
                     self.expected, self.read
                 )));
             }

@@ -26,7 +26,7 @@ pub use layout::{IndexLock, Origin, Store, StoredImage};
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file system operation failed.
-    #[error("{}: {source}", path.display())]
+    #[error("{}", path.display())]
     Io {
         /// The path involved.
         path: PathBuf,
@@ -55,7 +55,7 @@ pub enum Error {
         actual: u64,
     },
     /// A blob in the store no longer matches its name.
-    #[error("blob {digest} in the local store is corrupt (its content hashes to {actual}); remove the image with `wpkg rm` and build or pull it again")]
+    #[error("blob {digest} in the local store is corrupt (its content hashes to {actual})")]
     CorruptBlob {
         /// The blob's name.
         digest: String,
@@ -74,9 +74,7 @@ pub enum Error {
         reason: String,
     },
     /// No image has that reference.
-    #[error(
-        "no image `{0}` in the local store; see `wpkg images`, or build it with `wpkg build -t`"
-    )]
+    #[error("no image `{0}` in the local store")]
     NotFound(String),
     /// A manifest or config does not parse or is inconsistent.
     #[error("artifact {digest} is malformed: {reason}")]
@@ -107,6 +105,14 @@ pub enum Error {
         path: PathBuf,
         /// Why.
         reason: String,
+    },
+    /// An archive names its image by a bare tag, and no repository was given.
+    #[error(
+        "cannot load the archive: it names its image only by the tag `{tag}`; nothing was stored"
+    )]
+    ArchiveNeedsName {
+        /// The tag.
+        tag: String,
     },
     /// An archive given to `wpkg load` is damaged or not an OCI layout.
     #[error("cannot load the archive: {0}; nothing was stored")]

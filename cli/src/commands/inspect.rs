@@ -76,6 +76,16 @@ impl InspectArgs {
         for line in caps.describe() {
             t.push_str(&format!("  {line}\n"));
         }
+        let c = &caps.capabilities;
+        if !c.env_required.is_empty() || !c.mounts.is_empty() {
+            t.push_str("At run (wpkg run):\n");
+            for k in &c.env_required {
+                t.push_str(&format!("  --env {k}=VALUE\n"));
+            }
+            for m in &c.mounts {
+                t.push_str(&format!("  --mount DIR:{}\n", m.guest));
+            }
+        }
         super::out(&t)?;
         super::ok()
     }

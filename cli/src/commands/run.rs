@@ -110,9 +110,10 @@ impl RunArgs {
             request.env.push((k.to_owned(), v.to_owned()));
         }
         for m in &self.mounts {
-            request
-                .mounts
-                .push(m.parse::<MountRequest>().map_err(anyhow::Error::msg)?);
+            request.mounts.push(
+                m.parse::<MountRequest>()
+                    .map_err(|e| anyhow::anyhow!("invalid --mount `{m}`: {e}"))?,
+            );
         }
         // Resolve: every blob is checked against its digest as it is read.
         let store = home.open_store()?;

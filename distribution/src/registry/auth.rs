@@ -163,9 +163,11 @@ impl Registry {
         if url.scheme() != "https"
             && !(is_loopback_registry(&realm_host) || self.plain_http_allowed(&realm_host))
         {
-            return Err(fail(format!(
-                "the token service `{realm}` is not HTTPS; refusing to send credentials to it (pass `--insecure {realm_host}` if you trust it)"
-            )));
+            return Err(RegistryError::InsecureTokenService {
+                registry: registry.to_owned(),
+                realm: realm.to_owned(),
+                host: realm_host,
+            });
         }
         if let Some((Credential::RegistryToken(t), _)) = &cred {
             return Ok(Token {
@@ -209,10 +211,11 @@ impl Registry {
                 Ok(r) => break r,
                 Err(e) if retryable(&e) && attempt + 1 < self.attempts() => {}
                 Err(e) => {
-                    return Err(RegistryError::Transport {
-                        registry: registry.to_owned(),
-                        detail: format!("token service {realm}: {}", describe(&e)),
-                    })
+                    return Err(transport(
+                        registry,
+                        &e,
+                        &format!(" (token service {realm})"),
+                    ))
                 }
             }
             attempt += 1;
@@ -271,10 +274,7 @@ impl Registry {
             .http
             .get(&url)
             .send()
-            .map_err(|e| RegistryError::Transport {
-                registry: registry.to_owned(),
-                detail: describe(&e),
-            })?;
+            .map_err(|e| transport(registry, &e, ""))?;
         if resp.status().is_success() {
             // No auth at all: nothing to check against.
             return Ok(());
@@ -327,10 +327,7 @@ impl Registry {
             .get(url)
             .header(AUTHORIZATION, auth)
             .send()
-            .map_err(|e| RegistryError::Transport {
-                registry: registry.to_owned(),
-                detail: describe(&e),
-            })?;
+            .map_err(|e| transport(registry, &e, ""))?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(self.refused(registry, resp));
         }

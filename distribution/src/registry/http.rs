@@ -28,11 +28,19 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
     if parts.len() > 1 && parts[0].starts_with("error sending request") {
         parts.remove(0);
     }
-    let mut out = parts.join(": ");
+    parts.join(": ")
+}
+
+/// A transport failure as an error: an untrusted certificate is its own variant (the
+/// fix differs), everything else is `Transport`. `note` is appended to the detail.
+pub(crate) fn transport(registry: &str, e: &reqwest::Error, note: &str) -> RegistryError {
+    let detail = format!("{}{note}", describe(e));
+    let registry = registry.to_owned();
     if is_cert_error(e) {
-        out.push_str("; the registry's TLS certificate is not trusted: pass --ca-file CA.pem (or set WPKG_CA_FILE) to trust its CA");
+        RegistryError::UntrustedCertificate { registry, detail }
+    } else {
+        RegistryError::Transport { registry, detail }
     }
-    out
 }
 
 pub(crate) fn chain_text(e: &reqwest::Error) -> String {
@@ -202,14 +210,12 @@ impl Registry {
                         std::thread::sleep(backoff(attempt));
                         continue;
                     }
-                    let mut detail = describe(&e);
-                    if attempt > 1 {
-                        detail.push_str(&format!(" (after {attempt} attempts)"));
-                    }
-                    return Err(RegistryError::Transport {
-                        registry: registry.to_owned(),
-                        detail,
-                    });
+                    let note = if attempt > 1 {
+                        format!(" (after {attempt} attempts)")
+                    } else {
+                        String::new()
+                    };
+                    return Err(transport(registry, &e, &note));
                 }
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
                     if authenticated {

@@ -22,7 +22,7 @@ mod http;
 mod tests;
 
 use auth::{Scheme, Token};
-use http::{backoff, basic, describe, retryable, retryable_status};
+use http::{backoff, basic, retryable, retryable_status, transport};
 pub use http::{error_text, tls_config};
 
 /// The longest a request may take, blobs aside (they get [`transfer_timeout`]).
@@ -51,8 +51,26 @@ pub enum RegistryError {
         /// What happened, with a hint.
         detail: String,
     },
+    /// The registry's TLS certificate does not chain to a trusted root.
+    #[error("cannot reach registry {registry}: {detail}; its TLS certificate is not trusted")]
+    UntrustedCertificate {
+        /// The registry.
+        registry: String,
+        /// What happened.
+        detail: String,
+    },
+    /// The token service the registry names is on plain HTTP, and that is not allowed.
+    #[error("authentication to {registry} failed: the token service `{realm}` is not HTTPS; refusing to send credentials to it")]
+    InsecureTokenService {
+        /// The registry.
+        registry: String,
+        /// The token service URL.
+        realm: String,
+        /// Its host.
+        host: String,
+    },
     /// Plain HTTP is needed but not allowed.
-    #[error("registry {registry} does not answer over HTTPS ({detail}); if it is a plain-HTTP registry you trust, pass `--insecure {registry}`")]
+    #[error("registry {registry} does not answer over HTTPS ({detail})")]
     NeedsInsecure {
         /// The registry.
         registry: String,
@@ -271,18 +289,13 @@ impl Registry {
         let api = Self::api_host(registry);
         let https = format!("https://{api}");
         let base = if self.plain_http_allowed(registry) {
-            match self.probe(&https) {
+            match self.probe(registry, &https) {
                 Ok(()) => https,
                 Err(tls_err) => {
                     let http = format!("http://{api}");
-                    match self.probe(&http) {
+                    match self.probe(registry, &http) {
                         Ok(()) => http,
-                        Err(_) => {
-                            return Err(RegistryError::Transport {
-                                registry: registry.to_owned(),
-                                detail: tls_err,
-                            })
-                        }
+                        Err(_) => return Err(tls_err),
                     }
                 }
             }
@@ -303,7 +316,7 @@ impl Registry {
 
     /// Whether `base/v2/` answers like a registry (any status with the API header, or
     /// 200/401).
-    fn probe(&self, base: &str) -> Result<(), String> {
+    fn probe(&self, registry: &str, base: &str) -> Result<(), RegistryError> {
         // One attempt: a failure here falls back to plain HTTP, and the real requests
         // that follow retry on their own.
         match self.http.get(format!("{base}/v2/")).send() {
@@ -315,12 +328,15 @@ impl Registry {
                 {
                     Ok(())
                 } else {
-                    Err(format!(
-                        "{base}/v2/ answered HTTP {s}; it does not look like an OCI registry"
-                    ))
+                    Err(RegistryError::Transport {
+                        registry: registry.to_owned(),
+                        detail: format!(
+                            "{base}/v2/ answered HTTP {s}; it does not look like an OCI registry"
+                        ),
+                    })
                 }
             }
-            Err(e) => Err(describe(&e)),
+            Err(e) => Err(transport(registry, &e, "")),
         }
     }
 }

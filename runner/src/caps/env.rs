@@ -5,7 +5,7 @@ use wasmtime_wasi::WasiCtxBuilder;
 use wpkg_spec::plan::RunPlan;
 
 /// Nothing to check on the host: the plan already refused undeclared names.
-pub fn validate(_plan: &RunPlan) -> Result<(), String> {
+pub fn validate(_plan: &RunPlan) -> Result<(), crate::Error> {
     Ok(())
 }
 

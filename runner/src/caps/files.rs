@@ -8,28 +8,24 @@ use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
 use wpkg_spec::manifest::Access;
 use wpkg_spec::plan::RunPlan;
 
+use crate::Error;
+
 /// Checks that every mount names an existing host directory and that the bundled
 /// files were extracted.
-pub fn validate(plan: &RunPlan, bundled_root: Option<&Path>) -> Result<(), String> {
+pub fn validate(plan: &RunPlan, bundled_root: Option<&Path>) -> Result<(), Error> {
     for m in &plan.mounts {
-        let p = Path::new(&m.host);
-        if !p.is_dir() {
-            return Err(format!(
-                "--mount {}:{}: `{}` is not a directory on this machine",
-                m.host, m.guest, m.host
-            ));
+        if !Path::new(&m.host).is_dir() {
+            return Err(Error::MountNotADirectory {
+                host: m.host.clone(),
+                guest: m.guest.to_string(),
+            });
         }
     }
-    if !plan.bundled.is_empty() {
-        let root =
-            bundled_root.ok_or("the artifact declares bundled files but has no files layer")?;
-        for g in &plan.bundled {
-            let dir = host_dir(root, g.as_str());
-            if !dir.is_dir() {
-                return Err(format!(
-                    "bundled directory {g} is missing from the artifact's files layer"
-                ));
-            }
+    for g in &plan.bundled {
+        if !bundled_root.is_some_and(|root| host_dir(root, g.as_str()).is_dir()) {
+            return Err(Error::BundledMissing {
+                guest: g.to_string(),
+            });
         }
     }
     Ok(())
@@ -44,12 +40,15 @@ pub fn apply(
     plan: &RunPlan,
     bundled_root: Option<&Path>,
     builder: &mut WasiCtxBuilder,
-) -> Result<(), String> {
+) -> Result<(), Error> {
     if let Some(root) = bundled_root {
         for g in &plan.bundled {
             builder
                 .preopened_dir(host_dir(root, g.as_str()), g.as_str(), FsPerms::ReadOnly)
-                .map_err(|e| format!("cannot open bundled directory {g}: {e}"))?;
+                .map_err(|e| Error::BundledOpen {
+                    guest: g.to_string(),
+                    source: as_io(e),
+                })?;
         }
     }
     for m in &plan.mounts {
@@ -59,7 +58,19 @@ pub fn apply(
         };
         builder
             .preopened_dir(&m.host, m.guest.as_str(), perms)
-            .map_err(|e| format!("cannot open --mount {}: {e}", m.host))?;
+            .map_err(|e| Error::MountOpen {
+                host: m.host.clone(),
+                guest: m.guest.to_string(),
+                source: as_io(e),
+            })?;
     }
     Ok(())
+}
+
+/// wasmtime-wasi reports preopen failures as `anyhow`-style errors; keep the I/O cause.
+fn as_io(e: wasmtime::Error) -> std::io::Error {
+    match e.downcast::<std::io::Error>() {
+        Ok(io) => io,
+        Err(other) => std::io::Error::other(format!("{other:#}")),
+    }
 }
