@@ -85,6 +85,101 @@ fn control_cases_detect_success() {
 }
 
 #[test]
+fn probes_detect_success_outside_the_sandbox() {
+    // The same probe code, run as a native program where every capability exists:
+    // each probe must report a leak, or the denials above would prove nothing.
+    let bin = wpkg_tests::native_guest("hostile");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("f.txt");
+    std::fs::write(&file, "x").unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let tcp = listener.local_addr().unwrap().to_string();
+    // Answer the probe's connection (it reads one byte), then hang up.
+    let accepted = std::thread::spawn(move || {
+        let (mut c, _) = listener.accept().unwrap();
+        std::io::Write::write_all(&mut c, b"!").unwrap();
+    });
+    let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+    let udp_addr = udp.local_addr().unwrap().to_string();
+    let cases: Vec<(&str, String)> = vec![
+        ("read", file.display().to_string()),
+        ("write", dir.path().join("new.txt").display().to_string()),
+        ("list-root", String::new()),
+        ("env", "PATH".into()),
+        ("tcp", tcp),
+        ("tcp-listen", "127.0.0.1:0".into()),
+        ("udp", udp_addr),
+        ("dns", "localhost".into()),
+    ];
+    for (mode, arg) in &cases {
+        let out = std::process::Command::new(&bin)
+            .args([mode, arg.as_str()])
+            .env("PATH", "/usr/bin")
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(
+            (out.status.code(), stdout.starts_with("LEAK:")),
+            (Some(42), true),
+            "probe `{mode}` did not detect success natively: {stdout}"
+        );
+    }
+    accepted.join().unwrap();
+    udp.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let mut buf = [0u8; 8];
+    assert!(
+        udp.recv_from(&mut buf).is_ok(),
+        "the native UDP probe sent nothing"
+    );
+}
+
+#[test]
+fn every_hostile_mode_has_a_test() {
+    // Completeness: each mode of each hostile guest is exercised somewhere.
+    let root = wpkg_tests::root();
+    let read = |p: &str| std::fs::read_to_string(root.join(p)).unwrap();
+    let tests = read("tests/all/hostile.rs") + &read("tests/all/http.rs");
+    let arms = |src: &str, prefix: &str| -> Vec<String> {
+        src.lines()
+            .filter_map(|l| {
+                let l = l.trim_start();
+                let rest = l.strip_prefix('"')?;
+                let (name, after) = rest.split_once('"')?;
+                (after.trim_start().starts_with("=>") && name.starts_with(prefix))
+                    .then(|| name.to_owned())
+            })
+            .collect()
+    };
+    let command_modes = arms(&read("tests/guests/hostile/src/main.rs"), "");
+    let http_paths = arms(&read("tests/guests/http-hostile/src/lib.rs"), "/");
+    assert!(
+        command_modes.len() >= 12 && http_paths.len() >= 8,
+        "{command_modes:?} {http_paths:?}"
+    );
+    for m in &command_modes {
+        assert!(
+            tests.contains(&format!("[\"{m}\"")) || tests.contains(&format!("(\"{m}\"")),
+            "hostile mode `{m}` has no test"
+        );
+    }
+    for p in &http_paths {
+        assert!(
+            tests.contains(&format!("\"{p}")),
+            "http-hostile path `{p}` has no test"
+        );
+    }
+}
+
+#[test]
+fn a_trap_exits_134() {
+    for target in ["wasm32-wasip2", "wasm32-wasip1"] {
+        let s = sandbox(target);
+        s.run(&["trap"]).code(134).stderr_has("the guest trapped");
+    }
+}
+
+#[test]
 fn undeclared_paths_are_invisible() {
     let s = sandbox("wasm32-wasip2");
     s.denied(&["read", "/etc/passwd"]);

@@ -129,6 +129,46 @@ fn allowed_name_resolving_to_loopback_is_refused_unless_listed() {
 }
 
 #[test]
+fn a_listed_name_resolving_to_the_metadata_address_is_refused() {
+    // The name is on the allow-list; it resolves to the cloud metadata address, which
+    // is not. Without the private-address rule this request would go out (control:
+    // the same name resolving to an ordinary listed address is allowed below).
+    let env = Env::new();
+    let hosts = env.path("hosts");
+    std::fs::write(&hosts, "169.254.169.254 meta.test\n").unwrap();
+    let manifest = fetch_manifest("\"http://meta.test\"", "");
+    let server = serve(&env, &manifest, &["--hosts-file", hosts.to_str().unwrap()]);
+    assert_denied(
+        &server,
+        "http://meta.test/latest/meta-data/",
+        "resolves to 169.254.169.254",
+    );
+    drop(server);
+    // Control: the same listed name, resolving to an address that is listed too, goes
+    // out (to a loopback upstream, listed explicitly).
+    let env = Env::new();
+    let (up, hits) = upstream(200, "metadata stand-in");
+    let port = up.rsplit(':').next().unwrap();
+    std::fs::write(env.path("hosts"), "127.0.0.1 meta.test\n").unwrap();
+    let manifest = fetch_manifest(
+        &format!("\"http://meta.test:{port}\", \"http://127.0.0.1:{port}\""),
+        "",
+    );
+    let server = serve(
+        &env,
+        &manifest,
+        &["--hosts-file", env.path("hosts").to_str().unwrap()],
+    );
+    let (status, body) = server
+        .get(&format!(
+            "/fetch?url=http://meta.test:{port}/latest/meta-data/"
+        ))
+        .unwrap();
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(*hits.lock().unwrap(), 1);
+}
+
+#[test]
 fn redirects_are_not_followed_by_the_host() {
     let env = Env::new();
     let (target, target_hits) = upstream(200, "forbidden target");
@@ -214,13 +254,16 @@ fn hostile_server(env: &Env, extra: &[&str]) -> Server {
 
 fn hostile_server_with_timeout(env: &Env, timeout: &str, extra: &[&str]) -> Server {
     let wasm = guest("http-hostile", "wasm32-wasip2");
+    // Grants one variable and one bundled file, for the control cases.
     let dir = env.project(
         "hh",
         &wasm,
-        "manifest_version = 1\n[package]\nname = \"hh\"\nversion = \"1\"\nwasm = \"{wasm}\"\n[trigger]\ntype = \"http\"\n[limits]\nmemory = \"32MiB\"\ntimeout = \"TIMEOUT\"\n"
+        "manifest_version = 1\n[package]\nname = \"hh\"\nversion = \"1\"\nwasm = \"{wasm}\"\n[trigger]\ntype = \"http\"\n[capabilities]\nenv = { GRANTED = \"yes\" }\nfiles = [{ source = \"static\", guest = \"/static\" }]\n[limits]\nmemory = \"32MiB\"\ntimeout = \"TIMEOUT\"\n"
             .replace("TIMEOUT", timeout)
             .as_str(),
     );
+    std::fs::create_dir_all(dir.join("static")).unwrap();
+    std::fs::write(dir.join("static/granted.txt"), "bundled").unwrap();
     env.build(&dir, "hh:1");
     let mut args = vec!["run", "hh:1", "--listen", "127.0.0.1:0"];
     args.extend_from_slice(extra);
@@ -250,6 +293,17 @@ fn http_guest_cannot_use_sockets_dns_env_or_files() {
     guest_denied(&server, "/dns?localhost");
     guest_denied(&server, &format!("/env?{}", wpkg_tests::HOST_SECRET.0));
     guest_denied(&server, "/read?/etc/passwd");
+    // Controls: what is granted is seen, so the probes above would see a leak.
+    // (The socket and DNS probes share their code with the command guest, whose
+    // native control run is in hostile.rs.)
+    for granted in ["/env?GRANTED", "/read?/static/granted.txt"] {
+        let (status, body) = server.get(granted).unwrap();
+        assert_eq!(
+            (status, body.starts_with("LEAK:")),
+            (500, true),
+            "{granted}: {body}"
+        );
+    }
 }
 
 #[test]

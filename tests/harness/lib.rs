@@ -96,6 +96,31 @@ pub fn guest(package: &str, target: &str) -> PathBuf {
     path
 }
 
+/// Builds a guest package as a native program for the host (once per test process) and
+/// returns it: the control runs, where every capability exists, that prove a guest's
+/// probes see success when it is possible.
+pub fn native_guest(package: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let map = BUILT.get_or_init(Default::default);
+    let mut map = map.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(p) = map.get(package) {
+        return p.clone();
+    }
+    let out = cargo()
+        .args(["build", "-q", "-p", package])
+        .output()
+        .expect("running cargo");
+    assert!(
+        out.status.success(),
+        "building {package} natively failed\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let path = target_dir().join("debug").join(package);
+    assert!(path.is_file(), "{} was not built", path.display());
+    map.insert(package.to_owned(), path.clone());
+    path
+}
+
 /// A test environment: its own WPKG_HOME and scratch directory.
 pub struct Env {
     /// Scratch space, removed at drop.

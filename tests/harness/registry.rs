@@ -221,7 +221,7 @@ impl Registry {
                 reg._dir = dir;
                 return reg;
             }
-            let _ = reg.child.kill();
+            stop_under_timeout(&mut reg.child);
             let _ = reg.child.wait();
             let text = std::fs::read_to_string(&log).unwrap_or_default();
             if !text.contains("address already in use") {
@@ -246,11 +246,32 @@ impl Registry {
             .join("data")
     }
 
-    /// Stops the registry.
+    /// Stops the registry. SIGTERM to `timeout`, which passes it on to the registry
+    /// (a SIGKILL would leave the registry running as an orphan), then SIGKILL if
+    /// anything is left after two seconds.
     pub fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        stop_under_timeout(&mut self.child);
     }
+}
+
+/// Stops a child started as `timeout N program ...`: SIGTERM first (forwarded to the
+/// program), SIGKILL after two seconds.
+fn stop_under_timeout(child: &mut std::process::Child) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let deadline = std::time::Instant::now() + Duration::from_secs(2);
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 impl Drop for Registry {

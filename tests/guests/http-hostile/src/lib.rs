@@ -4,7 +4,9 @@
 //! a name; `/env?NAME` reads a variable; `/read?PATH` reads a file. Attempts answer
 //! `denied: ...` (status 200) when refused and `LEAK: ...` (status 500) when they work.
 
-use std::io::{Read, Write};
+#[path = "../../probes.rs"]
+#[allow(dead_code)] // the HTTP guest uses some of the probes
+mod probes;
 
 use wasi::http::types::{
     Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam,
@@ -53,39 +55,10 @@ impl wasi::exports::http::incoming_handler::Guest for Handler {
                     hoard.push(std::hint::black_box(vec![1u8; 1 << 20]));
                 }
             }
-            "/tcp" => attempt(
-                std::net::TcpStream::connect(arg.as_str())
-                    .map(|mut s| {
-                        let _ = s.write_all(b"x");
-                        let _ = s.read(&mut [0u8; 1]);
-                        format!("connected to {arg}")
-                    })
-                    .map_err(|e| format!("connect {arg}: {e}")),
-            ),
-            "/dns" => {
-                use std::net::ToSocketAddrs;
-                attempt(match (arg.as_str(), 80).to_socket_addrs() {
-                    Ok(a) => {
-                        let v: Vec<_> = a.collect();
-                        if v.is_empty() {
-                            Err("no addresses".into())
-                        } else {
-                            Ok(format!("resolved {arg}: {v:?}"))
-                        }
-                    }
-                    Err(e) => Err(format!("resolve {arg}: {e}")),
-                })
-            }
-            "/env" => attempt(
-                std::env::var(&arg)
-                    .map(|v| format!("{arg}={v}"))
-                    .map_err(|_| format!("{arg} is not set")),
-            ),
-            "/read" => attempt(
-                std::fs::read_to_string(&arg)
-                    .map(|s| format!("read {arg}: {} bytes", s.len()))
-                    .map_err(|e| format!("read {arg}: {e}")),
-            ),
+            "/tcp" => attempt(probes::tcp(&arg)),
+            "/dns" => attempt(probes::dns(&arg)),
+            "/env" => attempt(probes::env(&arg)),
+            "/read" => attempt(probes::read(&arg)),
             _ => (404, "unknown path\n".into()),
         };
         respond(out, status, &text)
