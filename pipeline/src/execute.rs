@@ -4,10 +4,9 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
+use wpkg_runner::caps::outbound::HostsOverride;
 use wpkg_runner::command::CommandRun;
-use wpkg_runner::outbound::{HostsOverride, OutboundPolicy};
 use wpkg_runner::{Outcome, Runner};
 use wpkg_spec::manifest::Trigger;
 use wpkg_spec::plan::{OperatorRequest, RunPlan};
@@ -68,8 +67,6 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Most requests handled at once; more are answered 503.
     pub max_concurrent: usize,
-    /// Names resolved before DNS (the private-address rules still apply).
-    pub hosts: HostsOverride,
     /// Called once the socket is bound.
     pub on_ready: Box<dyn FnOnce(SocketAddr) + Send + Sync>,
 }
@@ -80,7 +77,7 @@ pub fn read_hosts_file(path: &Path) -> Result<HostsOverride, Error> {
         path: path.to_owned(),
         source,
     })?;
-    wpkg_runner::outbound::parse_hosts(&text).map_err(|reason| Error::HostsFile {
+    wpkg_runner::caps::outbound::parse_hosts(&text).map_err(|reason| Error::HostsFile {
         path: path.to_owned(),
         reason,
     })
@@ -120,17 +117,12 @@ impl Prepared {
         let runner =
             Runner::new_pooled(&self.code_cache, options.max_concurrent, self.plan.memory.0)?;
         let (code, _status) = runner.compile(&self.wasm_digest, &self.wasm)?;
-        let policy = Arc::new(OutboundPolicy::new(
-            self.plan.outbound_http.clone(),
-            options.hosts,
-        ));
         runner.serve_blocking(
             &code,
             wpkg_runner::http::ServeConfig {
                 listen: options.listen,
                 plan: self.plan,
                 bundled_root: self.bundled_root,
-                policy,
                 max_concurrent: options.max_concurrent,
                 name: self.program,
                 on_ready: options.on_ready,

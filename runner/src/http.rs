@@ -23,9 +23,9 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 use wpkg_spec::plan::RunPlan;
 
+use crate::caps::outbound::{GuardedHooks, OutboundPolicy};
 use crate::caps::{self, limits::MemoryLimiter};
 use crate::command::{wasi_builder, CommandRun};
-use crate::outbound::{GuardedHooks, OutboundPolicy};
 use crate::{Compiled, Error, Runner};
 
 /// How to serve.
@@ -36,8 +36,6 @@ pub struct ServeConfig {
     pub plan: RunPlan,
     /// Extracted bundled files.
     pub bundled_root: Option<PathBuf>,
-    /// The outbound allow-list.
-    pub policy: Arc<OutboundPolicy>,
     /// Most requests handled at once; more get 503.
     pub max_concurrent: usize,
     /// The guest's name, for log lines.
@@ -77,6 +75,7 @@ struct Shared {
     engine: wasmtime::Engine,
     pre: ProxyPre<HttpState>,
     config: ServeConfig,
+    policy: Arc<OutboundPolicy>,
     in_flight: AtomicU64,
     name: Arc<str>,
 }
@@ -162,6 +161,7 @@ impl Runner {
         let shared = Arc::new(Shared {
             engine: self.engine.clone(),
             pre,
+            policy: Arc::new(OutboundPolicy::from_plan(&config.plan)),
             config,
             in_flight: AtomicU64::new(0),
             name,
@@ -317,7 +317,7 @@ async fn instance_response(
         wasi: builder.build(),
         http: WasiHttpCtx::new(),
         hooks: GuardedHooks {
-            policy: cfg.policy.clone(),
+            policy: shared.policy.clone(),
             guest: shared.name.clone(),
         },
         table: ResourceTable::new(),

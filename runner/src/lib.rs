@@ -12,7 +12,6 @@ pub mod cache;
 pub mod caps;
 pub mod command;
 pub mod http;
-pub mod outbound;
 
 pub use cache::{CacheStatus, CodeCache, Compiled};
 use wpkg_spec::plan::RunPlan;

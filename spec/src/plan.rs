@@ -7,6 +7,7 @@
 //! than the artifact declares.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::time::Duration;
 
 use crate::manifest::{Access, ArtifactCapabilities, Trigger};
@@ -27,6 +28,9 @@ pub struct OperatorRequest {
     pub timeout: Option<Duration>,
     /// No outbound HTTP at all.
     pub deny_outbound: bool,
+    /// Names resolved to these addresses before DNS is asked (tests, air-gapped
+    /// set-ups). The private-address rules still apply to what they say.
+    pub resolve: BTreeMap<String, Vec<IpAddr>>,
 }
 
 /// One directory binding the operator asks for: `HOST:GUEST[:ro|rw]`.
@@ -86,6 +90,8 @@ pub struct RunPlan {
     pub bundled: Vec<GuestPath>,
     /// Outbound HTTP destinations.
     pub outbound_http: Vec<OutboundPattern>,
+    /// Names resolved before DNS (from the operator), checked like DNS answers.
+    pub resolve: BTreeMap<String, Vec<IpAddr>>,
     /// Memory limit in bytes.
     pub memory: ByteSize,
     /// Wall-clock limit per run or request.
@@ -269,6 +275,7 @@ impl RunPlan {
             } else {
                 c.outbound_http.clone()
             },
+            resolve: req.resolve.clone(),
             memory,
             timeout,
         })

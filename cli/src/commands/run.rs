@@ -115,6 +115,9 @@ impl RunArgs {
                     .map_err(|e| anyhow::anyhow!("invalid --mount `{m}`: {e}"))?,
             );
         }
+        if let Some(f) = &self.hosts_file {
+            request.resolve = wpkg_pipeline::execute::read_hosts_file(f)?;
+        }
         // Resolve: every blob is checked against its digest as it is read.
         let store = home.open_store()?;
         let pull = if from_dir {
@@ -167,10 +170,6 @@ impl RunArgs {
             if !self.args.is_empty() {
                 return Err(wpkg_pipeline::Error::HttpTakesNoArgs.into());
             }
-            let hosts = match &self.hosts_file {
-                Some(f) => wpkg_pipeline::execute::read_hosts_file(f)?,
-                None => Default::default(),
-            };
             let outbound = &prepared.plan().outbound_http;
             if outbound.is_empty() {
                 eprintln!("outbound HTTP: none allowed");
@@ -182,7 +181,6 @@ impl RunArgs {
             prepared.serve(ServeOptions {
                 listen: self.listen,
                 max_concurrent: self.max_concurrent,
-                hosts,
                 on_ready: Box::new(move |addr| {
                     eprintln!("serving {name} on http://{addr} (Ctrl-C to stop)");
                     let _ = super::out(&format!("http://{addr}\n"));

@@ -74,3 +74,64 @@ fn as_io(e: wasmtime::Error) -> std::io::Error {
         Err(other) => std::io::Error::other(format!("{other:#}")),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wpkg_spec::plan::PlannedMount;
+
+    fn plan(mounts: Vec<PlannedMount>, bundled: &[&str]) -> RunPlan {
+        let m = wpkg_spec::Manifest::parse(
+            "manifest_version = 1\n[package]\nname = \"a\"\nversion = \"1\"\nwasm = \"a.wasm\"\n[trigger]\ntype = \"command\"\n",
+        )
+        .unwrap();
+        let mut p = RunPlan::new(&m.to_artifact_capabilities(), &Default::default()).unwrap();
+        p.mounts = mounts;
+        p.bundled = bundled.iter().map(|g| g.parse().unwrap()).collect();
+        p
+    }
+
+    #[test]
+    fn mounts_must_be_directories_and_bundles_present() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("f");
+        std::fs::write(&file, "x").unwrap();
+        let mount = |host: &Path| PlannedMount {
+            host: host.display().to_string(),
+            guest: "/data".parse().unwrap(),
+            access: Access::ReadOnly,
+        };
+        assert!(validate(&plan(vec![mount(dir.path())], &[]), None).is_ok());
+        assert!(matches!(
+            validate(&plan(vec![mount(&file)], &[]), None),
+            Err(Error::MountNotADirectory { .. })
+        ));
+        assert!(matches!(
+            validate(&plan(vec![], &["/static"]), None),
+            Err(Error::BundledMissing { .. })
+        ));
+        std::fs::create_dir(dir.path().join("static")).unwrap();
+        assert!(validate(&plan(vec![], &["/static"]), Some(dir.path())).is_ok());
+    }
+
+    #[test]
+    fn apply_grants_exactly_the_plan() {
+        // An empty plan preopens nothing; a mount that vanished is an error, not a skip.
+        let dir = tempfile::tempdir().unwrap();
+        let mut b = WasiCtxBuilder::new();
+        assert!(apply(&plan(vec![], &[]), None, &mut b).is_ok());
+        let gone = dir.path().join("gone");
+        let p = plan(
+            vec![PlannedMount {
+                host: gone.display().to_string(),
+                guest: "/data".parse().unwrap(),
+                access: Access::ReadWrite,
+            }],
+            &[],
+        );
+        assert!(matches!(
+            apply(&p, None, &mut WasiCtxBuilder::new()),
+            Err(Error::MountOpen { .. })
+        ));
+    }
+}

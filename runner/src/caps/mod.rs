@@ -1,7 +1,22 @@
-//! One module per capability. Each has `validate`, callable without running anything,
-//! and `apply`, which grants exactly what the plan says on a context that starts empty.
+//! One module per capability, each the same shape: `validate` (host-side checks,
+//! callable without running anything) and `apply` (grants exactly what the plan says,
+//! on a context that starts empty). What the manifest declares and how the operator
+//! narrows it live in `wpkg-spec` (`manifest`, `plan`); how a capability is described in
+//! plain words is `ArtifactCapabilities::describe`. The [`RunPlan`] is the only input:
+//! nothing here reads flags, files of the operator's or the environment.
+//!
+//! | capability | module |
+//! |---|---|
+//! | environment | [`env`] |
+//! | bundled files, mounts | [`files`] |
+//! | sockets, DNS (never granted) | [`network`] |
+//! | outbound HTTP (allow-list, resolution, private addresses, client) | [`outbound`] |
+//! | memory, time, pool sizing | [`limits`] |
+//!
+//! [`RunPlan`]: wpkg_spec::plan::RunPlan
 
 pub mod env;
 pub mod files;
 pub mod limits;
 pub mod network;
+pub mod outbound;

@@ -9,7 +9,7 @@
 //! `HttpRequestDenied` for the guest and one line on stderr naming the destination and
 //! the `outbound_http` entry that would allow it.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
@@ -18,14 +18,15 @@ use std::time::Duration;
 use http_body_util::BodyExt;
 use wasmtime_wasi_http::{Error as HttpError, RequestOptions, WasiBody, WasiHttpHooks};
 use wpkg_spec::outbound::{self, Host, HostPattern, OutboundPattern, Scheme};
+use wpkg_spec::plan::RunPlan;
 
-/// Names mapped to addresses before DNS is asked (a hosts file given with
-/// `--hosts-file`, for tests and air-gapped setups).
-pub type HostsOverride = HashMap<String, Vec<IpAddr>>;
+/// Names mapped to addresses before DNS is asked (an operator's hosts file, for tests
+/// and air-gapped set-ups); [`RunPlan::resolve`] carries it to the runner.
+pub type HostsOverride = BTreeMap<String, Vec<IpAddr>>;
 
 /// Parses a hosts file: `ADDRESS NAME [NAME...]` per line, `#` comments.
 pub fn parse_hosts(text: &str) -> Result<HostsOverride, String> {
-    let mut map: HostsOverride = HashMap::new();
+    let mut map: HostsOverride = BTreeMap::new();
     for (i, line) in text.lines().enumerate() {
         let line = line.split('#').next().unwrap_or("").trim();
         if line.is_empty() {
@@ -84,6 +85,11 @@ impl OutboundPolicy {
     /// A policy from the plan's entries and an optional hosts override.
     pub fn new(patterns: Vec<OutboundPattern>, hosts: HostsOverride) -> OutboundPolicy {
         OutboundPolicy { patterns, hosts }
+    }
+
+    /// The policy a plan grants: its `outbound_http` entries and its name overrides.
+    pub fn from_plan(plan: &RunPlan) -> OutboundPolicy {
+        OutboundPolicy::new(plan.outbound_http.clone(), plan.resolve.clone())
     }
 
     /// Whether an IP entry explicitly allows `ip` for this scheme and port.
@@ -376,6 +382,46 @@ mod tests {
             matches!(d, Decision::Deny { entry: Some(ref e), .. } if e == "http://[::1]:9000"),
             "{d:?}"
         );
+    }
+
+    fn plan(manifest_caps: &str, req: wpkg_spec::plan::OperatorRequest) -> RunPlan {
+        let m = wpkg_spec::Manifest::parse(&format!(
+            "manifest_version = 1\n[package]\nname = \"a\"\nversion = \"1\"\nwasm = \"a.wasm\"\n[trigger]\ntype = \"http\"\n[capabilities]\n{manifest_caps}"
+        ))
+        .unwrap();
+        RunPlan::new(&m.to_artifact_capabilities(), &req).unwrap()
+    }
+
+    #[test]
+    fn the_plan_is_the_policy() {
+        // The runner enforces only what the plan says: its entries and its overrides.
+        let rt = rt();
+        let req = wpkg_spec::plan::OperatorRequest {
+            resolve: parse_hosts("93.184.216.34 api.test\n").unwrap(),
+            ..Default::default()
+        };
+        let p =
+            OutboundPolicy::from_plan(&plan("outbound_http = [\"http://api.test\"]", req.clone()));
+        assert_eq!(
+            rt.block_on(p.check("http", "api.test", None)),
+            Decision::Allow("93.184.216.34:80".parse().unwrap())
+        );
+        // The operator narrows: nothing is allowed, whatever the artifact declares.
+        let denied = wpkg_spec::plan::OperatorRequest {
+            deny_outbound: true,
+            ..req
+        };
+        let p = OutboundPolicy::from_plan(&plan("outbound_http = [\"http://api.test\"]", denied));
+        assert!(matches!(
+            rt.block_on(p.check("http", "api.test", None)),
+            Decision::Deny { .. }
+        ));
+        // Nothing declared: nothing allowed.
+        let p = OutboundPolicy::from_plan(&plan("", Default::default()));
+        assert!(matches!(
+            rt.block_on(p.check("http", "api.test", None)),
+            Decision::Deny { .. }
+        ));
     }
 
     #[test]
