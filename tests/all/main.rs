@@ -2,6 +2,7 @@
 
 mod archive;
 mod build;
+mod cli_output;
 mod demo;
 mod hostile;
 mod http;
