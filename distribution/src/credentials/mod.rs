@@ -131,20 +131,17 @@ pub struct Credentials {
     env: Option<EnvCredential>,
 }
 
-/// Normalises a registry name or `auths` key to a host[:port]: no scheme, no path,
-/// lowercase, and Docker Hub's aliases folded into `docker.io`.
+/// Normalises a registry name or `auths` key to a host[:port]: no scheme, no path, then
+/// the one canonical spelling references use ([`canonical_registry`]: lowercase, no
+/// `:443`, Docker Hub's aliases folded into `docker.io`).
+///
+/// [`canonical_registry`]: wpkg_spec::reference::canonical_registry
 pub fn normalize_registry(key: &str) -> String {
     let k = key
         .trim()
         .trim_start_matches("https://")
         .trim_start_matches("http://");
-    let host = k.split('/').next().unwrap_or(k).to_ascii_lowercase();
-    match host.as_str() {
-        "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
-            "docker.io".to_owned()
-        }
-        _ => host,
-    }
+    wpkg_spec::reference::canonical_registry(k.split('/').next().unwrap_or(k))
 }
 
 /// The key (and helper server URL) Docker uses for a registry.

@@ -127,3 +127,20 @@ fn malformed_config_is_a_clear_error() {
     let e = creds.get("ghcr.io").unwrap_err().to_string();
     assert!(e.contains("not base64"), "{e}");
 }
+
+#[test]
+fn one_registry_spelling_for_keys_and_references() {
+    for (key, want) in [
+        ("https://index.docker.io/v1/", "docker.io"),
+        ("registry-1.docker.io", "docker.io"),
+        ("GHCR.io", "ghcr.io"),
+        ("https://ghcr.io:443/v2/", "ghcr.io"),
+        ("localhost:5000", "localhost:5000"),
+    ] {
+        assert_eq!(normalize_registry(key), want, "{key}");
+        assert_eq!(
+            normalize_registry(key),
+            wpkg_spec::reference::canonical_registry(&normalize_registry(key))
+        );
+    }
+}
