@@ -8,6 +8,8 @@ mod hostile;
 mod http;
 mod interop;
 mod keyless;
+mod keyless_interop;
+mod keyless_refusals;
 mod manifest_ui;
 mod registry;
 mod run;
