@@ -48,11 +48,10 @@ struct State {
     last_draw: Instant,
 }
 
-fn short(digest: &str) -> &str {
-    digest
-        .strip_prefix("sha256:")
-        .and_then(|h| h.get(..12))
-        .unwrap_or(digest)
+fn short(digest: &str) -> String {
+    wpkg_spec::Digest::parse(digest)
+        .map(|d| d.short().to_owned())
+        .unwrap_or_else(|_| digest.to_owned())
 }
 
 impl TtyProgress {

@@ -39,9 +39,9 @@ pub fn prepare(
     let wasm = store.read_descriptor(&art.wasm_layer)?;
     let bundled_root = match &art.files_layer {
         Some(layer) => {
-            let dest = home
-                .files_cache()
-                .join(layer.digest.trim_start_matches("sha256:"));
+            let digest = wpkg_spec::Digest::parse(&layer.digest)
+                .map_err(|_| wpkg_store::Error::InvalidDigest(layer.digest.clone()))?;
+            let dest = home.files_cache().join(digest.hex());
             wpkg_store::artifact::extract_files(store, layer, &dest)?;
             Some(dest)
         }

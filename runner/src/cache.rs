@@ -68,7 +68,10 @@ impl CodeCache {
 
     /// Where the entry for `wasm_digest` lives.
     pub fn entry_path(&self, wasm_digest: &str) -> PathBuf {
-        let hex = wasm_digest.trim_start_matches("sha256:");
+        // The digest was checked when the wasm was read; an invalid one names no file.
+        let hex = wpkg_spec::Digest::parse(wasm_digest)
+            .map(|d| d.hex().to_owned())
+            .unwrap_or_else(|_| "invalid".to_owned());
         self.dir.join(format!("{hex}-{}.cwasm", self.fingerprint))
     }
 

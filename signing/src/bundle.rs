@@ -9,8 +9,9 @@ use std::collections::BTreeMap;
 use base64::Engine as _;
 use p256::pkcs8::EncodePublicKey;
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use wpkg_spec::media::{Descriptor, ImageManifest};
+use wpkg_spec::Digest;
 use wpkg_store::associated::{decode_b64, Referrer, BUNDLE_MEDIA_PREFIX, BUNDLE_V03, OCI_EMPTY};
 
 use crate::keys::{PrivateKey, PublicKey, B64};
@@ -167,7 +168,8 @@ pub fn dsse_pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
 
 /// Checks that an in-toto statement is a cosign image signature for `manifest_digest`.
 fn check_statement(payload: &[u8], manifest_digest: &str) -> Result<(), String> {
-    let want_hex = manifest_digest.trim_start_matches("sha256:");
+    let want = Digest::parse(manifest_digest).map_err(|e| e.to_string())?;
+    let want_hex = want.hex();
     let st: Statement = serde_json::from_slice(payload)
         .map_err(|e| format!("the signed statement is not in-toto JSON ({e})"))?;
     if !st.kind.starts_with("https://in-toto.io/Statement/") {
@@ -280,7 +282,8 @@ pub fn verify_bundle(
     if !b.media_type.starts_with(BUNDLE_MEDIA_PREFIX) {
         return Err(format!("unsupported bundle media type `{}`", b.media_type));
     }
-    let want_hex = manifest_digest.trim_start_matches("sha256:");
+    let want = Digest::parse(manifest_digest).map_err(|e| e.to_string())?;
+    let want_hex = want.hex();
     if let Some(env) = b.dsse_envelope {
         if env.payload_type != "application/vnd.in-toto+json" {
             return Err(format!(
@@ -336,10 +339,10 @@ pub fn verify_bundle(
 
 /// Builds a cosign v3 style bundle (DSSE around an in-toto statement) for tests and for
 /// `wpkg sign --bundle`. Returns the bundle JSON.
-pub fn make_bundle(key: &PrivateKey, manifest_digest: &str) -> Vec<u8> {
+pub fn make_bundle(key: &PrivateKey, manifest_digest: &Digest) -> Vec<u8> {
     let statement = serde_json::json!({
         "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"digest": {"sha256": manifest_digest.trim_start_matches("sha256:")}}],
+        "subject": [{"digest": {"sha256": manifest_digest.hex()}}],
         "predicateType": COSIGN_SIGN_PREDICATE,
         "predicate": {},
     })

@@ -75,7 +75,7 @@ fn classic_and_bundle_verify_only_for_their_digest_and_key() {
     tampered.signature[10] ^= 1;
     assert!(verify_classic(&tampered, &d1, &[k.public()]).is_err());
 
-    let b = make_bundle(&k, &d1);
+    let b = make_bundle(&k, &d1.parse().unwrap());
     assert!(verify_bundle(&b, &d1, &[k.public()]).is_ok());
     assert!(verify_bundle(&b, &d2, &[k.public()]).is_err());
     assert!(verify_bundle(&b, &d1, &[other.public()]).is_err());

@@ -6,6 +6,7 @@
 //! must build for wasm32 too.
 #![deny(missing_docs)]
 
+pub mod digest;
 pub mod manifest;
 pub mod media;
 pub mod outbound;
@@ -13,5 +14,6 @@ pub mod plan;
 pub mod reference;
 pub mod units;
 
+pub use digest::Digest;
 pub use manifest::{ArtifactCapabilities, Manifest, ManifestError};
 pub use reference::Reference;

@@ -36,8 +36,7 @@ pub struct ReferenceError {
 
 /// Checks a `sha256:<64 lowercase hex>` digest.
 pub fn is_valid_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:")
-        .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+    crate::Digest::parse(d).is_ok()
 }
 
 fn valid_path_component(c: &str) -> bool {

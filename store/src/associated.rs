@@ -20,7 +20,11 @@ pub fn signature_tag(manifest_digest: &str) -> String {
 
 /// The referrers fallback tag of an image: `sha256-<hex>`.
 pub fn referrers_tag(manifest_digest: &str) -> String {
-    manifest_digest.replacen(':', "-", 1)
+    match wpkg_spec::Digest::parse(manifest_digest) {
+        Ok(d) => d.tag(),
+        // Not a digest: never a tag any image's digest maps to.
+        Err(_) => manifest_digest.replacen(':', "-", 1),
+    }
 }
 
 /// Whether a tag names attached material (`sha256-<hex>` with an optional suffix).

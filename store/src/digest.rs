@@ -3,22 +3,21 @@
 
 use std::io::Read;
 
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
+use wpkg_spec::Digest;
 
 use crate::Error;
 
 /// Returns `sha256:<hex>` of `bytes`.
 pub fn sha256_digest(bytes: &[u8]) -> String {
-    format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
+    Digest::from_sha256(Sha256::digest(bytes).into()).into_string()
 }
 
 /// The hex part of a valid digest, or an error naming it.
-pub(crate) fn digest_hex(digest: &str) -> Result<&str, Error> {
-    if wpkg_spec::reference::is_valid_digest(digest) {
-        Ok(&digest[7..])
-    } else {
-        Err(Error::InvalidDigest(digest.to_owned()))
-    }
+pub(crate) fn digest_hex(digest: &str) -> Result<String, Error> {
+    Digest::parse(digest)
+        .map(|d| d.hex().to_owned())
+        .map_err(|_| Error::InvalidDigest(digest.to_owned()))
 }
 
 /// A reader that hashes what passes through it and fails at end of input when the
@@ -55,7 +54,7 @@ impl<R: Read> Read for VerifyingReader<R> {
             )));
         }
         if n == 0 && !buf.is_empty() {
-            let actual = format!("sha256:{}", hex::encode(self.hasher.clone().finalize()));
+            let actual = Digest::from_sha256(self.hasher.clone().finalize().into());
             if self.read != self.size || actual != self.expected {
                 return Err(std::io::Error::other(format!(
                     "blob {} in the local store is corrupt ({} bytes hashing to {actual}); remove the image and build or pull it again",

@@ -71,7 +71,11 @@ impl Store {
         let mut removed = 0;
         for entry in fs::read_dir(&dir).map_err(|e| io_err(&dir, e))? {
             let entry = entry.map_err(|e| io_err(&dir, e))?;
-            let digest = format!("sha256:{}", entry.file_name().to_string_lossy());
+            let name = entry.file_name().to_string_lossy().into_owned();
+            // A file that is not a blob name (a stray temp file) is not ours to keep.
+            let digest = wpkg_spec::Digest::from_hex(&name)
+                .map(|d| d.into_string())
+                .unwrap_or_default();
             if !keep.contains(&digest) {
                 fs::remove_file(entry.path()).map_err(|e| io_err(&entry.path(), e))?;
                 removed += 1;

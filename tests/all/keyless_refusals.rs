@@ -247,7 +247,7 @@ fn every_certificate_check_refuses_its_own_bad_leaf() {
     for (opts, why) in cases {
         let leaf = ts.issue_leaf(&opts);
         // The bundle form: a DSSE statement signed with the leaf, logged as a dsse entry.
-        let payload = wpkg_signing::keyless_sign::statement("r/x", &digest);
+        let payload = wpkg_signing::keyless_sign::statement("r/x", &digest.parse().unwrap());
         let sig = leaf.sign(&wpkg_signing::bundle::dsse_pae(
             wpkg_signing::keyless_sign::IN_TOTO,
             &payload,

@@ -397,7 +397,7 @@ fn cosign_v3_bundles_in_the_referrers_fallback_are_verified() {
     // A decoy whose index entry claims to be a bundle but whose layer is not one.
     let other = wpkg_signing::keys::PrivateKey::generate();
     let (decoy, decoy_size) = referrer(
-        &wpkg_signing::bundle::make_bundle(&other, &digest),
+        &wpkg_signing::bundle::make_bundle(&other, &digest.parse().unwrap()),
         "application/octet-stream",
     );
     let index_with = |entries: &[(String, usize)]| {
@@ -428,7 +428,7 @@ fn cosign_v3_bundles_in_the_referrers_fallback_are_verified() {
     );
 
     let (real, real_size) = referrer(
-        &wpkg_signing::bundle::make_bundle(&k, &digest),
+        &wpkg_signing::bundle::make_bundle(&k, &digest.parse().unwrap()),
         "application/vnd.dev.sigstore.bundle.v0.3+json",
     );
     put_manifest(

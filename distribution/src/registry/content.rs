@@ -56,7 +56,7 @@ impl Registry {
         let expected = if wpkg_spec::reference::is_valid_digest(target) {
             Some(target.to_owned())
         } else {
-            header_digest.filter(|d| d.starts_with("sha256:"))
+            header_digest.filter(|d| wpkg_spec::Digest::parse(d).is_ok())
         };
         if let Some(exp) = expected {
             if exp != digest {

@@ -280,7 +280,7 @@ pub(crate) fn download(
             }
             .into());
         }
-        let actual = format!("sha256:{}", hex::encode(hasher.finalize()));
+        let actual = wpkg_spec::Digest::from_sha256(hasher.finalize().into());
         if actual != blob.digest {
             return Err(RegistryError::Integrity {
                 registry: remote.registry.clone(),

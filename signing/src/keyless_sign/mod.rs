@@ -20,9 +20,10 @@ use base64::Engine as _;
 use p256::ecdsa::signature::Signer;
 use p256::pkcs8::{EncodePublicKey, LineEnding};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
+use sha2::{Digest as _, Sha256};
 use std::time::Duration;
 use wpkg_distribution::credentials::Secret;
+use wpkg_spec::Digest;
 
 #[cfg(test)]
 mod tests;
@@ -103,6 +104,9 @@ pub enum KeylessError {
         /// Why.
         detail: String,
     },
+    /// The digest to sign is not a digest.
+    #[error(transparent)]
+    Digest(wpkg_spec::digest::DigestError),
     /// HTTP set-up failed.
     #[error("cannot set up HTTP: {0}")]
     Setup(String),
@@ -167,10 +171,10 @@ pub(crate) fn check_url(service: &'static str, url: &str) -> Result<String, Keyl
 
 /// The in-toto statement cosign v3 signs for an image, its subject named (cosign
 /// leaves the name out; in-toto verifiers such as sigstore-python require one).
-pub fn statement(name: &str, manifest_digest: &str) -> Vec<u8> {
+pub fn statement(name: &str, manifest_digest: &Digest) -> Vec<u8> {
     serde_json::to_vec(&serde_json::json!({
         "_type": "https://in-toto.io/Statement/v1",
-        "subject": [{"name": name, "digest": {"sha256": manifest_digest.trim_start_matches("sha256:")}}],
+        "subject": [{"name": name, "digest": {"sha256": manifest_digest.hex()}}],
         "predicateType": crate::bundle::COSIGN_SIGN_PREDICATE,
         "predicate": {},
     }))
@@ -230,6 +234,7 @@ pub fn sign(
     manifest_digest: &str,
     ca_files: &[std::path::PathBuf],
 ) -> Result<Signed, KeylessError> {
+    let digest = Digest::parse(manifest_digest).map_err(KeylessError::Digest)?;
     let fulcio = check_url("Fulcio", &instance.fulcio)?;
     let rekor = check_url("Rekor", &instance.rekor)?;
     let http = client(ca_files)?;
@@ -300,7 +305,7 @@ pub fn sign(
     }
 
     // 2. The DSSE envelope.
-    let payload = statement(name, manifest_digest);
+    let payload = statement(name, &digest);
     let sig: p256::ecdsa::DerSignature = key.sign(&crate::bundle::dsse_pae(IN_TOTO, &payload));
     let envelope = serde_json::json!({
         "payload": B64.encode(&payload),
