@@ -8,6 +8,7 @@ use wpkg_distribution::registry::RegistryError;
 use wpkg_distribution::transfer::TransferError;
 use wpkg_pipeline::{Error as Pipeline, Refusal, RunnerError};
 use wpkg_signing::keyless_sign::KeylessError;
+use wpkg_signing::trust::TrustError;
 use wpkg_spec::plan::PlanError;
 use wpkg_store::Error as StoreError;
 
@@ -47,6 +48,7 @@ enum Known<'a> {
     Store(&'a StoreError),
     Registry(&'a RegistryError),
     Keyless(&'a KeylessError),
+    Trust(&'a TrustError),
 }
 
 fn known<'a>(e: &'a (dyn StdError + 'static)) -> Option<Known<'a>> {
@@ -55,6 +57,7 @@ fn known<'a>(e: &'a (dyn StdError + 'static)) -> Option<Known<'a>> {
             Pipeline::Plan(x) => Known::Plan(x),
             Pipeline::Runner(x) => Known::Runner(x),
             Pipeline::Store(x) => Known::Store(x),
+            Pipeline::Policy(x) => Known::Trust(x),
             other => Known::Pipeline(other),
         });
     }
@@ -72,6 +75,7 @@ fn known<'a>(e: &'a (dyn StdError + 'static)) -> Option<Known<'a>> {
         .or_else(|| view::<StoreError>(e).map(Known::Store))
         .or_else(|| view::<RegistryError>(e).map(Known::Registry))
         .or_else(|| view::<KeylessError>(e).map(Known::Keyless))
+        .or_else(|| view::<TrustError>(e).map(Known::Trust))
 }
 
 /// The CLI's wording of a link, where it names the flag the operator used.
@@ -115,6 +119,10 @@ pub fn hints(e: &anyhow::Error) -> Vec<String> {
             Some(Known::Store(s)) => store_hint(s),
             Some(Known::Registry(r)) => registry_hint(r),
             Some(Known::Keyless(k)) => keyless_hint(k),
+            Some(Known::Trust(TrustError::Invalid { .. })) => {
+                Some("fix the file or manage it with `wpkg trust`".into())
+            }
+            Some(Known::Trust(_)) => None,
             None => None,
         };
         if let Some(h) = found.filter(|h| !out.contains(h)) {

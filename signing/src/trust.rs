@@ -21,13 +21,29 @@ use crate::keys::PublicKey;
 /// Errors of the policy file.
 #[derive(Debug, thiserror::Error)]
 pub enum TrustError {
-    /// The file cannot be read or written.
-    #[error("trust policy {}: {reason}", path.display())]
-    File {
+    /// The file cannot be read.
+    #[error("cannot read the trust policy {}", path.display())]
+    Read {
         /// The file.
         path: PathBuf,
         /// Why.
+        source: std::io::Error,
+    },
+    /// The file does not parse, or a scope in it is unusable.
+    #[error("trust policy {}: {reason}", path.display())]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
         reason: String,
+    },
+    /// The file cannot be written.
+    #[error("cannot write the trust policy {}", path.display())]
+    Write {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
     },
     /// A scope pattern is malformed.
     #[error("invalid scope `{0}`: write a repository (`ghcr.io/acme/app`), a path with `/*` (`ghcr.io/acme/*`), or `*`")]
@@ -129,31 +145,28 @@ impl Policy {
         let text = match std::fs::read_to_string(path) {
             Ok(t) => t,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Policy::default()),
-            Err(e) => {
-                return Err(TrustError::File {
+            Err(source) => {
+                return Err(TrustError::Read {
                     path: path.to_owned(),
-                    reason: e.to_string(),
+                    source,
                 })
             }
         };
-        let p: Policy = toml::from_str(&text).map_err(|e| TrustError::File {
+        let p: Policy = toml::from_str(&text).map_err(|e| TrustError::Invalid {
             path: path.to_owned(),
-            reason: format!(
-                "{}; fix the file or manage it with `wpkg trust`",
-                e.message()
-            ),
+            reason: e.message().to_owned(),
         })?;
         for s in &p.scopes {
-            normalize_scope(&s.scope).map_err(|e| TrustError::File {
+            normalize_scope(&s.scope).map_err(|e| TrustError::Invalid {
                 path: path.to_owned(),
                 reason: e.to_string(),
             })?;
-            s.public_keys().map_err(|reason| TrustError::File {
+            s.public_keys().map_err(|reason| TrustError::Invalid {
                 path: path.to_owned(),
                 reason,
             })?;
             for i in &s.keyless {
-                i.validate().map_err(|reason| TrustError::File {
+                i.validate().map_err(|reason| TrustError::Invalid {
                     path: path.to_owned(),
                     reason: format!("scope `{}`: {reason}", s.scope),
                 })?;
@@ -164,20 +177,26 @@ impl Policy {
 
     /// Writes the policy atomically.
     pub fn save(&self, path: &Path) -> Result<(), TrustError> {
-        let err = |reason: String| TrustError::File {
+        let write_err = |source: std::io::Error| TrustError::Write {
             path: path.to_owned(),
-            reason,
+            source,
         };
         let mut text = String::from(
             "# wpkg trust policy: which keys may sign which references (see docs/trust.md).\n# Managed by `wpkg trust add|list|rm`; edits by hand are fine.\n\n",
         );
-        text.push_str(&toml::to_string(self).map_err(|e| err(e.to_string()))?);
+        text.push_str(&toml::to_string(self).map_err(|e| TrustError::Invalid {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })?);
         let dir = path
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
             .unwrap_or(Path::new("."));
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
-        wpkg_store::layout::write_atomic(dir, path, text.as_bytes()).map_err(|e| err(e.to_string()))
+        std::fs::create_dir_all(dir).map_err(write_err)?;
+        wpkg_store::layout::write_atomic(dir, path, text.as_bytes()).map_err(|e| match e {
+            wpkg_store::Error::Io { source, .. } => write_err(source),
+            other => write_err(std::io::Error::other(other.to_string())),
+        })
     }
 
     /// The scope that decides for `name` (`registry/repository`).
