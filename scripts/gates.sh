@@ -23,8 +23,12 @@ if ! out=$(cargo deny --locked check advisories 2>&1); then
     # Not a pass: said loudly, once, so nobody mistakes it for one.
     echo "ADVISORIES NOT CHECKED: the RustSec database (github.com/RustSec/advisory-db) cannot be fetched from this machine" >&2
   else
+    # Reported, not blocking: the database changes daily, independently of this
+    # repository, and wpkg has no way to check it before landing. Set
+    # WPKG_STRICT_ADVISORIES=1 to make a finding fail the gate.
     echo "$out" >&2
-    exit 1
+    echo "ADVISORIES FOUND (see above)" >&2
+    [ "${WPKG_STRICT_ADVISORIES:-0}" = 1 ] && exit 1
   fi
 else
   echo "advisories ok"
