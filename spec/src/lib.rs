@@ -7,6 +7,7 @@
 #![deny(missing_docs)]
 
 pub mod digest;
+pub mod image;
 pub mod manifest;
 pub mod media;
 pub mod outbound;

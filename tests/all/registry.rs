@@ -507,20 +507,27 @@ fn index_with_a_wasm_platform_entry_and_without_one() {
     env.wpkg(&["push", "hello:0.1.0", &format!("{}/i/hello:1", reg.host)])
         .ok();
     let size = manifest_size(&env);
-    let index = |platforms: &[(&str, &str)]| {
-        let manifests: Vec<serde_json::Value> = platforms
-            .iter()
-            .map(|(os, arch)| {
-                serde_json::json!({
-                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "digest": digest, "size": size,
-                    "platform": {"os": os, "architecture": arch},
-                })
+    // As buildx lays them out: attestation entries (unknown/unknown, annotated) first;
+    // a Docker manifest list for one, an OCI index for the other.
+    const LIST: &str = "application/vnd.docker.distribution.manifest.list.v2+json";
+    const OCI: &str = "application/vnd.oci.image.index.v1+json";
+    let index = |media_type: &str, platforms: &[(&str, &str)]| {
+        let mut manifests: Vec<serde_json::Value> = vec![serde_json::json!({
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "digest": digest, "size": size,
+            "platform": {"os": "unknown", "architecture": "unknown"},
+            "annotations": {"vnd.docker.reference.type": "attestation-manifest"},
+        })];
+        manifests.extend(platforms.iter().map(|(os, arch)| {
+            serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json",
+                "digest": digest, "size": size,
+                "platform": {"os": os, "architecture": arch},
             })
-            .collect();
+        }));
         serde_json::json!({
             "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.index.v1+json",
+            "mediaType": media_type,
             "manifests": manifests,
         })
         .to_string()
@@ -529,15 +536,15 @@ fn index_with_a_wasm_platform_entry_and_without_one() {
         &reg.host,
         "i/hello",
         "multi",
-        "application/vnd.oci.image.index.v1+json",
-        &index(&[("linux", "amd64"), ("wasip2", "wasm")]),
+        LIST,
+        &index(LIST, &[("linux", "amd64"), ("wasip2", "wasm")]),
     );
     put_manifest(
         &reg.host,
         "i/hello",
         "linux",
-        "application/vnd.oci.image.index.v1+json",
-        &index(&[("linux", "amd64"), ("linux", "arm64")]),
+        OCI,
+        &index(OCI, &[("linux", "amd64"), ("linux", "arm64")]),
     );
     let b = Env::new();
     b.wpkg(&[
@@ -550,7 +557,7 @@ fn index_with_a_wasm_platform_entry_and_without_one() {
     b.wpkg(&["pull", &format!("{}/i/hello:linux", reg.host)])
         .code(125)
         .stderr_has("not a Wasm artifact")
-        .stderr_has("linux/amd64, linux/arm64");
+        .stderr_has("multi-platform image for linux/amd64, linux/arm64 with no wasm entry");
 }
 
 fn manifest_size(env: &Env) -> u64 {

@@ -5,8 +5,7 @@ use super::attached::fetch_signatures;
 use super::*;
 
 pub(crate) fn is_index(media_type: &str) -> bool {
-    media_type == media::OCI_INDEX
-        || media_type == "application/vnd.docker.distribution.manifest.list.v2+json"
+    wpkg_spec::image::is_index(media_type)
 }
 
 /// Says what a non-Wasm manifest is, for the refusal message.
@@ -70,42 +69,28 @@ pub(crate) fn parse_manifest(
     Ok(m)
 }
 
-/// Picks the Wasm entry of an index.
+/// Picks the Wasm entry of an index (attestation entries skipped), or refuses naming
+/// the platforms it has.
 pub(crate) fn pick_wasm(
     remote: &Reference,
     index: &ImageIndex,
 ) -> Result<Descriptor, TransferError> {
-    let wasm = index.manifests.iter().find(|d| {
-        d.platform.as_ref().is_some_and(|p| {
-            p.architecture == "wasm" || p.os == "wasip1" || p.os == "wasip2" || p.os == "wasi"
+    wpkg_spec::image::select_wasm(index)
+        .cloned()
+        .map_err(|platforms| TransferError::NotWasm {
+            reference: remote.familiar(),
+            what: if platforms.is_empty() {
+                format!(
+                    "it is an index of {} manifest(s) with no wasm platform entry",
+                    index.manifests.len()
+                )
+            } else {
+                format!(
+                    "it is a multi-platform image for {} with no wasm entry (wasi/wasm, wasip1/wasm or wasip2/wasm)",
+                    platforms.join(", ")
+                )
+            },
         })
-    });
-    if let Some(d) = wasm {
-        return Ok(d.clone());
-    }
-    let platforms: Vec<String> = index
-        .manifests
-        .iter()
-        .filter_map(|d| {
-            d.platform
-                .as_ref()
-                .map(|p| format!("{}/{}", p.os, p.architecture))
-        })
-        .collect();
-    Err(TransferError::NotWasm {
-        reference: remote.familiar(),
-        what: if platforms.is_empty() {
-            format!(
-                "it is an index of {} manifest(s) with no wasm platform entry",
-                index.manifests.len()
-            )
-        } else {
-            format!(
-                "it is a multi-platform image for {} with no wasm entry",
-                platforms.join(", ")
-            )
-        },
-    })
 }
 
 /// Pulls `remote` into the store and tags it there with the same reference. Blobs the
