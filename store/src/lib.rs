@@ -17,6 +17,7 @@ pub mod artifact;
 pub mod associated;
 pub mod digest;
 mod gc;
+pub mod image;
 pub mod layout;
 
 pub use digest::sha256_digest;
@@ -104,6 +105,16 @@ pub enum Error {
         /// The file.
         path: PathBuf,
         /// Why.
+        reason: String,
+    },
+    /// A layer of a container image has an entry that could write outside its files.
+    #[error("layer {layer} has an unsafe entry `{path}` ({reason}); nothing was extracted")]
+    UnsafeLayer {
+        /// The layer digest.
+        layer: String,
+        /// The entry's path.
+        path: String,
+        /// What makes it unsafe.
         reason: String,
     },
     /// An archive names its image by a bare tag, and no repository was given.
