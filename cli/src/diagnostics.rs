@@ -98,6 +98,10 @@ fn cli_text(e: &(dyn StdError + 'static)) -> Option<String> {
                 wpkg_spec::units::DurationSpec(*asked),
                 wpkg_spec::units::DurationSpec(*declared)
             ),
+            PlanError::ManifestedGrant { grant } => format!(
+                "--{grant}: the artifact has a wpkg manifest; its permissions come from it"
+            ),
+            PlanError::NoRootfs => format!("--rootfs: {p}"),
             PlanError::EnvMissing { .. } => return None,
         }),
         Known::Runner(RunnerError::MountNotADirectory { host, guest }) => Some(format!(
@@ -138,6 +142,11 @@ fn plan_hint(p: &PlanError) -> Option<String> {
             format!("add `env_required = [\"{name}\"]` to wpkg.toml and rebuild")
         }
         PlanError::EnvMissing { name } => format!("supply it with `--env {name}=VALUE`"),
+        PlanError::ManifestedGrant { .. } => {
+            "grant through wpkg.toml (and rebuild); --env and --mount supply what it declares"
+                .into()
+        }
+        PlanError::NoRootfs => "--rootfs is for container images (wasi/wasm)".into(),
         PlanError::MountUndeclared { guest, .. } => {
             format!("add `mounts = [{{ guest = \"{guest}\" }}]` to wpkg.toml and rebuild")
         }
@@ -201,6 +210,9 @@ fn pipeline_hint(e: &Pipeline) -> Option<String> {
         } => format!("give a registry, e.g. `wpkg push {reference} localhost:5000/{repository}`"),
         Pipeline::PushedUnsigned { .. } => "push again to retry".into(),
         Pipeline::HttpTakesNoArgs => "remove the arguments after `--`".into(),
+        Pipeline::EntryFunction { .. } => {
+            "rebuild the image with the .wasm itself as its Entrypoint".into()
+        }
         Pipeline::NotACommand => "serve it with `wpkg run` (it listens on --listen)".into(),
         Pipeline::NotVerified { source, .. } => {
             let mut h = refusal_hint(source)

@@ -169,6 +169,25 @@ pub enum Error {
     /// An HTTP handler was given command-line arguments.
     #[error("an HTTP handler takes no arguments")]
     HttpTakesNoArgs,
+    /// A container image names no program.
+    #[error("the image names no program (no Entrypoint or Cmd)")]
+    NoEntry,
+    /// The image's entry names an exported function (runwasi's `path#function`).
+    #[error("the image's entry `{path}#{function}` names a function; wpkg runs a component's `wasi:cli/run` or a module's `_start`")]
+    EntryFunction {
+        /// The wasm path.
+        path: String,
+        /// The function.
+        function: String,
+    },
+    /// The image's entry is not a usable wasm file of the image.
+    #[error("the image's entry `{path}` is not usable: {reason}")]
+    BadEntry {
+        /// The path, as the image names it.
+        path: String,
+        /// Why.
+        reason: String,
+    },
     /// A command run was asked of an HTTP handler.
     #[error("the artifact is an HTTP handler (trigger `http`), not a command")]
     NotACommand,

@@ -12,8 +12,19 @@ use wpkg_spec::manifest::Trigger;
 use wpkg_spec::plan::{OperatorRequest, RunPlan};
 use wpkg_store::Store;
 
+use wpkg_spec::image::{Entry, RuntimeConfig};
+use wpkg_store::image::{Content, LoadedImage};
+
 use crate::verify::VerifiedArtifact;
 use crate::{Error, Home};
+
+/// How the guest's arguments are made.
+enum Argv {
+    /// The operator's, as given.
+    Given,
+    /// Docker's rules: the rest of `Entrypoint`, then `Cmd` or the operator's.
+    Image(RuntimeConfig),
+}
 
 /// A verified artifact with its plan, ready to execute.
 pub struct Prepared {
@@ -22,42 +33,162 @@ pub struct Prepared {
     wasm_digest: String,
     bundled_root: Option<PathBuf>,
     program: String,
+    argv: Argv,
     name: String,
     code_cache: PathBuf,
 }
 
-/// Plans and prepares a run of `verified` with the operator's `request`.
+/// Plans and prepares a run of `verified` with the operator's `request`. Content with a
+/// wpkg manifest gets what it declares, narrowed by the request; content without one
+/// gets only what the request grants.
 pub fn prepare(
     home: &Home,
     store: &Store,
     verified: &VerifiedArtifact,
     request: &OperatorRequest,
 ) -> Result<Prepared, Error> {
-    let art = verified.artifact();
-    let caps = art.capabilities()?;
-    let plan = RunPlan::new(&caps, request)?;
-    let wasm = store.read_descriptor(&art.wasm_layer)?;
-    let bundled_root = match &art.files_layer {
-        Some(layer) => {
-            let digest = wpkg_spec::Digest::parse(&layer.digest)
-                .map_err(|_| wpkg_store::Error::InvalidDigest(layer.digest.clone()))?;
-            let dest = home.files_cache().join(digest.hex());
-            wpkg_store::artifact::extract_files(store, layer, &dest)?;
-            Some(dest)
-        }
-        None => None,
-    };
     let reference = verified.reference();
-    let program = reference.familiar_name();
-    let program = program.rsplit('/').next().unwrap_or("main").to_owned();
+    let short_name = reference.familiar_name();
+    let short_name = short_name.rsplit('/').next().unwrap_or("main").to_owned();
+    match verified.content() {
+        Content::Artifact(art) => {
+            let caps = art.capabilities()?;
+            let plan = if art.config.capabilities.is_some() {
+                RunPlan::new(&caps, request)?
+            } else {
+                RunPlan::unmanifested(caps.trigger, request, &[], false)?
+            };
+            let wasm = store.read_descriptor(&art.wasm_layer)?;
+            let bundled_root = match &art.files_layer {
+                Some(layer) => {
+                    let digest = wpkg_spec::Digest::parse(&layer.digest)
+                        .map_err(|_| wpkg_store::Error::InvalidDigest(layer.digest.clone()))?;
+                    let dest = home.files_cache().join(digest.hex());
+                    wpkg_store::artifact::extract_files(store, layer, &dest)?;
+                    Some(dest)
+                }
+                None => None,
+            };
+            Ok(Prepared {
+                plan,
+                wasm,
+                wasm_digest: art.wasm_layer.digest.clone(),
+                bundled_root,
+                program: short_name,
+                argv: Argv::Given,
+                name: reference.familiar(),
+                code_cache: home.code_cache(),
+            })
+        }
+        Content::Image(img) => prepare_image(home, store, verified, img, request),
+    }
+}
+
+/// A Docker+Wasm image: its layers applied into a private directory under the store,
+/// the wasm found from its entry, a plan of the operator's grants only.
+fn prepare_image(
+    home: &Home,
+    store: &Store,
+    verified: &VerifiedArtifact,
+    img: &LoadedImage,
+    request: &OperatorRequest,
+) -> Result<Prepared, Error> {
+    let digest = wpkg_spec::Digest::parse(&verified.descriptor().digest)
+        .map_err(|_| wpkg_store::Error::InvalidDigest(verified.descriptor().digest.clone()))?;
+    let rootfs = store.root().join("rootfs").join(digest.hex());
+    wpkg_store::image::apply_layers(store, img, &rootfs)?;
+    let rc = img.config.config.clone().unwrap_or_default();
+    let wasm_layer = img
+        .layers
+        .iter()
+        .find(|(_, k)| *k == wpkg_spec::image::LayerKind::Wasm)
+        .map(|(l, _)| wpkg_store::image::wasm_layer_path(l));
+    let entry = Entry::of(&rc);
+    if let Some(Entry {
+        path,
+        function: Some(function),
+    }) = &entry
+    {
+        return Err(Error::EntryFunction {
+            path: path.clone(),
+            function: function.clone(),
+        });
+    }
+    let path = match (wasm_layer, &entry) {
+        (Some(p), _) => p,
+        (None, Some(e)) => e.path.clone(),
+        (None, None) => return Err(Error::NoEntry),
+    };
+    let wasm = read_entry(&rootfs, &path)?;
+    let (kind, info) =
+        wpkg_store::artifact::inspect_wasm(&wasm).map_err(|reason| Error::BadEntry {
+            path: path.clone(),
+            reason,
+        })?;
+    let trigger = match (kind, info) {
+        (wpkg_store::artifact::WasmKind::Component, Some(i))
+            if i.exports
+                .iter()
+                .any(|e| e.starts_with("wasi:http/incoming-handler")) =>
+        {
+            Trigger::Http
+        }
+        _ => Trigger::Command,
+    };
+    let image_env: Vec<(String, String)> = rc
+        .env
+        .iter()
+        .flatten()
+        .filter_map(|kv| {
+            kv.split_once('=')
+                .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        })
+        .collect();
+    let plan = RunPlan::unmanifested(trigger, request, &image_env, true)?;
     Ok(Prepared {
         plan,
+        wasm_digest: wpkg_store::sha256_digest(&wasm),
         wasm,
-        wasm_digest: art.wasm_layer.digest.clone(),
-        bundled_root,
-        program,
-        name: reference.familiar(),
+        bundled_root: Some(rootfs),
+        program: path,
+        argv: Argv::Image(rc),
+        name: verified.reference().familiar(),
         code_cache: home.code_cache(),
+    })
+}
+
+/// Reads the image's entry file: a regular file inside `rootfs`, reached without
+/// leaving it.
+fn read_entry(rootfs: &Path, path: &str) -> Result<Vec<u8>, Error> {
+    let bad = |reason: &str| Error::BadEntry {
+        path: path.to_owned(),
+        reason: reason.to_owned(),
+    };
+    let rel = Path::new(path.trim_start_matches('/'));
+    if rel.components().any(|c| {
+        !matches!(
+            c,
+            std::path::Component::Normal(_) | std::path::Component::CurDir
+        )
+    }) {
+        return Err(bad("it leaves the image's files"));
+    }
+    let root = rootfs
+        .canonicalize()
+        .map_err(|_| bad("the image's files are missing"))?;
+    let full = root
+        .join(rel)
+        .canonicalize()
+        .map_err(|_| bad("the image has no such file"))?;
+    if !full.starts_with(&root) {
+        return Err(bad("it links outside the image's files"));
+    }
+    if !full.is_file() {
+        return Err(bad("it is not a file"));
+    }
+    std::fs::read(&full).map_err(|e| Error::BadEntry {
+        path: path.to_owned(),
+        reason: e.to_string(),
     })
 }
 
@@ -105,7 +236,10 @@ impl Prepared {
             &code,
             &CommandRun {
                 program: &self.program,
-                args,
+                args: &match &self.argv {
+                    Argv::Given => args.to_vec(),
+                    Argv::Image(rc) => wpkg_spec::image::arguments(rc, Some(args)),
+                },
                 plan: &self.plan,
                 bundled_root: self.bundled_root.as_deref(),
             },

@@ -10,8 +10,8 @@ use wpkg_signing::verify::Trusted;
 use wpkg_signing::PublicKey;
 use wpkg_spec::media::Descriptor;
 use wpkg_spec::Reference;
-use wpkg_store::artifact::LoadedArtifact;
 use wpkg_store::associated::Material;
+use wpkg_store::image::Content;
 use wpkg_store::Store;
 
 use crate::Error;
@@ -253,7 +253,7 @@ pub enum Basis {
 pub struct VerifiedArtifact {
     reference: Reference,
     descriptor: Descriptor,
-    artifact: LoadedArtifact,
+    content: Content,
     basis: Basis,
 }
 
@@ -266,9 +266,9 @@ impl VerifiedArtifact {
     pub fn descriptor(&self) -> &Descriptor {
         &self.descriptor
     }
-    /// The manifest and config.
-    pub fn artifact(&self) -> &LoadedArtifact {
-        &self.artifact
+    /// The manifest, config and layers, in the image's layout.
+    pub fn content(&self) -> &Content {
+        &self.content
     }
     /// Why it may run.
     pub fn basis(&self) -> &Basis {
@@ -303,11 +303,11 @@ pub fn admit(
             }
         }
     };
-    let artifact = wpkg_store::artifact::load(store, desc)?;
+    let content = wpkg_store::image::load_any(store, desc)?;
     Ok(VerifiedArtifact {
         reference: reference.clone(),
         descriptor: desc.clone(),
-        artifact,
+        content,
         basis,
     })
 }

@@ -31,6 +31,26 @@ pub struct OperatorRequest {
     /// Names resolved to these addresses before DNS is asked (tests, air-gapped
     /// set-ups). The private-address rules still apply to what they say.
     pub resolve: BTreeMap<String, Vec<IpAddr>>,
+    /// For content without a wpkg manifest only: outbound HTTP the operator grants.
+    pub allow_outbound: Vec<OutboundPattern>,
+    /// For container images only: their files, read-only at `/`.
+    pub rootfs_read_only: bool,
+    /// For container images only: their `Env`.
+    pub image_env: bool,
+}
+
+/// The grants an operator asked for that only content without a wpkg manifest takes,
+/// by name, for refusals.
+fn unmanifested_grants(req: &OperatorRequest) -> Option<&'static str> {
+    if !req.allow_outbound.is_empty() {
+        Some("allow-outbound")
+    } else if req.rootfs_read_only {
+        Some("rootfs")
+    } else if req.image_env {
+        Some("image-env")
+    } else {
+        None
+    }
 }
 
 /// One directory binding the operator asks for: `HOST:GUEST[:ro|rw]`.
@@ -88,6 +108,9 @@ pub struct RunPlan {
     pub mounts: Vec<PlannedMount>,
     /// Bundled directories (guest paths), read-only; the runner gets their host copy.
     pub bundled: Vec<GuestPath>,
+    /// The image's own files, read-only at `/` (container images, by operator grant);
+    /// the runner gets their host copy as the bundled root.
+    pub rootfs: bool,
     /// Outbound HTTP destinations.
     pub outbound_http: Vec<OutboundPattern>,
     /// Names resolved before DNS (from the operator), checked like DNS answers.
@@ -170,6 +193,16 @@ pub enum PlanError {
         /// What was asked.
         asked: ByteSize,
     },
+    /// An operator grant that only content without a wpkg manifest takes was given for
+    /// an artifact that has one (its manifest is the whole grant).
+    #[error("the artifact has a wpkg manifest; its permissions come from it, not from `{grant}`")]
+    ManifestedGrant {
+        /// Which grant (`allow-outbound`, `rootfs`, `image-env`).
+        grant: &'static str,
+    },
+    /// `rootfs` was asked of content that has no files of its own.
+    #[error("it has no image files to offer at `/`")]
+    NoRootfs,
     /// A time limit above the artifact's.
     #[error("{} is longer than the artifact's limit of {}; limits may only be narrowed", crate::units::DurationSpec(*asked), crate::units::DurationSpec(*declared))]
     TimeoutAboveDeclared {
@@ -181,8 +214,69 @@ pub enum PlanError {
 }
 
 impl RunPlan {
+    /// The plan for content without a wpkg manifest (a Docker+Wasm image, a Wasm
+    /// artifact made by another tool): nothing but what the operator grants, each grant
+    /// named. `image_env` is the image's own `Env`, used only when the request asks.
+    pub fn unmanifested(
+        trigger: Trigger,
+        req: &OperatorRequest,
+        image_env: &[(String, String)],
+        has_rootfs: bool,
+    ) -> Result<RunPlan, PlanError> {
+        let mut env = BTreeMap::new();
+        if req.image_env {
+            for (k, v) in image_env {
+                env.insert(k.clone(), v.clone());
+            }
+        }
+        let mut given = std::collections::BTreeSet::new();
+        for (name, value) in &req.env {
+            if !given.insert(name.clone()) {
+                return Err(PlanError::EnvTwice { name: name.clone() });
+            }
+            env.insert(name.clone(), value.clone());
+        }
+        let mut mounts: Vec<PlannedMount> = Vec::new();
+        for m in &req.mounts {
+            if mounts.iter().any(|p| p.guest == m.guest) {
+                return Err(PlanError::MountTwice {
+                    guest: m.guest.to_string(),
+                });
+            }
+            mounts.push(PlannedMount {
+                host: m.host.clone(),
+                guest: m.guest.clone(),
+                access: m.access.unwrap_or(Access::ReadOnly),
+            });
+        }
+        if req.rootfs_read_only && !has_rootfs {
+            return Err(PlanError::NoRootfs);
+        }
+        if let Some(asked) = req.memory.filter(|m| *m < crate::manifest::MIN_MEMORY) {
+            return Err(PlanError::MemoryTooSmall { asked });
+        }
+        Ok(RunPlan {
+            trigger,
+            env,
+            mounts,
+            bundled: vec![],
+            rootfs: req.rootfs_read_only,
+            outbound_http: if req.deny_outbound {
+                vec![]
+            } else {
+                req.allow_outbound.clone()
+            },
+            memory: req.memory.unwrap_or(crate::manifest::DEFAULT_MEMORY),
+            timeout: req.timeout,
+            resolve: req.resolve.clone(),
+        })
+    }
+
     /// Combines the artifact's capabilities with the operator's request.
     pub fn new(caps: &ArtifactCapabilities, req: &OperatorRequest) -> Result<RunPlan, PlanError> {
+        if let Some(grant) = unmanifested_grants(req) {
+            return Err(PlanError::ManifestedGrant { grant });
+        }
         let c = &caps.capabilities;
         let mut env: BTreeMap<String, String> = c
             .env
@@ -270,6 +364,7 @@ impl RunPlan {
             env,
             mounts,
             bundled: c.files.iter().map(|f| f.guest.clone()).collect(),
+            rootfs: false,
             outbound_http: if req.deny_outbound {
                 vec![]
             } else {

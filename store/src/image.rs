@@ -12,6 +12,30 @@ use wpkg_spec::media::{Descriptor, ImageManifest};
 
 use crate::{Error, Store};
 
+/// What an image in the store holds, by layout.
+#[derive(Debug, Clone)]
+pub enum Content {
+    /// A Wasm OCI artifact (wpkg's own, or another tool's in the CNCF layout).
+    Artifact(Box<crate::artifact::LoadedArtifact>),
+    /// A Docker+Wasm container image.
+    Image(Box<LoadedImage>),
+}
+
+/// Reads the image behind `desc` in whichever layout it has.
+pub fn load_any(store: &Store, desc: &Descriptor) -> Result<Content, Error> {
+    let bytes = store.read_descriptor(desc)?;
+    let manifest: ImageManifest =
+        serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+            digest: desc.digest.clone(),
+            reason: format!("manifest does not parse: {e}"),
+        })?;
+    if wpkg_spec::image::is_image_config(&manifest.config.media_type) {
+        load_image(store, desc).map(|i| Content::Image(Box::new(i)))
+    } else {
+        crate::artifact::load(store, desc).map(|a| Content::Artifact(Box::new(a)))
+    }
+}
+
 /// A Docker+Wasm image read back from the store, every blob verified.
 #[derive(Debug, Clone)]
 pub struct LoadedImage {

@@ -4,6 +4,7 @@ mod archive;
 mod build;
 mod cli_output;
 mod demo;
+mod docker_wasm;
 mod hostile;
 mod http;
 mod interop;

@@ -297,6 +297,7 @@ pub fn command_manifest(name: &str, extra: &str) -> String {
 }
 
 pub mod demo;
+pub mod images;
 pub mod registry;
 pub mod serve;
 pub mod sigstore_services;

@@ -21,7 +21,10 @@ impl InspectArgs {
         let r = super::parse_ref(&self.reference)?;
         let store = crate::settings::open_store()?;
         let desc = store.resolve(&r)?;
-        let art = wpkg_store::artifact::load(&store, &desc)?;
+        let art = match wpkg_store::image::load_any(&store, &desc)? {
+            wpkg_store::image::Content::Artifact(a) => *a,
+            wpkg_store::image::Content::Image(img) => return self.image(&r, &desc, &img),
+        };
         let caps = art.capabilities()?;
         if self.json {
             let v = serde_json::json!({
@@ -85,6 +88,85 @@ impl InspectArgs {
             for m in &c.mounts {
                 t.push_str(&format!("  --mount DIR:{}\n", m.guest));
             }
+        }
+        super::out(&t)?;
+        super::ok()
+    }
+
+    /// A Docker+Wasm image: what it holds and what a run would get.
+    fn image(
+        &self,
+        r: &wpkg_spec::Reference,
+        desc: &wpkg_spec::media::Descriptor,
+        img: &wpkg_store::image::LoadedImage,
+    ) -> Result<ExitCode> {
+        let rc = img.config.config.clone().unwrap_or_default();
+        let env_names: Vec<String> = rc
+            .env
+            .iter()
+            .flatten()
+            .map(|kv| kv.split('=').next().unwrap_or(kv).to_owned())
+            .collect();
+        let permissions = [
+            "no wpkg manifest: everything is denied unless granted at run".to_owned(),
+            "files: none (--rootfs ro offers the image's files read-only at /)".to_owned(),
+            format!(
+                "environment: none (--image-env gives its Env: {})",
+                if env_names.is_empty() {
+                    "none".to_owned()
+                } else {
+                    env_names.join(", ")
+                }
+            ),
+            "outbound HTTP: none (--allow-outbound URL)".to_owned(),
+            "network sockets and DNS: none".to_owned(),
+            format!("memory: at most {}", wpkg_spec::manifest::DEFAULT_MEMORY),
+        ];
+        if self.json {
+            let v = serde_json::json!({
+                "reference": r.to_string(),
+                "digest": desc.digest,
+                "manifest": img.manifest,
+                "config": img.config,
+                "permissions": permissions,
+            });
+            super::out(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
+            return super::ok();
+        }
+        let mut t = String::new();
+        t.push_str(&format!("Reference: {}\n", r.familiar()));
+        t.push_str(&format!("Digest:    {}\n", desc.digest));
+        t.push_str(&format!(
+            "Kind:      container image ({}/{}, Docker+Wasm)\n",
+            img.config.os, img.config.architecture
+        ));
+        if let Some(c) = &img.config.created {
+            t.push_str(&format!("Created:   {c}\n"));
+        }
+        let list = |v: &Option<Vec<String>>| {
+            v.as_ref()
+                .map(|v| format!("{v:?}"))
+                .unwrap_or_else(|| "-".into())
+        };
+        t.push_str(&format!("Entrypoint: {}\n", list(&rc.entrypoint)));
+        t.push_str(&format!("Cmd:        {}\n", list(&rc.cmd)));
+        if let Some(w) = &rc.working_dir {
+            t.push_str(&format!(
+                "WorkingDir: {w} (not applied: WASI has no working directory)\n"
+            ));
+        }
+        t.push_str("Layers:\n");
+        for (l, _) in &img.layers {
+            t.push_str(&format!(
+                "  {}  {}  {}\n",
+                l.digest,
+                l.media_type,
+                super::human_size(l.size)
+            ));
+        }
+        t.push_str("Permissions:\n");
+        for p in &permissions {
+            t.push_str(&format!("  {p}\n"));
         }
         super::out(&t)?;
         super::ok()

@@ -22,7 +22,12 @@ Exit codes: the guest's own; 124 time limit; 134 trap; 137 memory limit; 125 wpk
 A registry reference is pulled when the local store lacks it (--pull missing), every digest \
 checked on the way in and again as it is read. A pulled image runs only if one of its \
 signatures verifies under the trust policy (`wpkg trust`); images built or loaded here need none.\n\n\
-Examples:\n  wpkg run hello:0.1.0 -- alice\n  wpkg run ghcr.io/acme/hello:1.0\n  wpkg run ./examples/files --mount ./out:/out\n  wpkg run app:1 --env API_TOKEN=secret --timeout 5s"
+Images without a wpkg manifest (Docker+Wasm `wasi/wasm` images, other tools' Wasm \
+artifacts) get nothing but what the operator grants: --env and --mount for any name and path, \
+--allow-outbound URL for HTTP guests, and for container images --rootfs ro (their files, \
+read-only at /) and --image-env (their Env). Their argv is Entrypoint + Cmd, the arguments \
+after `--` replacing Cmd, as in Docker.\n\n\
+Examples:\n  wpkg run hello:0.1.0 -- alice\n  wpkg run ghcr.io/acme/hello:1.0\n  wpkg run ./examples/files --mount ./out:/out\n  wpkg run app:1 --env API_TOKEN=secret --timeout 5s\n  wpkg run ghcr.io/acme/wasi-app:1 --rootfs ro --image-env -- --verbose"
 )]
 pub struct RunArgs {
     /// An image (NAME[:TAG], NAME@sha256:...) or a project directory (built first).
@@ -45,6 +50,17 @@ pub struct RunArgs {
     /// Refuse all outbound HTTP, whatever the artifact declares.
     #[arg(long)]
     pub deny_outbound: bool,
+    /// Images without a wpkg manifest (Docker+Wasm, other tools' artifacts): allow
+    /// outbound HTTP to this destination (`scheme://host[:port]`, repeatable).
+    #[arg(long, value_name = "URL")]
+    pub allow_outbound: Vec<wpkg_spec::outbound::OutboundPattern>,
+    /// Docker+Wasm images: offer the image's own files at `/`, read-only (`ro`, the only
+    /// mode).
+    #[arg(long, value_enum, value_name = "MODE")]
+    pub rootfs: Option<RootfsMode>,
+    /// Docker+Wasm images: give the guest the image's `Env`.
+    #[arg(long)]
+    pub image_env: bool,
     /// HTTP trigger: the address to serve on (port 0 picks a free port).
     #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
@@ -67,6 +83,13 @@ pub struct RunArgs {
     pub policy: crate::policy::PolicyArgs,
     #[command(flatten)]
     pub remote_args: crate::remote::RemoteArgs,
+}
+
+/// How an image's own files are offered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum RootfsMode {
+    /// Read-only at `/`.
+    Ro,
 }
 
 /// When `wpkg run` pulls.
@@ -101,6 +124,9 @@ impl RunArgs {
             memory: self.memory,
             timeout: self.timeout.map(|t| t.0),
             deny_outbound: self.deny_outbound,
+            allow_outbound: self.allow_outbound.clone(),
+            rootfs_read_only: self.rootfs == Some(RootfsMode::Ro),
+            image_env: self.image_env,
             ..Default::default()
         };
         for e in &self.env {

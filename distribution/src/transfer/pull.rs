@@ -60,6 +60,10 @@ pub(crate) fn parse_manifest(
                 fetched.media_type
             ),
         })?;
+    // A container image is decided by its config (fetched by the caller).
+    if wpkg_spec::image::is_image_config(&m.config.media_type) {
+        return Ok(m);
+    }
     if let Some(what) = describe_non_wasm(&m) {
         return Err(TransferError::NotWasm {
             reference: remote.familiar(),
@@ -67,6 +71,60 @@ pub(crate) fn parse_manifest(
         });
     }
     Ok(m)
+}
+
+/// Largest container image config wpkg reads.
+const MAX_IMAGE_CONFIG: u64 = 1024 * 1024;
+
+/// A container image is pulled only when its config names a Wasm platform and every
+/// layer is one wpkg can apply (Docker+Wasm images); others are refused by what they are.
+fn check_wasm_image(
+    registry: &Registry,
+    remote: &Reference,
+    manifest: &ImageManifest,
+) -> Result<(), TransferError> {
+    let bytes = registry.get_small_blob(remote, &manifest.config, MAX_IMAGE_CONFIG)?;
+    let config: wpkg_spec::image::ImageConfig =
+        serde_json::from_slice(&bytes).map_err(|e| RegistryError::Protocol {
+            registry: remote.registry.clone(),
+            detail: format!(
+                "the image config of `{}` does not parse: {e}",
+                remote.familiar()
+            ),
+        })?;
+    let not_wasm = |what: String| TransferError::NotWasm {
+        reference: remote.familiar(),
+        what,
+    };
+    if !config.is_wasm() {
+        let mut types: Vec<&str> = manifest
+            .layers
+            .iter()
+            .map(|l| l.media_type.as_str())
+            .collect();
+        types.dedup();
+        let platform = if config.os.is_empty() {
+            String::new()
+        } else {
+            format!(" for {}/{}", config.os, config.architecture)
+        };
+        return Err(not_wasm(format!(
+            "it is a container image{platform} ({} layer(s) of {}); run it with docker or podman",
+            manifest.layers.len(),
+            types.join(", ")
+        )));
+    }
+    if let Some(l) = manifest
+        .layers
+        .iter()
+        .find(|l| wpkg_spec::image::layer_kind(&l.media_type).is_none())
+    {
+        return Err(not_wasm(format!(
+            "it is a wasi/wasm image with a layer of media type `{}`, which wpkg does not apply",
+            l.media_type
+        )));
+    }
+    Ok(())
 }
 
 /// Picks the Wasm entry of an index (attestation entries skipped), or refuses naming
@@ -131,6 +189,9 @@ pub fn pull(
         }
     }
     let manifest = parse_manifest(remote, &fetched)?;
+    if wpkg_spec::image::is_image_config(&manifest.config.media_type) {
+        check_wasm_image(registry, remote, &manifest)?;
+    }
     let mut report = PullReport {
         descriptor: Descriptor {
             media_type: fetched.media_type.clone(),

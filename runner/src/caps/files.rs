@@ -21,6 +21,9 @@ pub fn validate(plan: &RunPlan, bundled_root: Option<&Path>) -> Result<(), Error
             });
         }
     }
+    if plan.rootfs && !bundled_root.is_some_and(Path::is_dir) {
+        return Err(Error::BundledMissing { guest: "/".into() });
+    }
     for g in &plan.bundled {
         if !bundled_root.is_some_and(|root| host_dir(root, g.as_str()).is_dir()) {
             return Err(Error::BundledMissing {
@@ -42,6 +45,14 @@ pub fn apply(
     builder: &mut WasiCtxBuilder,
 ) -> Result<(), Error> {
     if let Some(root) = bundled_root {
+        if plan.rootfs {
+            builder
+                .preopened_dir(root, "/", FsPerms::ReadOnly)
+                .map_err(|e| Error::BundledOpen {
+                    guest: "/".into(),
+                    source: as_io(e),
+                })?;
+        }
         for g in &plan.bundled {
             builder
                 .preopened_dir(host_dir(root, g.as_str()), g.as_str(), FsPerms::ReadOnly)

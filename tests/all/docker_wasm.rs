@@ -1,0 +1,249 @@
+//! The images people already publish: Docker+Wasm `wasi/wasm` images laid out as buildx
+//! writes them (tar and tar+gzip layers, an index with linux/amd64, wasm and attestation
+//! entries, OCI and Docker v2 media types), pushed with skopeo to a real registry and
+//! run by wpkg: Docker's argv rules, nothing granted unless the operator says so, every
+//! layer escape refused with nothing written outside the store.
+
+use serde_json::json;
+use wpkg_tests::images::{skopeo_copy, tar, Item, Layout, TAR, TAR_GZIP};
+use wpkg_tests::registry::{Registry, Setup};
+use wpkg_tests::{guest, Env, Run};
+
+/// A wasi/wasm image of the hostile guest: its files (`/data/msg.txt`, and a file a
+/// later layer whites out), `Entrypoint` the wasm, `Cmd` a default probe, an `Env`.
+fn wasi_image(layout: &Layout, os: &str, target: &str) -> serde_json::Value {
+    let wasm = std::fs::read(guest("hostile", target)).unwrap();
+    let lower = tar(&[
+        Item::File("hostile.wasm", &wasm),
+        Item::Dir("data/"),
+        Item::File("data/msg.txt", b"from the image"),
+        Item::File("data/old.txt", b"whited out"),
+    ]);
+    let upper = tar(&[Item::File("data/.wh.old.txt", b"")]);
+    layout.image(
+        json!({
+            "architecture": "wasm", "os": os,
+            "config": {
+                "Entrypoint": ["/hostile.wasm"],
+                "Cmd": ["read", "/data/msg.txt"],
+                "Env": ["IMAGE_SECRET=from-image"],
+                "WorkingDir": "/",
+            },
+        }),
+        &[(TAR_GZIP, lower), (TAR, upper)],
+    )
+}
+
+fn linux_image(layout: &Layout) -> serde_json::Value {
+    layout.image(
+        json!({"architecture": "amd64", "os": "linux", "config": {"Entrypoint": ["/bin/sh"]}}),
+        &[(TAR_GZIP, tar(&[Item::File("bin/sh", b"not wasm")]))],
+    )
+}
+
+fn attestation(layout: &Layout) -> serde_json::Value {
+    layout.image(
+        json!({"architecture": "unknown", "os": "unknown"}),
+        &[(TAR, tar(&[Item::File("sbom.json", b"{}")]))],
+    )
+}
+
+/// Runs `wpkg run --insecure-skip-verify REF [flags] [-- args]`.
+fn run(env: &Env, image: &str, flags: &[&str], args: &[&str]) -> Run {
+    let mut all = vec!["run", "--insecure-skip-verify", image];
+    all.extend_from_slice(flags);
+    if !args.is_empty() {
+        all.push("--");
+        all.extend_from_slice(args);
+    }
+    env.wpkg(&all)
+}
+
+#[track_caller]
+fn denied(r: Run) {
+    assert!(
+        !r.stdout.contains("LEAK"),
+        "granted without a grant: {r:#?}"
+    );
+    r.code(0).stdout_has("denied:");
+}
+
+#[track_caller]
+fn granted(r: Run, code: i32) -> Run {
+    r.code(code).stdout_has("LEAK:")
+}
+
+#[test]
+fn buildx_style_images_run_with_docker_argv_and_only_explicit_grants() {
+    let reg = Registry::start(Setup::Plain);
+    let scratch = Env::new();
+    let mut layout = Layout::new(&scratch.path("layout"));
+    let p1 = wasi_image(&layout, "wasip1", "wasm32-wasip1");
+    let index = layout.index(&[
+        (linux_image(&layout), "linux", "amd64", false),
+        (p1.clone(), "wasip1", "wasm", false),
+        (attestation(&layout), "unknown", "unknown", true),
+    ]);
+    layout.tag("multi", &index);
+    layout.tag("p1", &p1);
+    let p2 = wasi_image(&layout, "wasip2", "wasm32-wasip2");
+    layout.tag("p2", &p2);
+    let multi = format!("{}/w/app:multi", reg.host);
+    let docker = format!("{}/w/app:docker", reg.host);
+    let component = format!("{}/w/app:p2", reg.host);
+    skopeo_copy(&[
+        "--all",
+        &layout.skopeo_ref("multi"),
+        &format!("docker://{multi}"),
+    ]);
+    // Docker v2 schema 2 media types (manifest, config, layers), as `docker push` makes.
+    skopeo_copy(&[
+        "--format",
+        "v2s2",
+        &layout.skopeo_ref("p1"),
+        &format!("docker://{docker}"),
+    ]);
+    skopeo_copy(&[&layout.skopeo_ref("p2"), &format!("docker://{component}")]);
+
+    let env = Env::new();
+    // Trust applies as to any pulled image.
+    env.wpkg(&["run", &multi])
+        .code(125)
+        .stderr_has("refusing to run");
+    // Cmd is the default probe; nothing is granted: the image's own files are invisible.
+    denied(run(&env, &multi, &[], &[]));
+    // --rootfs ro: its files at /, read-only; the later layer's whiteout holds.
+    granted(run(&env, &multi, &["--rootfs", "ro"], &[]), 42).stdout_has("read /data/msg.txt");
+    denied(run(
+        &env,
+        &multi,
+        &["--rootfs", "ro"],
+        &["read", "/data/old.txt"],
+    ));
+    denied(run(
+        &env,
+        &multi,
+        &["--rootfs", "ro"],
+        &["write", "/data/new.txt"],
+    ));
+    // Its Env only with --image-env; operator --env for any name (no manifest declares).
+    denied(run(&env, &multi, &[], &["env", "IMAGE_SECRET"]));
+    granted(
+        run(&env, &multi, &["--image-env"], &["env", "IMAGE_SECRET"]),
+        42,
+    )
+    .stdout_has("IMAGE_SECRET=from-image");
+    granted(
+        run(&env, &multi, &["--env", "MINE=1"], &["env", "MINE"]),
+        42,
+    );
+    // Sockets are never granted.
+    denied(run(&env, &multi, &[], &["dns", "localhost"]));
+    // inspect says what it would get and how to grant more.
+    env.wpkg(&["inspect", &multi])
+        .ok()
+        .stdout_has("container image (wasip1/wasm, Docker+Wasm)")
+        .stdout_has("--rootfs ro")
+        .stdout_has("--image-env gives its Env: IMAGE_SECRET");
+
+    // The same image with Docker media types.
+    granted(run(&env, &docker, &["--rootfs", "ro"], &[]), 42);
+    // A p2 component image (a leak exits 1 there: wasi:cli/exit).
+    denied(run(&env, &component, &[], &[]));
+    granted(run(&env, &component, &["--rootfs", "ro"], &[]), 1);
+    // A pulled image pushes on as it is, and travels through save/load.
+    let copy = format!("{}/w/copy:1", reg.host);
+    env.wpkg(&["push", "-q", &docker, &copy]).ok();
+    granted(run(&Env::new(), &copy, &["--rootfs", "ro"], &[]), 42);
+    let archive = env.path("app.tar");
+    env.wpkg(&["save", "-o", archive.to_str().unwrap(), &docker])
+        .ok();
+    let other = Env::new();
+    other.wpkg(&["load", "-i", archive.to_str().unwrap()]).ok();
+    granted(
+        other.wpkg(&["run", &docker, "--pull", "never", "--rootfs", "ro"]),
+        42,
+    );
+    // Grants meant for unmanifested content are refused for a wpkg artifact.
+    let mine = Env::new();
+    let wasm = guest("example-hello", "wasm32-wasip2");
+    let dir = mine.project("hello", &wasm, &wpkg_tests::command_manifest("hello", ""));
+    mine.build(&dir, "hello:1");
+    mine.wpkg(&["run", "hello:1", "--allow-outbound", "http://example.com"])
+        .code(125)
+        .stderr_has("has a wpkg manifest");
+}
+
+#[test]
+fn no_wasm_platform_and_unsafe_layers_are_refused() {
+    let reg = Registry::start(Setup::Plain);
+    let scratch = Env::new();
+    let mut layout = Layout::new(&scratch.path("layout"));
+    let index = layout.index(&[
+        (linux_image(&layout), "linux", "amd64", false),
+        (attestation(&layout), "unknown", "unknown", true),
+    ]);
+    layout.tag("linux", &index);
+    let wasm = std::fs::read(guest("hostile", "wasm32-wasip1")).unwrap();
+    let hostile_layers: Vec<(&str, Vec<u8>)> = vec![
+        ("dotdot", tar(&[Item::File("../evil", b"x")])),
+        ("absolute", tar(&[Item::File("/evil", b"x")])),
+        ("link-out", tar(&[Item::Symlink("out", "/")])),
+        (
+            "through-link",
+            tar(&[
+                Item::Dir("sub/"),
+                Item::Symlink("via", "sub"),
+                Item::File("via/evil", b"x"),
+            ]),
+        ),
+    ];
+    for (name, layer) in &hostile_layers {
+        let img = layout.image(
+            json!({"architecture": "wasm", "os": "wasip1",
+                   "config": {"Entrypoint": ["/hostile.wasm"], "Cmd": ["env", "X"]}}),
+            &[
+                (TAR, tar(&[Item::File("hostile.wasm", &wasm)])),
+                (TAR, layer.clone()),
+            ],
+        );
+        layout.tag(name, &img);
+        skopeo_copy(&[
+            &layout.skopeo_ref(name),
+            &format!("docker://{}/w/bad:{name}", reg.host),
+        ]);
+    }
+    skopeo_copy(&[
+        "--all",
+        &layout.skopeo_ref("linux"),
+        &format!("docker://{}/w/linux:1", reg.host),
+    ]);
+
+    let env = Env::new();
+    env.wpkg(&["pull", &format!("{}/w/linux:1", reg.host)])
+        .code(125)
+        .stderr_has("multi-platform image for linux/amd64 with no wasm entry");
+    for (name, _) in &hostile_layers {
+        run(&env, &format!("{}/w/bad:{name}", reg.host), &[], &[])
+            .code(125)
+            .stderr_has("unsafe entry")
+            .stderr_has("nothing was extracted");
+    }
+    // Nothing named `evil` anywhere under the test's directories, and no half rootfs.
+    let mut stack = vec![env.dir.path().to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            assert!(name != "evil", "written: {}", e.path().display());
+            assert!(
+                !name.starts_with(".rootfs-"),
+                "left behind: {}",
+                e.path().display()
+            );
+            if e.file_type().unwrap().is_dir() {
+                stack.push(e.path());
+            }
+        }
+    }
+    assert!(!std::path::Path::new("/evil").exists());
+}
