@@ -151,6 +151,41 @@ fn buildx_style_images_run_with_docker_argv_and_only_explicit_grants() {
     // A p2 component image (a leak exits 1 there: wasi:cli/exit).
     denied(run(&env, &component, &[], &[]));
     granted(run(&env, &component, &["--rootfs", "ro"], &[]), 1);
+    // Signed like any image: pulled here, signed with a key, pushed; a consumer that
+    // trusts the key runs it without --insecure-skip-verify.
+    let key_env =
+        |env: &Env, args: &[&str]| env.wpkg_with(args, &[("COSIGN_PASSWORD", "pw")], None);
+    let prefix = env.path("publisher");
+    key_env(
+        &env,
+        &["keygen", "--output-key-prefix", prefix.to_str().unwrap()],
+    )
+    .ok();
+    let signed = format!("{}/w/signed:1", reg.host);
+    env.wpkg(&["tag", &docker, &signed]).ok();
+    key_env(
+        &env,
+        &[
+            "push",
+            "-q",
+            "--sign",
+            "--key",
+            &format!("{}.key", prefix.display()),
+            &signed,
+        ],
+    )
+    .ok();
+    let consumer = Env::new();
+    consumer
+        .wpkg(&[
+            "trust",
+            "add",
+            &format!("{}/w/*", reg.host),
+            "--key",
+            &format!("{}.pub", prefix.display()),
+        ])
+        .ok();
+    granted(consumer.wpkg(&["run", &signed, "--rootfs", "ro"]), 42).stderr_has("verified");
     // A pulled image pushes on as it is, and travels through save/load.
     let copy = format!("{}/w/copy:1", reg.host);
     env.wpkg(&["push", "-q", &docker, &copy]).ok();
@@ -246,4 +281,47 @@ fn no_wasm_platform_and_unsafe_layers_are_refused() {
         }
     }
     assert!(!std::path::Path::new("/evil").exists());
+}
+
+#[test]
+fn an_http_handler_image_calls_out_only_where_the_operator_allows() {
+    let reg = Registry::start(Setup::Plain);
+    let scratch = Env::new();
+    let mut layout = Layout::new(&scratch.path("layout"));
+    let wasm = std::fs::read(guest("example-http-fetch", "wasm32-wasip2")).unwrap();
+    let img = layout.image(
+        json!({"architecture": "wasm", "os": "wasip2",
+               "config": {"Entrypoint": ["/fetch.wasm"]}}),
+        &[(TAR_GZIP, tar(&[Item::File("fetch.wasm", &wasm)]))],
+    );
+    layout.tag("fetch", &img);
+    let image = format!("{}/w/fetch:1", reg.host);
+    skopeo_copy(&[&layout.skopeo_ref("fetch"), &format!("docker://{image}")]);
+    let (up, hits) = wpkg_tests::serve::upstream(200, "upstream says hi");
+    let env = Env::new();
+    let serve = |extra: &[&str]| {
+        let mut args = vec![
+            "run",
+            "--insecure-skip-verify",
+            &image,
+            "--listen",
+            "127.0.0.1:0",
+        ];
+        args.extend_from_slice(extra);
+        wpkg_tests::serve::Server::start(env.cmd(&args)).unwrap()
+    };
+    // Nothing granted: the call is denied, and the guest sees it.
+    let server = serve(&[]);
+    let (status, body) = server.get(&format!("/fetch?url=http://{up}/")).unwrap();
+    assert_eq!(status, 502, "{body}");
+    assert!(body.contains("HttpRequestDenied"), "{body}");
+    drop(server);
+    assert_eq!(*hits.lock().unwrap(), 0);
+    // Granted by the operator: the same call goes out.
+    let allow = format!("http://{up}");
+    let server = serve(&["--allow-outbound", &allow]);
+    let (status, body) = server.get(&format!("/fetch?url=http://{up}/")).unwrap();
+    assert_eq!(status, 200, "{body}\n{}", server.stderr());
+    assert!(body.contains("upstream says hi"), "{body}");
+    assert_eq!(*hits.lock().unwrap(), 1);
 }

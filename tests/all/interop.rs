@@ -169,6 +169,16 @@ r.push(target='{image}', files=['layer.tar.gz:application/vnd.oci.image.layer.v1
         .ok()
         .stdout_has("Hello, oras!")
         .stdout_has("args: [\"oras\"]");
+    // Another tool's artifact has no wpkg manifest: the operator grants by name.
+    env.wpkg(&[
+        "run",
+        "--insecure-skip-verify",
+        &remote,
+        "--env",
+        "GREETING=Granted",
+    ])
+    .ok()
+    .stdout_has("Granted, world!");
     let r = env.wpkg(&["run", "--insecure-skip-verify", &remote]).ok();
     assert!(
         !r.stdout.contains("env:"),
