@@ -254,10 +254,68 @@ fn no_wasm_platform_and_unsafe_layers_are_refused() {
         &format!("docker://{}/w/linux:1", reg.host),
     ]);
 
+    // Entries wpkg cannot run: runwasi's `path#function`, no program, a missing file.
+    let wasm_layer = || (TAR, tar(&[Item::File("hostile.wasm", &wasm)]));
+    for (name, config) in [
+        ("function", json!({"Entrypoint": ["/hostile.wasm#run"]})),
+        ("no-entry", json!({})),
+        ("missing", json!({"Entrypoint": ["/nope.wasm"]})),
+    ] {
+        let img = layout.image(
+            json!({"architecture": "wasm", "os": "wasip1", "config": config}),
+            &[wasm_layer()],
+        );
+        layout.tag(name, &img);
+        skopeo_copy(&[
+            &layout.skopeo_ref(name),
+            &format!("docker://{}/w/entry:{name}", reg.host),
+        ]);
+    }
+    // A layer wpkg does not apply is refused, never skipped: the same image, its layer
+    // relabelled zstd in the registry.
+    let plain = layout.image(
+        json!({"architecture": "wasm", "os": "wasip1", "config": {"Entrypoint": ["/hostile.wasm"]}}),
+        &[wasm_layer()],
+    );
+    layout.tag("zstd", &plain);
+    skopeo_copy(&[
+        &layout.skopeo_ref("zstd"),
+        &format!("docker://{}/w/zstd:1", reg.host),
+    ]);
+    let out = std::process::Command::new("curl")
+        .args([
+            "-sf",
+            "-H",
+            &format!("Accept: {}", wpkg_tests::images::OCI_MANIFEST),
+        ])
+        .arg(format!("http://{}/v2/w/zstd/manifests/1", reg.host))
+        .output()
+        .expect("curl (bash scripts/setup.sh installs it)");
+    let mut m: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    m["layers"][0]["mediaType"] = json!("application/vnd.oci.image.layer.v1.tar+zstd");
+    crate::registry::put_manifest(
+        &reg.host,
+        "w/zstd",
+        "1",
+        wpkg_tests::images::OCI_MANIFEST,
+        &m.to_string(),
+    );
     let env = Env::new();
     env.wpkg(&["pull", &format!("{}/w/linux:1", reg.host)])
         .code(125)
         .stderr_has("multi-platform image for linux/amd64 with no wasm entry");
+    env.wpkg(&["pull", &format!("{}/w/zstd:1", reg.host)])
+        .code(125)
+        .stderr_has("tar+zstd`, which wpkg does not apply");
+    for (name, why) in [
+        ("function", "names a function"),
+        ("no-entry", "names no program"),
+        ("missing", "has no such file"),
+    ] {
+        run(&env, &format!("{}/w/entry:{name}", reg.host), &[], &[])
+            .code(125)
+            .stderr_has(why);
+    }
     for (name, _) in &hostile_layers {
         run(&env, &format!("{}/w/bad:{name}", reg.host), &[], &[])
             .code(125)
