@@ -104,15 +104,19 @@ fn prepare_image(
         .find(|(_, k)| *k == wpkg_spec::image::LayerKind::Wasm)
         .map(|(l, _)| wpkg_store::image::wasm_layer_path(l));
     let entry = Entry::of(&rc);
+    // `#_start` names what wpkg runs anyway (a module's entry point); any other
+    // function is refused rather than silently ignored.
     if let Some(Entry {
         path,
         function: Some(function),
     }) = &entry
     {
-        return Err(Error::EntryFunction {
-            path: path.clone(),
-            function: function.clone(),
-        });
+        if function != "_start" {
+            return Err(Error::EntryFunction {
+                path: path.clone(),
+                function: function.clone(),
+            });
+        }
     }
     let path = match (wasm_layer, &entry) {
         (Some(p), _) => p,

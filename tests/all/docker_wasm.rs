@@ -260,6 +260,10 @@ fn no_wasm_platform_and_unsafe_layers_are_refused() {
         ("function", json!({"Entrypoint": ["/hostile.wasm#run"]})),
         ("no-entry", json!({})),
         ("missing", json!({"Entrypoint": ["/nope.wasm"]})),
+        (
+            "start",
+            json!({"Entrypoint": ["/hostile.wasm#_start"], "Cmd": ["env", "X"]}),
+        ),
     ] {
         let img = layout.image(
             json!({"architecture": "wasm", "os": "wasip1", "config": config}),
@@ -307,6 +311,8 @@ fn no_wasm_platform_and_unsafe_layers_are_refused() {
     env.wpkg(&["pull", &format!("{}/w/zstd:1", reg.host)])
         .code(125)
         .stderr_has("tar+zstd`, which wpkg does not apply");
+    // `#_start` is what runs anyway: accepted.
+    denied(run(&env, &format!("{}/w/entry:start", reg.host), &[], &[]));
     for (name, why) in [
         ("function", "names a function"),
         ("no-entry", "names no program"),
