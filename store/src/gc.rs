@@ -81,6 +81,20 @@ impl Store {
                 removed += 1;
             }
         }
+        // Container images' applied layers go with their manifest. Temp directories
+        // (`.rootfs-*`) may belong to a run extracting right now: left alone.
+        let rootfs = self.root().join("rootfs");
+        if let Ok(entries) = fs::read_dir(&rootfs) {
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let Ok(digest) = wpkg_spec::Digest::from_hex(&name) else {
+                    continue;
+                };
+                if !keep.contains(digest.as_str()) {
+                    fs::remove_dir_all(entry.path()).map_err(|e| io_err(&entry.path(), e))?;
+                }
+            }
+        }
         Ok(removed)
     }
 }

@@ -199,6 +199,11 @@ fn buildx_style_images_run_with_docker_argv_and_only_explicit_grants() {
         other.wpkg(&["run", &docker, "--pull", "never", "--rootfs", "ro"]),
         42,
     );
+    // `wpkg rm` takes the applied layers with the image.
+    let rootfs = other.home().join("store/rootfs");
+    assert_eq!(std::fs::read_dir(&rootfs).unwrap().count(), 1);
+    other.wpkg(&["rm", &docker]).ok();
+    assert_eq!(std::fs::read_dir(&rootfs).unwrap().count(), 0);
     // Grants meant for unmanifested content are refused for a wpkg artifact.
     let mine = Env::new();
     let wasm = guest("example-hello", "wasm32-wasip2");
