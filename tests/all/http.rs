@@ -329,6 +329,27 @@ fn trap_timeout_and_memory_answer_errors_and_the_server_keeps_serving() {
 }
 
 #[test]
+fn no_state_survives_from_one_request_to_the_next() {
+    let env = Env::new();
+    let server = hostile_server(&env, &[]);
+    // Control: within one request the counter counts.
+    assert_eq!(server.get("/count?3").unwrap().1.trim(), "count: 3");
+    // Each request gets a fresh instance, sequential or concurrent.
+    for _ in 0..5 {
+        assert_eq!(server.get("/count").unwrap().1.trim(), "count: 1");
+    }
+    let handles: Vec<_> = (0..8)
+        .map(|_| {
+            let addr = server.addr.clone();
+            std::thread::spawn(move || wpkg_tests::serve::http_get(&addr, "/count").unwrap().1)
+        })
+        .collect();
+    for h in handles {
+        assert_eq!(h.join().unwrap().trim(), "count: 1");
+    }
+}
+
+#[test]
 fn concurrency_cap_answers_503() {
     let env = Env::new();
     let server = hostile_server(&env, &["--max-concurrent", "1"]);

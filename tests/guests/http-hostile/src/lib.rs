@@ -1,7 +1,8 @@
 //! A hostile `wasi:http/proxy` guest. Paths:
 //! `/trap` panics; `/loop` spins forever; `/sleep` blocks for an hour; `/membomb`
 //! allocates without end; `/tcp?ADDR` opens a raw TCP connection; `/dns?NAME` resolves
-//! a name; `/env?NAME` reads a variable; `/read?PATH` reads a file. Attempts answer
+//! a name; `/env?NAME` reads a variable; `/read?PATH` reads a file; `/count?N` bumps an
+//! instance-global counter N times and answers its value. Attempts answer
 //! `denied: ...` (status 200) when refused and `LEAK: ...` (status 500) when they work.
 
 #[path = "../../probes.rs"]
@@ -13,6 +14,10 @@ use wasi::http::types::{
 };
 
 struct Handler;
+
+/// Lives as long as the instance: more than 1 after a second request would mean an
+/// instance was reused.
+static COUNTER: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 fn respond(out: ResponseOutparam, status: u16, text: &str) {
     let response = OutgoingResponse::new(Fields::new());
@@ -59,6 +64,16 @@ impl wasi::exports::http::incoming_handler::Guest for Handler {
             "/dns" => attempt(probes::dns(&arg)),
             "/env" => attempt(probes::env(&arg)),
             "/read" => attempt(probes::read(&arg)),
+            // Instance state: a fresh instance per request always answers 1 (`?N` counts
+            // N times in this request, the control that the counter counts).
+            "/count" => {
+                let n: u32 = arg.parse().unwrap_or(1);
+                let mut last = 0;
+                for _ in 0..n {
+                    last = COUNTER.fetch_add(1, std::sync::atomic::Ordering::SeqCst) + 1;
+                }
+                (200, format!("count: {last}\n"))
+            }
             _ => (404, "unknown path\n".into()),
         };
         respond(out, status, &text)
