@@ -5,6 +5,7 @@ mod build;
 mod cli_output;
 mod demo;
 mod docker_wasm;
+mod faults;
 mod hostile;
 mod http;
 mod interop;

@@ -503,6 +503,11 @@ pub enum Fault {
         /// Bytes before it dies.
         after: u64,
     },
+    /// Answers trickle from server to client at this many bytes per second.
+    Trickle {
+        /// The rate.
+        bytes_per_sec: u64,
+    },
 }
 
 /// A TCP proxy in front of a registry that breaks connections on purpose.
@@ -551,10 +556,21 @@ impl Proxy {
                 open.lock().unwrap().push(client.try_clone().unwrap());
                 open.lock().unwrap().push(server.try_clone().unwrap());
                 let (cl2, sv2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                // server -> client: plain copy.
+                // server -> client: plain copy, or trickled.
                 std::thread::spawn(move || {
                     let (mut from, mut to) = (sv2, cl2);
-                    let _ = std::io::copy(&mut from, &mut to);
+                    if let Fault::Trickle { bytes_per_sec } = fault {
+                        let mut buf = [0u8; 4096];
+                        let pause = Duration::from_secs_f64(4096.0 / bytes_per_sec.max(1) as f64);
+                        while let Ok(n) = from.read(&mut buf) {
+                            if n == 0 || to.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                            std::thread::sleep(pause);
+                        }
+                    } else {
+                        let _ = std::io::copy(&mut from, &mut to);
+                    }
                     let _ = to.shutdown(Shutdown::Both);
                 });
                 // client -> server: counted, cut per the fault.
@@ -575,6 +591,7 @@ impl Proxy {
                                 mine >= after && cuts.load(Ordering::Relaxed) == 0
                             }
                             Fault::Die { after } => all >= after,
+                            Fault::Trickle { .. } => false,
                         };
                         if cut {
                             cuts.fetch_add(1, Ordering::Relaxed);
