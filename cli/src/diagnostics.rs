@@ -179,9 +179,6 @@ fn registry_hint(r: &RegistryError) -> Option<String> {
         RegistryError::UntrustedCertificate { .. } => {
             "pass --ca-file CA.pem (or set WPKG_CA_FILE) to trust its CA".into()
         }
-        RegistryError::NeedsInsecure { registry, .. } => {
-            format!("if it is a plain-HTTP registry you trust, pass `--insecure {registry}`")
-        }
         RegistryError::InsecureTokenService { host, .. } => {
             format!("pass `--insecure {host}` if you trust it")
         }

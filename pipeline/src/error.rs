@@ -194,12 +194,4 @@ pub enum Error {
     /// Keyless signing failed.
     #[error("keyless signing failed")]
     Keyless(#[source] Box<wpkg_signing::keyless_sign::KeylessError>),
-    /// A file could not be written.
-    #[error("cannot write {}", path.display())]
-    Write {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        source: std::io::Error,
-    },
 }

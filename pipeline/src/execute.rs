@@ -125,7 +125,7 @@ fn prepare_image(
     };
     let wasm = read_entry(&rootfs, &path)?;
     let (kind, info) =
-        wpkg_store::artifact::inspect_wasm(&wasm).map_err(|reason| Error::BadEntry {
+        wpkg_store::artifact::classify_wasm(&wasm).map_err(|reason| Error::BadEntry {
             path: path.clone(),
             reason,
         })?;

@@ -87,19 +87,7 @@ pub fn sign_with_key(
     for b in &blobs {
         store.put_blob(b)?;
     }
-    let digest = store.put_blob(&manifest)?;
-    store.set_tag_locked(
-        &lock,
-        &tag,
-        &Descriptor {
-            media_type: wpkg_spec::media::OCI_MANIFEST.into(),
-            digest,
-            size: manifest.len() as u64,
-            artifact_type: None,
-            annotations: Default::default(),
-            platform: None,
-        },
-    )?;
+    store.put_and_tag_locked(&lock, &tag, wpkg_spec::media::OCI_MANIFEST, &manifest)?;
     Ok(Made::Key(key.public().fingerprint()))
 }
 

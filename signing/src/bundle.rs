@@ -121,6 +121,24 @@ struct Dsse {
     signatures: Vec<DsseSig>,
 }
 
+impl Dsse {
+    /// The in-toto payload and the one signature of the envelope, decoded.
+    fn open(&self) -> Result<(Vec<u8>, Vec<u8>), String> {
+        if self.payload_type != "application/vnd.in-toto+json" {
+            return Err(format!(
+                "unsupported DSSE payload type `{}`",
+                self.payload_type
+            ));
+        }
+        let payload = decode_b64(&self.payload).ok_or("the DSSE payload is not base64")?;
+        let [sig] = self.signatures.as_slice() else {
+            return Err("a DSSE envelope must carry exactly one signature".into());
+        };
+        let sig = decode_b64(&sig.sig).ok_or("the DSSE signature is not base64")?;
+        Ok((payload, sig))
+    }
+}
+
 #[derive(Deserialize)]
 struct DsseSig {
     sig: String,
@@ -242,17 +260,7 @@ pub fn verify_keyless_bundle(
     let env = b.dsse_envelope.as_ref().ok_or(
         "it is a keyless message signature; wpkg reads keyless image signatures as DSSE bundles (cosign v3)",
     )?;
-    if env.payload_type != "application/vnd.in-toto+json" {
-        return Err(format!(
-            "unsupported DSSE payload type `{}`",
-            env.payload_type
-        ));
-    }
-    let payload = decode_b64(&env.payload).ok_or("the DSSE payload is not base64")?;
-    let [sig] = env.signatures.as_slice() else {
-        return Err("a DSSE envelope must carry exactly one signature".into());
-    };
-    let sig = decode_b64(&sig.sig).ok_or("the DSSE signature is not base64")?;
+    let (payload, sig) = env.open()?;
     let who = crate::keyless::verify_dsse_keyless(
         &crate::keyless::DsseKeyless {
             leaf_der: &leaf,
@@ -285,17 +293,7 @@ pub fn verify_bundle(
     let want = Digest::parse(manifest_digest).map_err(|e| e.to_string())?;
     let want_hex = want.hex();
     if let Some(env) = b.dsse_envelope {
-        if env.payload_type != "application/vnd.in-toto+json" {
-            return Err(format!(
-                "unsupported DSSE payload type `{}`",
-                env.payload_type
-            ));
-        }
-        let payload = decode_b64(&env.payload).ok_or("the DSSE payload is not base64")?;
-        let [sig] = env.signatures.as_slice() else {
-            return Err("a DSSE envelope must carry exactly one signature".into());
-        };
-        let sig = decode_b64(&sig.sig).ok_or("the DSSE signature is not base64")?;
+        let (payload, sig) = env.open()?;
         let pae = dsse_pae(&env.payload_type, &payload);
         let key = keys
             .iter()

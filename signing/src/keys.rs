@@ -100,7 +100,8 @@ fn pem_decode(text: &str) -> Result<(String, Vec<u8>), SignatureError> {
     Ok((label, bytes))
 }
 
-fn pem_encode(label: &str, bytes: &[u8]) -> String {
+/// A PEM block: base64 of `bytes` in 64-character lines between BEGIN/END `label`.
+pub(crate) fn pem_encode(label: &str, bytes: &[u8]) -> String {
     let b = B64.encode(bytes);
     let mut out = format!("-----BEGIN {label}-----\n");
     for chunk in b.as_bytes().chunks(64) {

@@ -34,20 +34,34 @@ impl WasmKind {
 /// Checks that `bytes` are valid wasm and tells a component from a core module;
 /// for a component, lists its top-level imports and exports.
 pub fn inspect_wasm(bytes: &[u8]) -> Result<(WasmKind, Option<ComponentInfo>), String> {
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        return Err("it is not a WebAssembly binary (no `\\0asm` header)".into());
-    }
-    let kind = if wasmparser::Parser::is_component(bytes) {
-        WasmKind::Component
-    } else if wasmparser::Parser::is_core_wasm(bytes) {
-        WasmKind::Module
-    } else {
-        return Err("unknown WebAssembly binary version".into());
-    };
+    let described = classify_wasm(bytes)?;
     let mut validator = wasmparser::Validator::new_with_features(wasmparser::WasmFeatures::all());
     validator
         .validate_all(bytes)
         .map_err(|e| format!("it is not valid WebAssembly: {}", e.message()))?;
+    Ok(described)
+}
+
+/// Tells a component from a core module and lists a component's top-level imports and
+/// exports, without validating the whole binary (the engine validates when it compiles;
+/// a run that finds its code in the cache compiled these exact bytes before).
+pub fn classify_wasm(bytes: &[u8]) -> Result<(WasmKind, Option<ComponentInfo>), String> {
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        return Err("it is not a WebAssembly binary (no `\\0asm` header)".into());
+    }
+    if wasmparser::Parser::is_component(bytes) {
+        describe_wasm(WasmKind::Component, bytes)
+    } else if wasmparser::Parser::is_core_wasm(bytes) {
+        Ok((WasmKind::Module, None))
+    } else {
+        Err("unknown WebAssembly binary version".into())
+    }
+}
+
+fn describe_wasm(
+    kind: WasmKind,
+    bytes: &[u8],
+) -> Result<(WasmKind, Option<ComponentInfo>), String> {
     if kind == WasmKind::Module {
         return Ok((kind, None));
     }
@@ -459,23 +473,16 @@ pub fn extract_files(store: &Store, layer: &Descriptor, dest: &Path) -> Result<(
         return Ok(());
     }
     let bytes = store.read_descriptor(layer)?;
-    let parent = dest.parent().expect("destination has a parent");
-    std::fs::create_dir_all(parent).map_err(|e| Error::Io {
-        path: parent.to_owned(),
-        source: e,
-    })?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".extract-")
-        .tempdir_in(parent)
-        .map_err(|e| Error::Io {
-            path: parent.to_owned(),
-            source: e,
-        })?;
+    crate::layout::build_dir_atomically(dest, ".extract-", |tmp| unpack_files(layer, &bytes, tmp))
+}
+
+/// Unpacks a bundled-files layer (`bytes`, tar+gzip) into `tmp`.
+fn unpack_files(layer: &Descriptor, bytes: &[u8], tmp: &Path) -> Result<(), Error> {
     let bad = |reason: String| Error::BadManifest {
         digest: layer.digest.clone(),
         reason,
     };
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes.as_slice()));
+    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
     for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
         let mut entry = entry.map_err(|e| bad(format!("files layer: {e}")))?;
         let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
@@ -488,7 +495,7 @@ pub fn extract_files(store: &Store, layer: &Descriptor, dest: &Path) -> Result<(
                 path.display()
             )));
         }
-        let out = tmp.path().join(&path);
+        let out = tmp.join(&path);
         match entry.header().entry_type() {
             tar::EntryType::Directory => {
                 std::fs::create_dir_all(&out).map_err(|e| Error::Io {
@@ -518,16 +525,6 @@ pub fn extract_files(store: &Store, layer: &Descriptor, dest: &Path) -> Result<(
                 path.display()
             )))
             }
-        }
-    }
-    let kept = tmp.keep();
-    if let Err(e) = std::fs::rename(&kept, dest) {
-        let _ = std::fs::remove_dir_all(&kept);
-        if !dest.is_dir() {
-            return Err(Error::Io {
-                path: dest.to_owned(),
-                source: e,
-            });
         }
     }
     Ok(())

@@ -128,19 +128,8 @@ impl Store {
             index.manifests.push(referrer.descriptor.clone());
         }
         let bytes = serde_json::to_vec(&index).expect("JSON serializes");
-        let digest = self.put_blob(&bytes)?;
-        self.set_tag_locked(
-            &lock,
-            &tag,
-            &Descriptor {
-                media_type: media::OCI_INDEX.into(),
-                digest,
-                size: bytes.len() as u64,
-                artifact_type: None,
-                annotations: Default::default(),
-                platform: None,
-            },
-        )
+        self.put_and_tag_locked(&lock, &tag, media::OCI_INDEX, &bytes)?;
+        Ok(())
     }
 
     /// The referrer manifests the store lists for the image `digest` (from every

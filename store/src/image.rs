@@ -116,47 +116,25 @@ pub fn wasm_layer_path(layer: &Descriptor) -> String {
 /// Applies the layers of `image` in order into `dest` (made atomically: a temp
 /// directory renamed into place; an existing `dest` is reused as is).
 pub fn apply_layers(store: &Store, image: &LoadedImage, dest: &Path) -> Result<(), Error> {
-    if dest.is_dir() {
-        return Ok(());
-    }
-    let parent = dest.parent().expect("destination has a parent");
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Io { path, source }
-    };
-    std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".rootfs-")
-        .tempdir_in(parent)
-        .map_err(io(parent))?;
-    for (layer, kind) in &image.layers {
-        let bytes = store.read_descriptor(layer)?;
-        match kind {
-            LayerKind::Wasm => {
-                let out = tmp
-                    .path()
-                    .join(wasm_layer_path(layer).trim_start_matches('/'));
-                std::fs::write(&out, &bytes).map_err(io(&out))?;
+    crate::layout::build_dir_atomically(dest, ".rootfs-", |root| {
+        for (layer, kind) in &image.layers {
+            let bytes = store.read_descriptor(layer)?;
+            match kind {
+                LayerKind::Wasm => {
+                    let out = root.join(wasm_layer_path(layer).trim_start_matches('/'));
+                    std::fs::write(&out, &bytes)
+                        .map_err(|source| Error::Io { path: out, source })?;
+                }
+                LayerKind::Tar => apply_tar(root, &layer.digest, bytes.as_slice())?,
+                LayerKind::TarGzip => apply_tar(
+                    root,
+                    &layer.digest,
+                    flate2::read::GzDecoder::new(bytes.as_slice()),
+                )?,
             }
-            LayerKind::Tar => apply_tar(tmp.path(), &layer.digest, bytes.as_slice())?,
-            LayerKind::TarGzip => apply_tar(
-                tmp.path(),
-                &layer.digest,
-                flate2::read::GzDecoder::new(bytes.as_slice()),
-            )?,
         }
-    }
-    let kept = tmp.keep();
-    if let Err(e) = std::fs::rename(&kept, dest) {
-        let _ = std::fs::remove_dir_all(&kept);
-        if !dest.is_dir() {
-            return Err(Error::Io {
-                path: dest.to_owned(),
-                source: e,
-            });
-        }
-    }
-    Ok(())
+        Ok(())
+    })
 }
 
 /// The relative path of a tar entry as plain components (`./` dropped); `None` for an

@@ -111,6 +111,34 @@ pub fn write_atomic(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<(), Err
     Ok(())
 }
 
+/// Makes the directory `dest` atomically: `fill` writes into a temporary directory
+/// beside it (named `prefix…`), which is renamed into place only when `fill` succeeded;
+/// an existing `dest` is kept as it is (another process may have made it first).
+pub(crate) fn build_dir_atomically(
+    dest: &Path,
+    prefix: &str,
+    fill: impl FnOnce(&Path) -> Result<(), Error>,
+) -> Result<(), Error> {
+    if dest.is_dir() {
+        return Ok(());
+    }
+    let parent = dest.parent().expect("destination has a parent");
+    fs::create_dir_all(parent).map_err(|e| io_err(parent, e))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(prefix)
+        .tempdir_in(parent)
+        .map_err(|e| io_err(parent, e))?;
+    fill(tmp.path())?;
+    let kept = tmp.keep();
+    if let Err(e) = fs::rename(&kept, dest) {
+        let _ = fs::remove_dir_all(&kept);
+        if !dest.is_dir() {
+            return Err(io_err(dest, e));
+        }
+    }
+    Ok(())
+}
+
 impl Store {
     /// Opens the store at `root`, creating the layout if needed.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, Error> {
@@ -359,6 +387,27 @@ impl Store {
             }
         });
         found.ok_or_else(|| Error::NotFound(reference.familiar()))
+    }
+
+    /// Stores `bytes` (a manifest or index of `media_type`) and points `reference` at
+    /// it. The caller holds the lock.
+    pub fn put_and_tag_locked(
+        &self,
+        lock: &IndexLock,
+        reference: &Reference,
+        media_type: &str,
+        bytes: &[u8],
+    ) -> Result<Descriptor, Error> {
+        let desc = Descriptor {
+            media_type: media_type.to_owned(),
+            digest: self.put_blob(bytes)?,
+            size: bytes.len() as u64,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        };
+        self.set_tag_locked(lock, reference, &desc)?;
+        Ok(desc)
     }
 
     /// Points `reference` (a tag) at `manifest`, replacing what it pointed at. The

@@ -20,6 +20,13 @@ fn serve(env: &Env, manifest: &str, extra: &[&str]) -> Server {
     Server::start(env.cmd(&args)).unwrap()
 }
 
+/// Serves `manifest` with a hosts file of `hosts` (`IP NAME` lines).
+fn serve_with_hosts(env: &Env, manifest: &str, hosts: &str) -> Server {
+    let file = env.path("hosts");
+    std::fs::write(&file, hosts).unwrap();
+    serve(env, manifest, &["--hosts-file", file.to_str().unwrap()])
+}
+
 #[track_caller]
 fn assert_denied(server: &Server, url: &str, hint: &str) {
     let (status, body) = server.get(&format!("/fetch?url={url}")).unwrap();
@@ -91,10 +98,8 @@ fn allowed_name_resolving_to_loopback_is_refused_unless_listed() {
     let env = Env::new();
     let (up, hits) = upstream(200, "loopback service");
     let port = up.rsplit(':').next().unwrap();
-    let hosts = env.path("hosts");
-    std::fs::write(&hosts, "127.0.0.1 allowed.test\n").unwrap();
     let manifest = fetch_manifest(&format!("\"http://allowed.test:{port}\""), "");
-    let server = serve(&env, &manifest, &["--hosts-file", hosts.to_str().unwrap()]);
+    let server = serve_with_hosts(&env, &manifest, "127.0.0.1 allowed.test\n");
     assert_denied(
         &server,
         &format!("http://allowed.test:{port}/"),
@@ -111,16 +116,11 @@ fn allowed_name_resolving_to_loopback_is_refused_unless_listed() {
 
     // Listing the address explicitly allows the name that resolves there.
     let env = Env::new();
-    std::fs::write(env.path("hosts"), "127.0.0.1 allowed.test\n").unwrap();
     let manifest = fetch_manifest(
         &format!("\"http://allowed.test:{port}\", \"http://127.0.0.1:{port}\""),
         "",
     );
-    let server = serve(
-        &env,
-        &manifest,
-        &["--hosts-file", env.path("hosts").to_str().unwrap()],
-    );
+    let server = serve_with_hosts(&env, &manifest, "127.0.0.1 allowed.test\n");
     let (status, body) = server
         .get(&format!("/fetch?url=http://allowed.test:{port}/"))
         .unwrap();
@@ -134,10 +134,8 @@ fn a_listed_name_resolving_to_the_metadata_address_is_refused() {
     // is not. Without the private-address rule this request would go out (control:
     // the same name resolving to an ordinary listed address is allowed below).
     let env = Env::new();
-    let hosts = env.path("hosts");
-    std::fs::write(&hosts, "169.254.169.254 meta.test\n").unwrap();
     let manifest = fetch_manifest("\"http://meta.test\"", "");
-    let server = serve(&env, &manifest, &["--hosts-file", hosts.to_str().unwrap()]);
+    let server = serve_with_hosts(&env, &manifest, "169.254.169.254 meta.test\n");
     assert_denied(
         &server,
         "http://meta.test/latest/meta-data/",
@@ -149,16 +147,11 @@ fn a_listed_name_resolving_to_the_metadata_address_is_refused() {
     let env = Env::new();
     let (up, hits) = upstream(200, "metadata stand-in");
     let port = up.rsplit(':').next().unwrap();
-    std::fs::write(env.path("hosts"), "127.0.0.1 meta.test\n").unwrap();
     let manifest = fetch_manifest(
         &format!("\"http://meta.test:{port}\", \"http://127.0.0.1:{port}\""),
         "",
     );
-    let server = serve(
-        &env,
-        &manifest,
-        &["--hosts-file", env.path("hosts").to_str().unwrap()],
-    );
+    let server = serve_with_hosts(&env, &manifest, "127.0.0.1 meta.test\n");
     let (status, body) = server
         .get(&format!(
             "/fetch?url=http://meta.test:{port}/latest/meta-data/"

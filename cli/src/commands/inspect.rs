@@ -27,43 +27,22 @@ impl InspectArgs {
         };
         let caps = art.capabilities()?;
         if self.json {
-            let v = serde_json::json!({
-                "reference": r.to_string(),
-                "digest": desc.digest,
-                "manifest": art.manifest,
-                "config": art.config,
-                "permissions": caps.describe(),
-            });
-            super::out(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
-            return super::ok();
+            return json(&r, &desc, &art.manifest, &art.config, &caps.describe());
         }
-        let mut t = String::new();
-        t.push_str(&format!("Reference: {}\n", r.familiar()));
-        t.push_str(&format!("Digest:    {}\n", desc.digest));
-        t.push_str(&format!(
-            "Kind:      {} ({})\n",
+        let kind = format!(
+            "{} ({})",
             if art.config.os == "wasip2" {
                 "component"
             } else {
                 "core module"
             },
             art.config.os
-        ));
-        if let Some(c) = &art.config.created {
-            t.push_str(&format!("Created:   {c}\n"));
-        }
+        );
+        let mut t = header(&r, &desc, &kind, art.config.created.as_deref());
         for (k, v) in &art.manifest.annotations {
             t.push_str(&format!("Annotation: {k}={v}\n"));
         }
-        t.push_str("Layers:\n");
-        for l in &art.manifest.layers {
-            t.push_str(&format!(
-                "  {}  {}  {}\n",
-                l.digest,
-                l.media_type,
-                super::human_size(l.size)
-            ));
-        }
+        t.push_str(&layers(&art.manifest.layers));
         if let Some(c) = &art.config.component {
             if !c.exports.is_empty() {
                 t.push_str(&format!("Exports:   {}\n", c.exports.join(", ")));
@@ -123,26 +102,13 @@ impl InspectArgs {
             format!("memory: at most {}", wpkg_spec::manifest::DEFAULT_MEMORY),
         ];
         if self.json {
-            let v = serde_json::json!({
-                "reference": r.to_string(),
-                "digest": desc.digest,
-                "manifest": img.manifest,
-                "config": img.config,
-                "permissions": permissions,
-            });
-            super::out(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
-            return super::ok();
+            return json(r, desc, &img.manifest, &img.config, &permissions);
         }
-        let mut t = String::new();
-        t.push_str(&format!("Reference: {}\n", r.familiar()));
-        t.push_str(&format!("Digest:    {}\n", desc.digest));
-        t.push_str(&format!(
-            "Kind:      container image ({}/{}, Docker+Wasm)\n",
+        let kind = format!(
+            "container image ({}/{}, Docker+Wasm)",
             img.config.os, img.config.architecture
-        ));
-        if let Some(c) = &img.config.created {
-            t.push_str(&format!("Created:   {c}\n"));
-        }
+        );
+        let mut t = header(r, desc, &kind, img.config.created.as_deref());
         let list = |v: &Option<Vec<String>>| {
             v.as_ref()
                 .map(|v| format!("{v:?}"))
@@ -155,15 +121,7 @@ impl InspectArgs {
                 "WorkingDir: {w} (not applied: WASI has no working directory)\n"
             ));
         }
-        t.push_str("Layers:\n");
-        for (l, _) in &img.layers {
-            t.push_str(&format!(
-                "  {}  {}  {}\n",
-                l.digest,
-                l.media_type,
-                super::human_size(l.size)
-            ));
-        }
+        t.push_str(&layers(&img.manifest.layers));
         t.push_str("Permissions:\n");
         for p in &permissions {
             t.push_str(&format!("  {p}\n"));
@@ -171,4 +129,55 @@ impl InspectArgs {
         super::out(&t)?;
         super::ok()
     }
+}
+
+/// `--json`: the reference, digest, manifest, config and permissions.
+fn json(
+    r: &wpkg_spec::Reference,
+    desc: &wpkg_spec::media::Descriptor,
+    manifest: &impl serde::Serialize,
+    config: &impl serde::Serialize,
+    permissions: &[String],
+) -> Result<ExitCode> {
+    let v = serde_json::json!({
+        "reference": r.to_string(),
+        "digest": desc.digest,
+        "manifest": manifest,
+        "config": config,
+        "permissions": permissions,
+    });
+    super::out(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
+    super::ok()
+}
+
+/// The first lines: reference, digest, kind, creation time.
+fn header(
+    r: &wpkg_spec::Reference,
+    desc: &wpkg_spec::media::Descriptor,
+    kind: &str,
+    created: Option<&str>,
+) -> String {
+    let mut t = format!(
+        "Reference: {}\nDigest:    {}\nKind:      {kind}\n",
+        r.familiar(),
+        desc.digest
+    );
+    if let Some(c) = created {
+        t.push_str(&format!("Created:   {c}\n"));
+    }
+    t
+}
+
+/// The `Layers:` block.
+fn layers(layers: &[wpkg_spec::media::Descriptor]) -> String {
+    let mut t = String::from("Layers:\n");
+    for l in layers {
+        t.push_str(&format!(
+            "  {}  {}  {}\n",
+            l.digest,
+            l.media_type,
+            super::human_size(l.size)
+        ));
+    }
+    t
 }

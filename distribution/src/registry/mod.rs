@@ -69,14 +69,6 @@ pub enum RegistryError {
         /// Its host.
         host: String,
     },
-    /// Plain HTTP is needed but not allowed.
-    #[error("registry {registry} does not answer over HTTPS ({detail})")]
-    NeedsInsecure {
-        /// The registry.
-        registry: String,
-        /// The HTTPS error.
-        detail: String,
-    },
     /// Authentication is needed or was refused.
     #[error("authentication to {registry} failed: {detail}")]
     Unauthorized {

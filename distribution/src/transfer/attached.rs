@@ -96,18 +96,11 @@ impl RemoteSignatures {
                 annotations: Default::default(),
             };
             let bytes = serde_json::to_vec(&index).expect("JSON serializes");
-            let digest = store.put_blob(&bytes)?;
-            store.set_tag_locked(
+            store.put_and_tag_locked(
                 lock,
                 &image.with_tag(&wpkg_store::associated::referrers_tag(subject)),
-                &Descriptor {
-                    media_type: media::OCI_INDEX.into(),
-                    digest,
-                    size: bytes.len() as u64,
-                    artifact_type: None,
-                    annotations: Default::default(),
-                    platform: None,
-                },
+                media::OCI_INDEX,
+                &bytes,
             )?;
         }
         Ok(())

@@ -21,11 +21,6 @@ pub(crate) fn describe_non_wasm(m: &ImageManifest) -> Option<String> {
         v
     };
     Some(match config {
-        "application/vnd.docker.container.image.v1+json" | "application/vnd.oci.image.config.v1+json" => format!(
-            "it is a container image ({} layer(s) of {}); run it with docker or podman",
-            m.layers.len(),
-            layer_types.join(", ")
-        ),
         "application/vnd.cncf.helm.config.v1+json" => "it is a Helm chart".to_owned(),
         c if c == media::WASM_CONFIG => format!(
             "its config is a Wasm config but it has no `application/wasm` layer (layers: {})",

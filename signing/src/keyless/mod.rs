@@ -152,13 +152,7 @@ pub fn verify_classic_keyless(
     }
     let who = check_certificate(&leaf_der, time, root, identities)?;
     // Finally the signature itself, with the certificate's key.
-    let spki = leaf
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| e.to_string())?;
-    let key = crate::keys::PublicKey::from_spki_der(&spki)
-        .map_err(|e| format!("the certificate's key: {e}"))?;
+    let key = certificate_key(&leaf)?;
     if !key.verify(payload, signature) {
         return Err("the signature does not verify with the certificate's key".into());
     }
@@ -231,13 +225,7 @@ pub fn verify_dsse_keyless(
     }
     let who = check_certificate(b.leaf_der, time, root, identities)?;
     let leaf = Certificate::from_der(b.leaf_der).map_err(|e| e.to_string())?;
-    let spki = leaf
-        .tbs_certificate
-        .subject_public_key_info
-        .to_der()
-        .map_err(|e| e.to_string())?;
-    let key = crate::keys::PublicKey::from_spki_der(&spki)
-        .map_err(|e| format!("the certificate's key: {e}"))?;
+    let key = certificate_key(&leaf)?;
     if !key.verify(
         &crate::bundle::dsse_pae(b.payload_type, b.payload),
         b.signature,
@@ -245,4 +233,14 @@ pub fn verify_dsse_keyless(
         return Err("the DSSE signature does not verify with the certificate's key".into());
     }
     Ok(who)
+}
+
+/// The public key a certificate certifies.
+fn certificate_key(cert: &Certificate) -> Result<crate::keys::PublicKey, String> {
+    let spki = cert
+        .tbs_certificate
+        .subject_public_key_info
+        .to_der()
+        .map_err(|e| e.to_string())?;
+    crate::keys::PublicKey::from_spki_der(&spki).map_err(|e| format!("the certificate's key: {e}"))
 }

@@ -181,17 +181,6 @@ pub fn statement(name: &str, manifest_digest: &Digest) -> Vec<u8> {
     .expect("JSON serializes")
 }
 
-pub(crate) fn pem(label: &str, der: &[u8]) -> String {
-    let b = B64.encode(der);
-    let mut out = format!("-----BEGIN {label}-----\n");
-    for chunk in b.as_bytes().chunks(64) {
-        out.push_str(std::str::from_utf8(chunk).expect("base64 is ASCII"));
-        out.push('\n');
-    }
-    out.push_str(&format!("-----END {label}-----\n"));
-    out
-}
-
 /// Reads a JSON answer of at most 1 MiB.
 pub(crate) fn read_json<T: serde::de::DeserializeOwned>(
     resp: reqwest::blocking::Response,
@@ -327,7 +316,7 @@ pub fn sign(
                 "kind": "dsse",
                 "spec": {"proposedContent": {
                     "envelope": envelope.to_string(),
-                    "verifiers": [B64.encode(pem("CERTIFICATE", &leaf_der))],
+                    "verifiers": [B64.encode(crate::keys::pem_encode("CERTIFICATE", &leaf_der))],
                 }},
             }))
             .expect("JSON serializes"),
