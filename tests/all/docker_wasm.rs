@@ -209,9 +209,18 @@ fn buildx_style_images_run_with_docker_argv_and_only_explicit_grants() {
     let wasm = guest("example-hello", "wasm32-wasip2");
     let dir = mine.project("hello", &wasm, &wpkg_tests::command_manifest("hello", ""));
     mine.build(&dir, "hello:1");
-    mine.wpkg(&["run", "hello:1", "--allow-outbound", "http://example.com"])
-        .code(125)
-        .stderr_has("has a wpkg manifest");
+    for grant in [
+        &["--allow-outbound", "http://example.com"][..],
+        &["--rootfs", "ro"],
+        &["--image-env"],
+    ] {
+        let mut args = vec!["run", "hello:1"];
+        args.extend_from_slice(grant);
+        mine.wpkg(&args)
+            .code(125)
+            .stderr_has("has a wpkg manifest")
+            .stderr_has("hint: grant through wpkg.toml");
+    }
 }
 
 #[test]

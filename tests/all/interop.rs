@@ -179,6 +179,10 @@ r.push(target='{image}', files=['layer.tar.gz:application/vnd.oci.image.layer.v1
     ])
     .ok()
     .stdout_has("Granted, world!");
+    // It has no files of its own to offer.
+    env.wpkg(&["run", "--insecure-skip-verify", &remote, "--rootfs", "ro"])
+        .code(125)
+        .stderr_has("--rootfs: it has no image files to offer at `/`");
     let r = env.wpkg(&["run", "--insecure-skip-verify", &remote]).ok();
     assert!(
         !r.stdout.contains("env:"),

@@ -703,3 +703,35 @@ fn upload_location_on_another_origin_is_refused() {
         "wpkg connected to the other origin"
     );
 }
+
+#[test]
+fn a_token_service_on_plain_http_gets_no_credentials() {
+    // A registry (loopback, so plain HTTP is fine for it) whose token service is on
+    // plain HTTP elsewhere: wpkg refuses before sending anything there.
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let host = listener.local_addr().unwrap().to_string();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while std::time::Instant::now() < deadline {
+            let Ok((mut s, _)) = listener.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+                continue;
+            };
+            let _ = s.set_nonblocking(false);
+            let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(2)));
+            let mut buf = [0u8; 4096];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(
+                b"HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: Bearer realm=\"http://token.example.invalid/token\",service=\"r\"\r\nDocker-Distribution-Api-Version: registry/2.0\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+    });
+    let env = Env::new();
+    env.wpkg(&["pull", &format!("{host}/a/b:1")])
+        .code(125)
+        .stderr_has("the token service `http://token.example.invalid/token` is not HTTPS")
+        .stderr_has("hint: pass `--insecure token.example.invalid` if you trust it");
+    assert!(!env.wpkg(&["images"]).ok().stdout.contains("a/b"));
+}
