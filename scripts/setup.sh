@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what building and testing wpkg needs on a fresh Debian machine: cargo-deny,
-# the wasm targets, and for the registry tests Debian's docker-registry (the CNCF
+# the wasm targets, for the registry tests Debian's docker-registry (the CNCF
 # distribution server), skopeo, the `oras` Python package, and sigstore-python (the
-# independent verifier and signer of the keyless interop tests).
+# independent verifier and signer of the keyless interop tests); for the containerd
+# shim protoc, libseccomp/libdbus headers, and containerd itself.
 # Idempotent; safe to run again.
 set -euo pipefail
 rustup target add wasm32-wasip1 wasm32-wasip2
@@ -14,6 +15,15 @@ command -v timeout >/dev/null || need_apt+=(coreutils)
 command -v python3 >/dev/null || need_apt+=(python3 python3-pip)
 [ -x /usr/bin/docker-registry ] || need_apt+=(docker-registry)
 command -v skopeo >/dev/null || need_apt+=(skopeo)
+# containerd-shim-wpkg-v1: protoc and the C libraries runwasi's crates link at build
+# time; Debian's containerd (1.6.20, with runc) and gcc for its tests.
+command -v protoc >/dev/null || need_apt+=(protobuf-compiler)
+command -v pkg-config >/dev/null || need_apt+=(pkg-config)
+pkg-config --exists libseccomp 2>/dev/null || need_apt+=(libseccomp-dev)
+pkg-config --exists dbus-1 2>/dev/null || need_apt+=(libdbus-1-dev)
+command -v containerd >/dev/null || need_apt+=(containerd)
+command -v runc >/dev/null || need_apt+=(runc)
+command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq

@@ -210,6 +210,9 @@ fn pipeline_hint(e: &Pipeline) -> Option<String> {
         Pipeline::EntryFunction { .. } => {
             "rebuild the image with the .wasm itself as its Entrypoint".into()
         }
+        Pipeline::EmbeddedCapabilities { .. } => {
+            "rebuild it with `wpkg build --format image`; do not edit a built image's files".into()
+        }
         Pipeline::NotACommand => "serve it with `wpkg run` (it listens on --listen)".into(),
         Pipeline::NotVerified { source, .. } => {
             let mut h = refusal_hint(source)

@@ -19,12 +19,6 @@ mod signing;
 
 /// Exit code for wpkg's own failures (bad reference, bad manifest, store error...).
 pub const EXIT_WPKG: u8 = 125;
-/// Exit code when the guest traps.
-pub const EXIT_TRAP: u8 = 134;
-/// Exit code when the guest runs past its time limit.
-pub const EXIT_TIMEOUT: u8 = 124;
-/// Exit code when the guest exceeds its memory limit.
-pub const EXIT_MEMORY: u8 = 137;
 
 #[derive(Parser)]
 #[command(

@@ -4,7 +4,7 @@
 use std::path::Path;
 
 use anyhow::{bail, Context, Result};
-use wpkg_pipeline::project::{self, BuildRequest, Built};
+use wpkg_pipeline::project::{self, BuildFormat, BuildRequest, Built};
 use wpkg_store::artifact::WasmKind;
 
 use crate::env_vars;
@@ -14,6 +14,7 @@ pub fn build(
     path: &Path,
     tag: Option<&str>,
     run_build_command: bool,
+    format: BuildFormat,
     quiet: bool,
 ) -> Result<Built> {
     let tag = match tag {
@@ -41,6 +42,7 @@ pub fn build(
             tag,
             run_build_command,
             created,
+            format,
         },
         &mut |cmd| {
             if !quiet {
@@ -50,8 +52,13 @@ pub fn build(
     )?;
     if !quiet {
         eprintln!(
-            "built {} ({}, {} layer{}, {})",
+            "built {}{} ({}, {} layer{}, {})",
             built.reference.familiar(),
+            if format == BuildFormat::Image {
+                " as a wasi/wasm container image"
+            } else {
+                ""
+            },
             if built.kind == WasmKind::Component {
                 "component"
             } else {

@@ -188,6 +188,14 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// An image carries wpkg capabilities in its files that cannot be used.
+    #[error("the image's capabilities ({file}) are not usable: {reason}")]
+    EmbeddedCapabilities {
+        /// The file, as the image names it.
+        file: &'static str,
+        /// Why.
+        reason: String,
+    },
     /// A command run was asked of an HTTP handler.
     #[error("the artifact is an HTTP handler (trigger `http`), not a command")]
     NotACommand,

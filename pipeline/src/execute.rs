@@ -12,7 +12,7 @@ use wpkg_spec::manifest::Trigger;
 use wpkg_spec::plan::{OperatorRequest, RunPlan};
 use wpkg_store::Store;
 
-use wpkg_spec::image::{Entry, RuntimeConfig};
+use wpkg_spec::image::{EmbeddedCapabilities, Entry, RuntimeConfig, CAPABILITIES_FILE};
 use wpkg_store::image::{Content, LoadedImage};
 
 use crate::verify::VerifiedArtifact;
@@ -98,6 +98,9 @@ fn prepare_image(
     let rootfs = store.root().join("rootfs").join(digest.hex());
     wpkg_store::image::apply_layers(store, img, &rootfs)?;
     let rc = img.config.config.clone().unwrap_or_default();
+    if let Some(embedded) = read_embedded(&rootfs)? {
+        return prepare_embedded(home, verified, rootfs, rc, embedded, request);
+    }
     let wasm_layer = img
         .layers
         .iter()
@@ -157,6 +160,78 @@ fn prepare_image(
         program: path,
         argv: Argv::Image(rc),
         name: verified.reference().familiar(),
+        code_cache: home.code_cache(),
+    })
+}
+
+/// The capabilities an image made by `wpkg build --format image` carries in its
+/// files, if it has that file. A link or anything but a regular file there is refused.
+fn read_embedded(rootfs: &Path) -> Result<Option<EmbeddedCapabilities>, Error> {
+    let bad = |reason: String| Error::EmbeddedCapabilities {
+        file: CAPABILITIES_FILE,
+        reason,
+    };
+    let path = rootfs.join(CAPABILITIES_FILE.trim_start_matches('/'));
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    if !meta.is_file() {
+        return Err(bad("it is not a regular file".into()));
+    }
+    let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
+    EmbeddedCapabilities::parse(&bytes).map(Some).map_err(bad)
+}
+
+/// An image with wpkg capabilities in its files: the wasm they name, digest-checked,
+/// with what they declare (narrowed by the request), its bundled files from the image.
+fn prepare_embedded(
+    home: &Home,
+    verified: &VerifiedArtifact,
+    rootfs: PathBuf,
+    rc: RuntimeConfig,
+    embedded: EmbeddedCapabilities,
+    request: &OperatorRequest,
+) -> Result<Prepared, Error> {
+    let bad = |reason: String| Error::EmbeddedCapabilities {
+        file: CAPABILITIES_FILE,
+        reason,
+    };
+    if let Some(entry) = Entry::of(&rc) {
+        if entry.path != embedded.wasm || entry.function.is_some() {
+            return Err(bad(format!(
+                "they are for `{}`, and the image's entry is `{}`",
+                embedded.wasm,
+                rc.entrypoint
+                    .as_ref()
+                    .or(rc.cmd.as_ref())
+                    .and_then(|v| v.first())
+                    .map(String::as_str)
+                    .unwrap_or_default()
+            )));
+        }
+    }
+    let wasm = read_entry(&rootfs, &embedded.wasm)?;
+    let actual = wpkg_store::sha256_digest(&wasm);
+    if actual != embedded.wasm_digest {
+        return Err(bad(format!(
+            "`{}` has digest {actual}, and they are for {}",
+            embedded.wasm, embedded.wasm_digest
+        )));
+    }
+    let plan = RunPlan::new(&embedded.capabilities, request)?;
+    let reference = verified.reference();
+    let program = reference.familiar_name();
+    let program = program.rsplit('/').next().unwrap_or("main").to_owned();
+    Ok(Prepared {
+        plan,
+        wasm_digest: actual,
+        wasm,
+        bundled_root: Some(rootfs),
+        program,
+        argv: Argv::Image(rc),
+        name: reference.familiar(),
         code_cache: home.code_cache(),
     })
 }

@@ -4,6 +4,8 @@ use std::path::{Path, PathBuf};
 
 use wpkg_spec::{Manifest, Reference};
 use wpkg_store::artifact::{BuildInput, WasmKind};
+
+pub use wpkg_store::artifact::BuildFormat;
 use wpkg_store::Store;
 
 use crate::Error;
@@ -20,6 +22,8 @@ pub struct BuildRequest<'a> {
     /// The creation time stamped into the artifact (seconds since the epoch); `0`
     /// keeps builds reproducible.
     pub created: i64,
+    /// The layout to write.
+    pub format: BuildFormat,
 }
 
 /// What a build wrote.
@@ -114,6 +118,7 @@ pub fn build(
         wasm: &wasm,
         wasm_file_name: &file_name,
         created: req.created,
+        format: req.format,
     })
     .map_err(Error::Pack)?;
     wpkg_store::artifact::store_built(store, &built, &reference)?;

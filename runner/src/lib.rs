@@ -83,6 +83,41 @@ pub enum Outcome {
     MemoryExceeded(u64),
 }
 
+impl Outcome {
+    /// The exit code a front end gives this outcome: the guest's own (its low 8 bits),
+    /// 134 for a trap (as for SIGABRT), 124 past the time limit (as `timeout(1)`), 137
+    /// past the memory limit (as for an OOM kill).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Outcome::Exited(c) => (c & 0xff) as u8,
+            Outcome::Trapped(_) => 134,
+            Outcome::TimedOut(_) => 124,
+            Outcome::MemoryExceeded(_) => 137,
+        }
+    }
+
+    /// What went wrong, in one line, when the guest did not end on its own.
+    pub fn describe(&self) -> Option<String> {
+        use wpkg_spec::units::{ByteSize, DurationSpec};
+        match self {
+            Outcome::Exited(_) => None,
+            Outcome::Trapped(msg) => Some(format!("the guest trapped: {msg}")),
+            Outcome::TimedOut(t) => Some(format!(
+                "the guest ran past its time limit of {} (limits.timeout) and was stopped",
+                DurationSpec(if t.is_zero() {
+                    std::time::Duration::from_millis(1)
+                } else {
+                    *t
+                })
+            )),
+            Outcome::MemoryExceeded(max) => Some(format!(
+                "the guest tried to use more than its memory limit of {} (limits.memory) and was stopped",
+                ByteSize(*max)
+            )),
+        }
+    }
+}
+
 /// A wasmtime engine and the compiled-code cache; one per process.
 pub struct Runner {
     engine: wasmtime::Engine,

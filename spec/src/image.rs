@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::manifest::ArtifactCapabilities;
 use crate::media::{Descriptor, ImageIndex};
 
 /// Docker's image manifest (schema 2).
@@ -184,6 +185,53 @@ pub fn arguments(config: &RuntimeConfig, operator: Option<&[String]>) -> Vec<Str
     }
     // argv[0] is the entry itself (from Entrypoint, else from Cmd).
     full.into_iter().skip(1).collect()
+}
+
+/// Where an image made by `wpkg build` for containerd carries its capabilities, inside
+/// its files. containerd's shims see a container's files but not its image config, so
+/// the capabilities travel in a layer, which the manifest digest covers like the rest.
+pub const CAPABILITIES_FILE: &str = "/.wpkg/capabilities.json";
+
+/// Where an image made by `wpkg build` for containerd holds its wasm.
+pub const IMAGE_WASM: &str = "/app.wasm";
+
+/// The contents of [`CAPABILITIES_FILE`]: the capabilities, bound to the one wasm
+/// they are for by its path and digest.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EmbeddedCapabilities {
+    /// The wasm's path in the image's files (absolute).
+    pub wasm: String,
+    /// The wasm's digest, `sha256:<hex>`; checked before the wasm runs.
+    pub wasm_digest: String,
+    /// What the wasm may do, as in a wpkg artifact's config.
+    #[serde(rename = "dev.wpkg.capabilities")]
+    pub capabilities: ArtifactCapabilities,
+}
+
+impl EmbeddedCapabilities {
+    /// Parses and validates the file's bytes; the error says what is wrong.
+    pub fn parse(bytes: &[u8]) -> Result<EmbeddedCapabilities, String> {
+        let e: EmbeddedCapabilities =
+            serde_json::from_slice(bytes).map_err(|e| format!("it does not parse: {e}"))?;
+        if !e.wasm.starts_with('/') || e.wasm.split('/').any(|c| c == "..") {
+            return Err(format!(
+                "`wasm` must be an absolute path without `..`, not `{}`",
+                e.wasm
+            ));
+        }
+        crate::Digest::parse(&e.wasm_digest)
+            .map_err(|_| format!("`wasm_digest` is not a sha256 digest: `{}`", e.wasm_digest))?;
+        e.capabilities.validate().map_err(|e| e.to_string())?;
+        Ok(e)
+    }
+
+    /// The bytes of the file, as `wpkg build` writes them.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let mut v = serde_json::to_vec_pretty(self).expect("capabilities serialize");
+        v.push(b'\n');
+        v
+    }
 }
 
 #[cfg(test)]

@@ -104,6 +104,20 @@ pub fn rfc3339(secs: i64) -> String {
         .unwrap_or_else(|_| "1970-01-01T00:00:00Z".into())
 }
 
+/// Which layout a build writes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum BuildFormat {
+    /// A Wasm OCI artifact in the CNCF layout, the capabilities in its config: what
+    /// `wpkg run` and registries' Wasm tooling read.
+    #[default]
+    Artifact,
+    /// An OCI container image for `wasi/wasm` that containerd 1.6+ unpacks and the wpkg
+    /// shim runs: one tar layer with the wasm at [`wpkg_spec::image::IMAGE_WASM`] and the
+    /// capabilities at [`wpkg_spec::image::CAPABILITIES_FILE`], the bundled files in a
+    /// second layer at their guest paths. `wpkg run` reads it too.
+    Image,
+}
+
 /// Everything a build needs, already read from disk.
 pub struct BuildInput<'a> {
     /// The parsed manifest.
@@ -116,6 +130,8 @@ pub struct BuildInput<'a> {
     pub wasm_file_name: &'a str,
     /// Creation time, seconds since the epoch (`SOURCE_DATE_EPOCH`, else 0).
     pub created: i64,
+    /// The layout to write.
+    pub format: BuildFormat,
 }
 
 /// The blobs of a built artifact, not yet in any store.
@@ -145,6 +161,9 @@ pub fn build(input: &BuildInput<'_>) -> Result<BuiltArtifact, Error> {
             path: input.wasm_file_name.to_owned(),
             reason: "the http trigger needs a wasi:http/proxy component, and this is a core module; build for wasm32-wasip2 or use `type = \"command\"`".into(),
         });
+    }
+    if input.format == BuildFormat::Image {
+        return build_image(input, kind, caps);
     }
     let created = rfc3339(input.created);
     let mut layers = vec![input.wasm.to_vec()];
@@ -193,6 +212,28 @@ pub fn build(input: &BuildInput<'_>) -> Result<BuiltArtifact, Error> {
         capabilities: Some(caps),
     };
     let config_bytes = serde_json::to_vec(&config).expect("config serializes");
+    let annotations = manifest_annotations(m, created);
+    let manifest = ImageManifest {
+        schema_version: 2,
+        media_type: Some(media::OCI_MANIFEST.into()),
+        artifact_type: None,
+        config: Descriptor {
+            media_type: media::WASM_CONFIG.into(),
+            digest: sha256_digest(&config_bytes),
+            size: config_bytes.len() as u64,
+            artifact_type: None,
+            annotations: BTreeMap::new(),
+            platform: None,
+        },
+        layers: layer_descs,
+        subject: None,
+        annotations,
+    };
+    Ok(finish(manifest, config_bytes, layers, kind))
+}
+
+/// The manifest annotations of a build: title, version, created, description, source.
+fn manifest_annotations(m: &Manifest, created: String) -> BTreeMap<String, String> {
     let mut annotations = BTreeMap::from([
         (
             media::ANNOTATION_TITLE.to_owned(),
@@ -210,12 +251,105 @@ pub fn build(input: &BuildInput<'_>) -> Result<BuiltArtifact, Error> {
     if let Some(s) = &m.package.source {
         annotations.insert(media::ANNOTATION_SOURCE.to_owned(), s.clone());
     }
+    annotations
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut gz = flate2::GzBuilder::new()
+        .mtime(0)
+        .write(Vec::new(), flate2::Compression::new(6));
+    std::io::Write::write_all(&mut gz, bytes).expect("writing to memory");
+    gz.finish().expect("writing to memory")
+}
+
+fn tar_layer_descriptor(tgz: &[u8], title: &str) -> Descriptor {
+    Descriptor {
+        media_type: media::FILES_LAYER.into(),
+        digest: sha256_digest(tgz),
+        size: tgz.len() as u64,
+        artifact_type: None,
+        annotations: BTreeMap::from([(media::ANNOTATION_TITLE.to_owned(), title.to_owned())]),
+        platform: None,
+    }
+}
+
+/// The [`BuildFormat::Image`] layout (see there). Deterministic like the artifact.
+fn build_image(
+    input: &BuildInput<'_>,
+    kind: WasmKind,
+    caps: ArtifactCapabilities,
+) -> Result<BuiltArtifact, Error> {
+    use wpkg_spec::image::{EmbeddedCapabilities, CAPABILITIES_FILE, IMAGE_WASM, OCI_IMAGE_CONFIG};
+    let m = input.manifest;
+    let embedded = EmbeddedCapabilities {
+        wasm: IMAGE_WASM.to_owned(),
+        wasm_digest: sha256_digest(input.wasm),
+        capabilities: caps,
+    }
+    .to_bytes();
+    let mut tar = tar::Builder::new(Vec::new());
+    tar.mode(tar::HeaderMode::Deterministic);
+    let cap_path = Path::new(CAPABILITIES_FILE.trim_start_matches('/'));
+    let pack_err = |e: std::io::Error| Error::Files {
+        path: input.project_dir.to_owned(),
+        reason: e.to_string(),
+    };
+    let mut h = tar_header(tar::EntryType::Directory, 0, 0o555, input.created);
+    tar.append_data(
+        &mut h,
+        cap_path.parent().expect("has a parent"),
+        std::io::empty(),
+    )
+    .map_err(pack_err)?;
+    let mut h = tar_header(
+        tar::EntryType::Regular,
+        embedded.len() as u64,
+        0o444,
+        input.created,
+    );
+    tar.append_data(&mut h, cap_path, embedded.as_slice())
+        .map_err(pack_err)?;
+    let mut h = tar_header(
+        tar::EntryType::Regular,
+        input.wasm.len() as u64,
+        0o444,
+        input.created,
+    );
+    tar.append_data(&mut h, IMAGE_WASM.trim_start_matches('/'), input.wasm)
+        .map_err(pack_err)?;
+    let main_tar = tar.into_inner().map_err(pack_err)?;
+    let mut tars = vec![(main_tar, "app.tar.gz")];
+    if !m.capabilities.files.is_empty() {
+        tars.push((
+            files_tar(input.project_dir, m, input.created)?,
+            "files.tar.gz",
+        ));
+    }
+    let diff_ids: Vec<String> = tars.iter().map(|(t, _)| sha256_digest(t)).collect();
+    let layers: Vec<Vec<u8>> = tars.iter().map(|(t, _)| gzip(t)).collect();
+    let layer_descs: Vec<Descriptor> = layers
+        .iter()
+        .zip(&tars)
+        .map(|(l, (_, title))| tar_layer_descriptor(l, title))
+        .collect();
+    let created = rfc3339(input.created);
+    let mut config = serde_json::json!({
+        "created": created,
+        "architecture": "wasm",
+        "os": kind.os(),
+        "config": { "Entrypoint": [IMAGE_WASM] },
+        "rootfs": { "type": "layers", "diff_ids": diff_ids },
+    });
+    if let Some(author) = &m.package.author {
+        config["author"] = author.clone().into();
+    }
+    let config_bytes = serde_json::to_vec(&config).expect("config serializes");
     let manifest = ImageManifest {
         schema_version: 2,
         media_type: Some(media::OCI_MANIFEST.into()),
         artifact_type: None,
         config: Descriptor {
-            media_type: media::WASM_CONFIG.into(),
+            media_type: OCI_IMAGE_CONFIG.into(),
             digest: sha256_digest(&config_bytes),
             size: config_bytes.len() as u64,
             artifact_type: None,
@@ -224,8 +358,18 @@ pub fn build(input: &BuildInput<'_>) -> Result<BuiltArtifact, Error> {
         },
         layers: layer_descs,
         subject: None,
-        annotations,
+        annotations: manifest_annotations(m, created),
     };
+    Ok(finish(manifest, config_bytes, layers, kind))
+}
+
+/// Serializes the manifest and makes its descriptor.
+fn finish(
+    manifest: ImageManifest,
+    config_bytes: Vec<u8>,
+    layers: Vec<Vec<u8>>,
+    kind: WasmKind,
+) -> BuiltArtifact {
     let manifest_bytes = serde_json::to_vec(&manifest).expect("manifest serializes");
     let descriptor = Descriptor {
         media_type: media::OCI_MANIFEST.into(),
@@ -235,19 +379,25 @@ pub fn build(input: &BuildInput<'_>) -> Result<BuiltArtifact, Error> {
         annotations: BTreeMap::new(),
         platform: None,
     };
-    Ok(BuiltArtifact {
+    BuiltArtifact {
         manifest_bytes,
         config_bytes,
         layers,
         descriptor,
         kind,
-    })
+    }
 }
 
-/// Packs the declared `files` directories into one deterministic tar+gzip: entries
-/// sorted, owner 0, fixed modes and mtimes; paths are the guest paths without the
-/// leading `/`. Symlinks and special files are refused.
+/// Packs the declared `files` directories into one deterministic tar+gzip (see
+/// [`files_tar`]).
 fn files_layer(project: &Path, m: &Manifest, mtime: i64) -> Result<Vec<u8>, Error> {
+    Ok(gzip(&files_tar(project, m, mtime)?))
+}
+
+/// Packs the declared `files` directories into one deterministic tar: entries sorted,
+/// owner 0, fixed modes and mtimes; paths are the guest paths without the leading `/`.
+/// Symlinks and special files are refused.
+fn files_tar(project: &Path, m: &Manifest, mtime: i64) -> Result<Vec<u8>, Error> {
     let mut tar = tar::Builder::new(Vec::new());
     tar.mode(tar::HeaderMode::Deterministic);
     for f in &m.capabilities.files {
@@ -285,15 +435,10 @@ fn files_layer(project: &Path, m: &Manifest, mtime: i64) -> Result<Vec<u8>, Erro
             }
         }
     }
-    let tar_bytes = tar.into_inner().map_err(|e| Error::Files {
+    tar.into_inner().map_err(|e| Error::Files {
         path: project.to_owned(),
         reason: e.to_string(),
-    })?;
-    let mut gz = flate2::GzBuilder::new()
-        .mtime(0)
-        .write(Vec::new(), flate2::Compression::new(6));
-    std::io::Write::write_all(&mut gz, &tar_bytes).expect("writing to memory");
-    Ok(gz.finish().expect("writing to memory"))
+    })
 }
 
 /// A deterministic tar header: owner 0, the given mode and mtime (negative → 0).

@@ -3,6 +3,7 @@
 mod archive;
 mod build;
 mod cli_output;
+mod containerd;
 mod demo;
 mod docker_wasm;
 mod faults;

@@ -14,6 +14,8 @@ use sha2::{Digest, Sha256};
 pub enum Item<'a> {
     /// A regular file.
     File(&'a str, &'a [u8]),
+    /// An executable regular file (mode 0755).
+    Executable(&'a str, &'a [u8]),
     /// A directory.
     Dir(&'a str),
     /// A symbolic link: path, target.
@@ -29,6 +31,11 @@ pub fn tar(items: &[Item<'_>]) -> Vec<u8> {
         let (path, data, link): (&str, &[u8], Option<&str>) = match item {
             Item::File(p, d) => {
                 h.set_entry_type(tar::EntryType::Regular);
+                (p, d, None)
+            }
+            Item::Executable(p, d) => {
+                h.set_entry_type(tar::EntryType::Regular);
+                h.set_mode(0o755);
                 (p, d, None)
             }
             Item::Dir(p) => {
@@ -149,6 +156,19 @@ impl Layout {
         let index =
             serde_json::json!({"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": manifests});
         self.blob(OCI_INDEX, index.to_string().as_bytes())
+    }
+
+    /// The layout as a tar archive at `out` (what `ctr images import` reads).
+    pub fn archive(&self, out: &Path) {
+        let st = std::process::Command::new("tar")
+            .arg("-C")
+            .arg(&self.dir)
+            .arg("-cf")
+            .arg(out)
+            .arg(".")
+            .status()
+            .expect("running tar");
+        assert!(st.success(), "tar of the layout failed");
     }
 
     /// Tags `desc` in the layout's `index.json`.

@@ -54,6 +54,26 @@ pub fn wpkg_bin() -> PathBuf {
     .clone()
 }
 
+/// Builds (once per test process) the containerd shim of the test's profile and
+/// returns the directory holding `containerd-shim-wpkg-v1` (for containerd's PATH).
+pub fn shim_dir() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let wpkg = wpkg_bin();
+        let profile_dir = wpkg.parent().unwrap().to_owned();
+        let mut c = cargo();
+        c.args(["build", "-q", "-p", "wpkg-shim", "--bins"]);
+        if profile_dir.file_name().is_some_and(|n| n == "release") {
+            c.arg("--release");
+        }
+        let st = c.status().expect("running cargo to build the shim");
+        assert!(st.success(), "cargo build -p wpkg-shim failed");
+        assert!(profile_dir.join("containerd-shim-wpkg-v1").is_file());
+        profile_dir
+    })
+    .clone()
+}
+
 /// Builds a guest package for a wasm target (once per test process) and returns the
 /// `.wasm`. Needs `rustup target add wasm32-wasip1 wasm32-wasip2`.
 pub fn guest(package: &str, target: &str) -> PathBuf {
@@ -139,7 +159,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: Output) -> Run {
+    /// From a finished process's output.
+    pub fn from(o: Output) -> Run {
         Run {
             code: o.status.code(),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -296,6 +317,7 @@ pub fn command_manifest(name: &str, extra: &str) -> String {
     )
 }
 
+pub mod containerd;
 pub mod demo;
 pub mod images;
 pub mod registry;

@@ -11,7 +11,14 @@ use clap::Args;
 #[command(
     after_help = "Runs `package.build` first when wpkg.toml gives one, then reads `package.wasm`.\n\
 The build is reproducible: the same inputs give the same digest (set SOURCE_DATE_EPOCH to stamp a time).\n\n\
-Example: wpkg build examples/hello -t hello:dev"
+Formats:\n  \
+artifact  the CNCF Wasm OCI artifact, capabilities in its config (wpkg run, wkg, registries)\n  \
+image     a wasi/wasm container image that containerd unpacks and containerd-shim-wpkg-v1 runs\n            \
+(Kubernetes: docs/kubernetes.md); the capabilities travel in its files at /.wpkg/capabilities.json,\n            \
+covered by the same digest and signature; wpkg run reads it too\n\n\
+Examples:\n  \
+wpkg build examples/hello -t hello:dev\n  \
+wpkg build examples/http-hello --format image -t registry.example/team/hello:1"
 )]
 pub struct BuildArgs {
     /// The project directory holding wpkg.toml (or the path of a wpkg.toml).
@@ -23,9 +30,21 @@ pub struct BuildArgs {
     /// Do not run `package.build`; use the .wasm as it is.
     #[arg(long)]
     pub no_build_command: bool,
+    /// The layout: `artifact` (default) or `image` (for containerd and Kubernetes).
+    #[arg(long, value_enum, default_value = "artifact")]
+    pub format: Format,
     /// Print only the digest.
     #[arg(short, long)]
     pub quiet: bool,
+}
+
+/// `--format`.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+pub enum Format {
+    /// The CNCF Wasm OCI artifact.
+    Artifact,
+    /// A wasi/wasm container image for containerd.
+    Image,
 }
 
 impl BuildArgs {
@@ -35,6 +54,10 @@ impl BuildArgs {
             &self.path,
             self.tag.as_deref(),
             !self.no_build_command,
+            match self.format {
+                Format::Artifact => wpkg_pipeline::project::BuildFormat::Artifact,
+                Format::Image => wpkg_pipeline::project::BuildFormat::Image,
+            },
             self.quiet,
         )?;
         super::out(&format!("{}\n", b.digest))?;

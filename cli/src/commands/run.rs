@@ -2,11 +2,10 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use wpkg_pipeline::{Basis, Outcome, Resolved, ServeOptions};
+use wpkg_pipeline::{Basis, Resolved, ServeOptions};
 use wpkg_spec::manifest::Trigger;
 use wpkg_spec::plan::{MountRequest, OperatorRequest};
 use wpkg_spec::units::{ByteSize, DurationSpec};
@@ -116,7 +115,14 @@ impl RunArgs {
         let home = crate::settings::home()?;
         let from_dir = looks_like_dir(&self.target);
         let reference = if from_dir {
-            crate::project::build(Path::new(&self.target), None, true, false)?.reference
+            crate::project::build(
+                Path::new(&self.target),
+                None,
+                true,
+                wpkg_pipeline::project::BuildFormat::Artifact,
+                false,
+            )?
+            .reference
         } else {
             super::parse_ref(&self.target)?
         };
@@ -214,27 +220,11 @@ impl RunArgs {
             })?;
             return super::ok();
         }
-        Ok(match prepared.run_command(&self.args)? {
-            Outcome::Exited(c) => ExitCode::from((c & 0xff) as u8),
-            Outcome::Trapped(msg) => {
-                eprintln!("error: the guest trapped: {msg}");
-                ExitCode::from(crate::EXIT_TRAP)
-            }
-            Outcome::TimedOut(t) => {
-                eprintln!(
-                    "error: the guest ran past its time limit of {} (limits.timeout) and was stopped",
-                    DurationSpec(if t.is_zero() { Duration::from_millis(1) } else { t })
-                );
-                ExitCode::from(crate::EXIT_TIMEOUT)
-            }
-            Outcome::MemoryExceeded(max) => {
-                eprintln!(
-                    "error: the guest tried to use more than its memory limit of {} (limits.memory) and was stopped",
-                    ByteSize(max)
-                );
-                ExitCode::from(crate::EXIT_MEMORY)
-            }
-        })
+        let outcome = prepared.run_command(&self.args)?;
+        if let Some(message) = outcome.describe() {
+            eprintln!("error: {message}");
+        }
+        Ok(ExitCode::from(outcome.exit_code()))
     }
 }
 

@@ -1,0 +1,343 @@
+//! From what Kubernetes (or `ctr run`) gives a container to what wpkg grants the guest.
+//! Pure functions over the container's environment, its mount table and its cgroup
+//! limit, so every rule is tested without a cluster.
+//!
+//! - **env**: only names the capabilities list in `env_required` reach the guest; the
+//!   rest (the service variables Kubernetes adds, `PATH`, `HOSTNAME`) are dropped and
+//!   named on stderr. Fixed `env` values come from the capabilities, never the pod.
+//! - **volumes**: a volume mounted exactly at a declared mount path is bound there,
+//!   read-only unless both the capabilities and the volume are read-write. Volumes
+//!   anywhere else are invisible to the guest.
+//! - **the image's own files**: a volume over the capabilities, the wasm or a bundled
+//!   directory (or over a parent of one) is refused: the pod cannot swap the signed files.
+//! - **memory**: the pod's limit narrows the capabilities' limit, never widens it.
+
+use std::net::SocketAddr;
+
+use wpkg_spec::manifest::{Access, ArtifactCapabilities};
+use wpkg_spec::plan::{MountRequest, OperatorRequest};
+use wpkg_spec::units::ByteSize;
+
+/// The container variable that sets where an HTTP handler listens (`ADDRESS:PORT`);
+/// read by the shim, never given to the guest. Like Spin's shim's
+/// `SPIN_HTTP_LISTEN_ADDR`: the OCI spec that reaches a runtime does not carry
+/// Kubernetes' `containerPort`.
+pub const LISTEN_VAR: &str = "WPKG_LISTEN";
+
+/// Where an HTTP handler listens when [`LISTEN_VAR`] is not set.
+pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
+
+/// One line of `/proc/self/mountinfo`, the parts that matter here.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Mount {
+    /// Where it is mounted in the container.
+    pub point: String,
+    /// Whether it is mounted read-only.
+    pub read_only: bool,
+}
+
+/// Parses `/proc/self/mountinfo` (see proc(5)): field 5 is the mount point (with
+/// `\040`-style escapes), field 6 the per-mount options.
+pub fn parse_mountinfo(text: &str) -> Vec<Mount> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let point = fields.nth(4)?;
+            let options = fields.next()?;
+            Some(Mount {
+                point: unescape(point),
+                read_only: options.split(',').any(|o| o == "ro"),
+            })
+        })
+        .collect()
+}
+
+fn unescape(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'\\' && i + 3 < bytes.len() {
+            let code = std::str::from_utf8(&bytes[i + 1..i + 4]).ok();
+            if let Some(v) = code.and_then(|c| u8::from_str_radix(c, 8).ok()) {
+                out.push(v);
+                i += 4;
+                continue;
+            }
+        }
+        out.push(bytes[i]);
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Whether `a` is `b` or lies under it.
+fn within(a: &str, b: &str) -> bool {
+    a == b || (a.starts_with(b) && (b.ends_with('/') || a[b.len()..].starts_with('/')))
+}
+
+/// The first mount (other than `/` itself) that covers or sits inside one of the
+/// image's `protected` paths: `(mount point, protected path)`.
+pub fn shadowing<'a>(mounts: &'a [Mount], protected: &'a [String]) -> Option<(&'a str, &'a str)> {
+    mounts.iter().filter(|m| m.point != "/").find_map(|m| {
+        protected
+            .iter()
+            .find(|p| within(p, &m.point) || within(&m.point, p))
+            .map(|p| (m.point.as_str(), p.as_str()))
+    })
+}
+
+/// The cgroup memory limit, in bytes, from the text of `memory.max` (cgroup v2) or
+/// `memory.limit_in_bytes` (v1); `None` for no limit.
+pub fn parse_memory_limit(text: &str) -> Option<u64> {
+    let t = text.trim();
+    if t == "max" {
+        return None;
+    }
+    let v: u64 = t.parse().ok()?;
+    // cgroup v1 says "no limit" with a huge page-rounded number.
+    (v < (1u64 << 62)).then_some(v)
+}
+
+/// The files that may hold the container's memory limit, most specific first, from
+/// the text of `/proc/self/cgroup`.
+pub fn memory_limit_files(proc_self_cgroup: &str) -> Vec<String> {
+    let mut files = Vec::new();
+    for line in proc_self_cgroup.lines() {
+        let mut parts = line.splitn(3, ':');
+        let (Some(_), Some(controllers), Some(path)) = (parts.next(), parts.next(), parts.next())
+        else {
+            continue;
+        };
+        let path = path.trim_end_matches('/');
+        if controllers.is_empty() {
+            files.push(format!("/sys/fs/cgroup{path}/memory.max"));
+        } else if controllers.split(',').any(|c| c == "memory") {
+            files.push(format!("/sys/fs/cgroup/memory{path}/memory.limit_in_bytes"));
+        }
+    }
+    files.push("/sys/fs/cgroup/memory.max".to_owned());
+    files.push("/sys/fs/cgroup/memory/memory.limit_in_bytes".to_owned());
+    files.dedup();
+    files
+}
+
+/// What the shim asks of the plan, and what it left out (for the log line).
+#[derive(Debug, Default)]
+pub struct Request {
+    /// The request, for [`wpkg_spec::plan::RunPlan::new`].
+    pub operator: OperatorRequest,
+    /// Variables of the container not given to the guest (names only).
+    pub dropped_env: Vec<String>,
+    /// Where an HTTP handler listens.
+    pub listen: Option<String>,
+}
+
+/// Builds the request from the container's `NAME=VALUE` variables, its mounts and its
+/// cgroup memory limit.
+pub fn request(
+    caps: &ArtifactCapabilities,
+    envs: &[String],
+    mounts: &[Mount],
+    memory_limit: Option<u64>,
+) -> Request {
+    let c = &caps.capabilities;
+    let mut out = Request::default();
+    for kv in envs {
+        let (name, value) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
+        if name == LISTEN_VAR {
+            out.listen = Some(value.to_owned());
+        } else if c.env_required.iter().any(|n| n.as_str() == name) {
+            // Kubernetes gives a name once; a repeat keeps the last, as a shell would.
+            out.operator.env.retain(|(n, _)| n != name);
+            out.operator.env.push((name.to_owned(), value.to_owned()));
+        } else {
+            out.dropped_env.push(name.to_owned());
+        }
+    }
+    for decl in &c.mounts {
+        if let Some(m) = mounts.iter().rev().find(|m| m.point == decl.guest.as_str()) {
+            out.operator.mounts.push(MountRequest {
+                host: m.point.clone(),
+                guest: decl.guest.clone(),
+                access: m.read_only.then_some(Access::ReadOnly),
+            });
+        }
+    }
+    let declared = caps.limits.memory_or_default().0;
+    if let Some(limit) = memory_limit.filter(|l| *l < declared) {
+        out.operator.memory = Some(ByteSize(limit));
+    }
+    out
+}
+
+/// Parses where to listen: `ADDRESS:PORT`, or a bare port (all addresses).
+pub fn listen_addr(value: Option<&str>) -> Result<SocketAddr, String> {
+    let v = value.unwrap_or(DEFAULT_LISTEN).trim();
+    if let Ok(port) = v.parse::<u16>() {
+        return Ok(SocketAddr::from(([0, 0, 0, 0], port)));
+    }
+    v.parse::<SocketAddr>()
+        .map_err(|_| format!("{LISTEN_VAR}=`{v}` is not ADDRESS:PORT or a port"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use wpkg_spec::plan::RunPlan;
+
+    fn caps(extra: &str) -> ArtifactCapabilities {
+        let toml = format!(
+            "manifest_version = 1\n[package]\nname = \"t\"\nversion = \"1.0.0\"\nwasm = \"t.wasm\"\n[trigger]\ntype = \"command\"\n{extra}"
+        );
+        wpkg_spec::Manifest::parse(&toml)
+            .unwrap()
+            .to_artifact_capabilities()
+    }
+
+    const MOUNTINFO: &str = "\
+22 1 0:21 / / rw,relatime - overlay overlay rw
+23 22 0:22 / /proc rw,nosuid - proc proc rw
+30 22 8:1 /vol/data /data ro,relatime - ext4 /dev/sda1 rw
+31 22 8:1 /vol/out /out rw,relatime - ext4 /dev/sda1 rw
+32 22 8:1 /vol/x /undeclared rw,relatime - ext4 /dev/sda1 rw
+33 22 8:1 /vol/s /with\\040space rw - ext4 /dev/sda1 rw
+";
+
+    #[test]
+    fn mountinfo_is_read_with_escapes_and_modes() {
+        let m = parse_mountinfo(MOUNTINFO);
+        assert_eq!(m.len(), 6);
+        assert_eq!(
+            m[2],
+            Mount {
+                point: "/data".into(),
+                read_only: true
+            }
+        );
+        assert!(!m[3].read_only);
+        assert_eq!(m[5].point, "/with space");
+    }
+
+    #[test]
+    fn only_declared_names_reach_the_guest() {
+        let c = caps("[capabilities]\nenv = { FIXED = \"1\" }\nenv_required = [\"TOKEN\"]\n");
+        let envs: Vec<String> = [
+            "PATH=/bin",
+            "TOKEN=t",
+            "FIXED=pod",
+            "KUBERNETES_SERVICE_HOST=10.0.0.1",
+            "WPKG_LISTEN=9000",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let r = request(&c, &envs, &[], None);
+        assert_eq!(r.operator.env, vec![("TOKEN".to_owned(), "t".to_owned())]);
+        assert_eq!(r.dropped_env, ["PATH", "FIXED", "KUBERNETES_SERVICE_HOST"]);
+        assert_eq!(r.listen.as_deref(), Some("9000"));
+        let plan = RunPlan::new(&c, &r.operator).unwrap();
+        assert_eq!(plan.env.get("FIXED").map(String::as_str), Some("1"));
+        assert_eq!(plan.env.len(), 2);
+        // Control: without TOKEN the plan refuses (env_required is enforced).
+        let r = request(&c, &envs[..1], &[], None);
+        assert!(RunPlan::new(&c, &r.operator).is_err());
+    }
+
+    #[test]
+    fn volumes_bind_only_at_declared_paths_and_never_wider() {
+        let c = caps("[capabilities]\nmounts = [{ guest = \"/data\", access = \"read-write\" }, { guest = \"/out\" }]\n");
+        let r = request(&c, &[], &parse_mountinfo(MOUNTINFO), None);
+        let plan = RunPlan::new(&c, &r.operator).unwrap();
+        let got: Vec<(String, Access)> = plan
+            .mounts
+            .iter()
+            .map(|m| (m.guest.to_string(), m.access))
+            .collect();
+        // /data: declared rw, volume ro -> ro. /out: declared ro, volume rw -> ro.
+        // /undeclared: not bound.
+        assert_eq!(
+            got,
+            vec![
+                ("/data".into(), Access::ReadOnly),
+                ("/out".into(), Access::ReadOnly)
+            ]
+        );
+        // Control: a read-write volume at a read-write mount is read-write.
+        let rw = [Mount {
+            point: "/data".into(),
+            read_only: false,
+        }];
+        let plan = RunPlan::new(&c, &request(&c, &[], &rw, None).operator).unwrap();
+        assert_eq!(plan.mounts[0].access, Access::ReadWrite);
+    }
+
+    #[test]
+    fn volumes_over_the_image_files_are_found() {
+        let protected = vec![
+            "/.wpkg".to_owned(),
+            "/app.wasm".to_owned(),
+            "/static".to_owned(),
+        ];
+        let m = |p: &str| {
+            vec![Mount {
+                point: p.into(),
+                read_only: true,
+            }]
+        };
+        assert_eq!(
+            shadowing(&m("/.wpkg"), &protected),
+            Some(("/.wpkg", "/.wpkg"))
+        );
+        assert!(shadowing(&m("/static/css"), &protected).is_some());
+        assert!(shadowing(&m("/app.wasm"), &protected).is_some());
+        // Siblings and the root itself are fine.
+        assert_eq!(shadowing(&m("/statics"), &protected), None);
+        assert_eq!(shadowing(&m("/"), &protected), None);
+        assert_eq!(shadowing(&parse_mountinfo(MOUNTINFO), &protected), None);
+        let parent = vec!["/srv/static".to_owned()];
+        assert!(shadowing(&m("/srv"), &parent).is_some());
+    }
+
+    #[test]
+    fn the_pod_limit_narrows_memory_only() {
+        let c = caps("[limits]\nmemory = \"64MiB\"\n");
+        let r = request(&c, &[], &[], Some(32 << 20));
+        assert_eq!(r.operator.memory, Some(ByteSize(32 << 20)));
+        let r = request(&c, &[], &[], Some(1 << 30));
+        assert_eq!(r.operator.memory, None);
+        assert_eq!(parse_memory_limit("max\n"), None);
+        assert_eq!(parse_memory_limit("33554432\n"), Some(32 << 20));
+        assert_eq!(parse_memory_limit("9223372036854771712"), None);
+    }
+
+    #[test]
+    fn the_own_cgroup_is_read_first() {
+        let v1 = "4:memory:/default/c1\n0::/\n";
+        assert_eq!(
+            memory_limit_files(v1)[..2],
+            [
+                "/sys/fs/cgroup/memory/default/c1/memory.limit_in_bytes".to_owned(),
+                "/sys/fs/cgroup/memory.max".to_owned()
+            ]
+        );
+        let v2 = "0::/kubepods/pod1/c1\n";
+        assert_eq!(
+            memory_limit_files(v2)[0],
+            "/sys/fs/cgroup/kubepods/pod1/c1/memory.max"
+        );
+    }
+
+    #[test]
+    fn listen_addresses() {
+        assert_eq!(listen_addr(None).unwrap().port(), 8080);
+        assert_eq!(
+            listen_addr(Some("9000")).unwrap().to_string(),
+            "0.0.0.0:9000"
+        );
+        assert_eq!(listen_addr(Some("127.0.0.1:81")).unwrap().port(), 81);
+        assert!(listen_addr(Some("nope"))
+            .unwrap_err()
+            .contains("WPKG_LISTEN"));
+    }
+}

@@ -1,0 +1,288 @@
+//! Inside the container: read the signed capabilities from the image's files, check
+//! the wasm against them, plan what the guest gets ([`crate::grant`]) and run it with
+//! wpkg's runner. Anything missing or inconsistent refuses the start (exit 125) with
+//! a `wpkg: error:` and a `wpkg: hint:` line on the container's stderr.
+
+use std::path::{Path, PathBuf};
+
+use containerd_shim_wasm::sandbox::context::{RuntimeContext, Source};
+use containerd_shim_wasm::sandbox::Sandbox;
+use wpkg_runner::command::CommandRun;
+use wpkg_runner::Runner;
+use wpkg_spec::image::{EmbeddedCapabilities, CAPABILITIES_FILE};
+use wpkg_spec::manifest::Trigger;
+use wpkg_spec::plan::{PlanError, RunPlan};
+
+use crate::grant;
+
+/// Exit code of a start the shim refused (as `wpkg run` uses 125).
+const EXIT_REFUSED: i32 = 125;
+
+/// Where compiled code is cached: the container's own writable layer (lost with the
+/// container; a read-only root only means no cache).
+const CODE_CACHE: &str = "/.wpkg/cache";
+
+/// Most HTTP requests handled at once; more are answered 503.
+const MAX_CONCURRENT: usize = 128;
+
+/// The sandbox runwasi calls inside each container.
+#[derive(Default)]
+pub struct WpkgSandbox;
+
+impl Sandbox for WpkgSandbox {
+    async fn run_wasi(&self, ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
+        let args = ctx.args().to_vec();
+        let envs = ctx.envs().to_vec();
+        let from_layers = matches!(ctx.entrypoint().source, Source::Oci(_));
+        // The runner starts its own async runtime; this future runs on runwasi's.
+        let run = std::thread::spawn(move || {
+            if from_layers {
+                return refuse(&Refusal::NoCapabilities);
+            }
+            match prepare(&args, &envs) {
+                Ok(p) => p.execute(),
+                Err(r) => refuse(&r),
+            }
+        });
+        Ok(run.join().unwrap_or(EXIT_REFUSED))
+    }
+
+    /// Every container of this runtime comes to [`WpkgSandbox::run_wasi`], which
+    /// refuses what it cannot run with a message the pod's log shows.
+    async fn can_handle(&self, _ctx: &impl RuntimeContext) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Why a container does not start.
+#[derive(Debug, thiserror::Error)]
+enum Refusal {
+    #[error("the image carries no wpkg capabilities ({CAPABILITIES_FILE} is missing)")]
+    NoCapabilities,
+    #[error("the image's capabilities ({CAPABILITIES_FILE}) are not usable: {0}")]
+    BadCapabilities(String),
+    #[error("cannot read the container's mount table: {0}")]
+    MountTable(std::io::Error),
+    #[error("a volume is mounted at {mount}, over the image's own {path}")]
+    Shadowed { mount: String, path: String },
+    #[error("the container runs `{asked}`, and the capabilities are for `{wasm}`")]
+    OtherProgram { asked: String, wasm: String },
+    #[error("cannot read the wasm {path}: {source}")]
+    WasmUnreadable {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("the wasm {path} has digest {actual}, and the capabilities are for {expected}")]
+    WasmDigest {
+        path: String,
+        actual: String,
+        expected: String,
+    },
+    #[error("{0}")]
+    Plan(PlanError),
+    #[error("{0}")]
+    Listen(String),
+    #[error("{0}")]
+    Runner(wpkg_runner::Error),
+}
+
+impl Refusal {
+    fn hint(&self) -> String {
+        match self {
+            Refusal::NoCapabilities | Refusal::BadCapabilities(_) | Refusal::WasmDigest { .. } => {
+                "build the image with `wpkg build --format image`; this runtime runs nothing else"
+                    .into()
+            }
+            Refusal::MountTable(_) => "the container needs /proc mounted".into(),
+            Refusal::Shadowed { .. } => {
+                "mount volumes only at the paths the capabilities declare in `mounts`".into()
+            }
+            Refusal::OtherProgram { wasm, .. } => {
+                format!(
+                    "leave the container's command unset (or `{wasm}`); pass arguments with `args`"
+                )
+            }
+            Refusal::WasmUnreadable { .. } => "the image is damaged; pull it again".into(),
+            Refusal::Plan(PlanError::EnvMissing { name }) => {
+                format!("set `{name}` in the container's env")
+            }
+            Refusal::Plan(PlanError::MemoryTooSmall { .. }) => {
+                "raise the container's memory limit".into()
+            }
+            Refusal::Plan(_) => "see the capabilities with `wpkg inspect IMAGE`".into(),
+            Refusal::Listen(_) => format!(
+                "set {} to ADDRESS:PORT or a port (default {})",
+                grant::LISTEN_VAR,
+                grant::DEFAULT_LISTEN
+            ),
+            Refusal::Runner(_) => "see the capabilities with `wpkg inspect IMAGE`".into(),
+        }
+    }
+}
+
+fn refuse(r: &Refusal) -> i32 {
+    eprintln!("wpkg: error: {r}");
+    eprintln!("wpkg: hint: {}", r.hint());
+    EXIT_REFUSED
+}
+
+/// A checked wasm with its plan.
+struct Prepared {
+    embedded: EmbeddedCapabilities,
+    wasm: Vec<u8>,
+    plan: RunPlan,
+    args: Vec<String>,
+    listen: Option<String>,
+}
+
+fn prepare(args: &[String], envs: &[String]) -> Result<Prepared, Refusal> {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").map_err(Refusal::MountTable)?;
+    let mounts = grant::parse_mountinfo(&mounts);
+    let embedded = read_capabilities()?;
+    let asked = args.first().map(String::as_str).unwrap_or_default();
+    let asked_path = asked.strip_suffix("#_start").unwrap_or(asked);
+    if !asked.is_empty() && asked_path != embedded.wasm {
+        return Err(Refusal::OtherProgram {
+            asked: asked.to_owned(),
+            wasm: embedded.wasm.clone(),
+        });
+    }
+    let cap_dir = Path::new(CAPABILITIES_FILE)
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    let mut protected = vec![cap_dir, embedded.wasm.clone()];
+    protected.extend(
+        embedded
+            .capabilities
+            .capabilities
+            .files
+            .iter()
+            .map(|f| f.guest.to_string()),
+    );
+    if let Some((mount, path)) = grant::shadowing(&mounts, &protected) {
+        return Err(Refusal::Shadowed {
+            mount: mount.to_owned(),
+            path: path.to_owned(),
+        });
+    }
+    let wasm = std::fs::read(&embedded.wasm).map_err(|source| Refusal::WasmUnreadable {
+        path: embedded.wasm.clone(),
+        source,
+    })?;
+    let actual = {
+        use sha2::Digest as _;
+        wpkg_spec::Digest::from_sha256(sha2::Sha256::digest(&wasm).into()).into_string()
+    };
+    if actual != embedded.wasm_digest {
+        return Err(Refusal::WasmDigest {
+            path: embedded.wasm.clone(),
+            actual,
+            expected: embedded.wasm_digest.clone(),
+        });
+    }
+    let request = grant::request(&embedded.capabilities, envs, &mounts, memory_limit());
+    if !request.dropped_env.is_empty() {
+        eprintln!(
+            "wpkg: not given to the guest (not in env_required): {}",
+            request.dropped_env.join(", ")
+        );
+    }
+    let plan = RunPlan::new(&embedded.capabilities, &request.operator).map_err(Refusal::Plan)?;
+    wpkg_runner::validate(&plan, Some(Path::new("/"))).map_err(Refusal::Runner)?;
+    Ok(Prepared {
+        embedded,
+        wasm,
+        plan,
+        args: args.iter().skip(1).cloned().collect(),
+        listen: request.listen,
+    })
+}
+
+fn read_capabilities() -> Result<EmbeddedCapabilities, Refusal> {
+    let meta = match std::fs::symlink_metadata(CAPABILITIES_FILE) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Refusal::NoCapabilities),
+        Err(e) => return Err(Refusal::BadCapabilities(e.to_string())),
+    };
+    if !meta.is_file() {
+        return Err(Refusal::BadCapabilities("it is not a regular file".into()));
+    }
+    let bytes =
+        std::fs::read(CAPABILITIES_FILE).map_err(|e| Refusal::BadCapabilities(e.to_string()))?;
+    EmbeddedCapabilities::parse(&bytes).map_err(Refusal::BadCapabilities)
+}
+
+/// The container's cgroup memory limit, when it has one: its own cgroup's
+/// `memory.max` (v2) or `memory.limit_in_bytes` (v1), found through `/proc/self/cgroup`
+/// (without a cgroup namespace the mounted hierarchy starts above the container).
+fn memory_limit() -> Option<u64> {
+    let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    grant::memory_limit_files(&own)
+        .iter()
+        .find_map(|p| std::fs::read_to_string(p).ok())
+        .and_then(|t| grant::parse_memory_limit(&t))
+}
+
+impl Prepared {
+    fn execute(self) -> i32 {
+        match self.run() {
+            Ok(code) => code,
+            Err(r) => refuse(&r),
+        }
+    }
+
+    fn run(self) -> Result<i32, Refusal> {
+        let program = Path::new(&self.embedded.wasm)
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("main")
+            .to_owned();
+        let root = PathBuf::from("/");
+        match self.plan.trigger {
+            Trigger::Command => {
+                let runner = Runner::new(CODE_CACHE).map_err(Refusal::Runner)?;
+                let (code, _) = runner
+                    .compile(&self.embedded.wasm_digest, &self.wasm)
+                    .map_err(Refusal::Runner)?;
+                let outcome = runner
+                    .run_command(
+                        &code,
+                        &CommandRun {
+                            program: &program,
+                            args: &self.args,
+                            plan: &self.plan,
+                            bundled_root: Some(&root),
+                        },
+                    )
+                    .map_err(Refusal::Runner)?;
+                if let Some(message) = outcome.describe() {
+                    eprintln!("wpkg: error: {message}");
+                }
+                Ok(i32::from(outcome.exit_code()))
+            }
+            Trigger::Http => {
+                let listen = grant::listen_addr(self.listen.as_deref()).map_err(Refusal::Listen)?;
+                let runner = Runner::new_pooled(CODE_CACHE, MAX_CONCURRENT, self.plan.memory.0)
+                    .map_err(Refusal::Runner)?;
+                let (code, _) = runner
+                    .compile(&self.embedded.wasm_digest, &self.wasm)
+                    .map_err(Refusal::Runner)?;
+                runner
+                    .serve_blocking(
+                        &code,
+                        wpkg_runner::http::ServeConfig {
+                            listen,
+                            plan: self.plan,
+                            bundled_root: Some(root),
+                            max_concurrent: MAX_CONCURRENT,
+                            name: program,
+                            on_ready: Box::new(|addr| eprintln!("wpkg: serving on http://{addr}")),
+                        },
+                    )
+                    .map_err(Refusal::Runner)?;
+                Ok(0)
+            }
+        }
+    }
+}
