@@ -138,6 +138,18 @@ struct Prepared {
 fn prepare(args: &[String], envs: &[String]) -> Result<Prepared, Refusal> {
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").map_err(Refusal::MountTable)?;
     let mounts = grant::parse_mountinfo(&mounts);
+    let cap_dir = Path::new(CAPABILITIES_FILE)
+        .parent()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    // A volume over the capabilities themselves is refused before they are read: what
+    // it holds is not what the image's digest covers.
+    if let Some((mount, path)) = grant::shadowing(&mounts, std::slice::from_ref(&cap_dir)) {
+        return Err(Refusal::Shadowed {
+            mount: mount.to_owned(),
+            path: path.to_owned(),
+        });
+    }
     let embedded = read_capabilities()?;
     let asked = args.first().map(String::as_str).unwrap_or_default();
     let asked_path = asked.strip_suffix("#_start").unwrap_or(asked);
@@ -147,10 +159,6 @@ fn prepare(args: &[String], envs: &[String]) -> Result<Prepared, Refusal> {
             wasm: embedded.wasm.clone(),
         });
     }
-    let cap_dir = Path::new(CAPABILITIES_FILE)
-        .parent()
-        .map(|p| p.display().to_string())
-        .unwrap_or_default();
     let mut protected = vec![cap_dir, embedded.wasm.clone()];
     protected.extend(
         embedded

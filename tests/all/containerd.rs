@@ -46,7 +46,8 @@ fn image_name(import_output: &str) -> String {
 }
 
 struct Hostile {
-    env: Env,
+    /// Holds the temporary directories for the test's lifetime.
+    _env: Env,
     ctd: Containerd,
     image: String,
     data: PathBuf,
@@ -84,7 +85,7 @@ timeout = "2s"
     std::fs::write(data.join("ok.txt"), "fine").unwrap();
     std::fs::write(secret.join("secret.txt"), "not for the guest").unwrap();
     Hostile {
-        env,
+        _env: env,
         ctd,
         image,
         data,
@@ -304,6 +305,32 @@ fn the_shim_refuses_images_without_capabilities_and_linux_programs() {
         "a Linux program ran under the wpkg runtime:\n{r:#?}"
     );
     assert_ne!(r.code, Some(0), "{r:#?}");
+    // Marked a container by the CRI: still refused.
+    let r = ctd.run(
+        &["--annotation", "io.kubernetes.cri.container-type=container"],
+        "docker.io/test/linux:1",
+        "p-linux-ctr",
+        &[],
+        LIMIT,
+    );
+    assert!(
+        !r.stdout.contains("LINUX PROGRAM RAN"),
+        "a Linux program ran under the wpkg runtime:\n{r:#?}"
+    );
+    // The one exec the runtime allows: a pod's sandbox (`pause`) container, which the
+    // CRI marks with this annotation; without it no pod could start on Kubernetes.
+    let r = ctd.run(
+        &["--annotation", "io.kubernetes.cri.container-type=sandbox"],
+        "docker.io/test/linux:1",
+        "p-sandbox",
+        &[],
+        LIMIT,
+    );
+    assert!(
+        r.stdout.contains("LINUX PROGRAM RAN") && r.code == Some(0),
+        "the pod's sandbox container did not run under the wpkg runtime:\n{r:#?}\n{}",
+        ctd.log()
+    );
 }
 
 #[test]
