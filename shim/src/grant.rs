@@ -10,7 +10,10 @@
 //!   anywhere else are invisible to the guest.
 //! - **the image's own files**: a volume over the capabilities, the wasm or a bundled
 //!   directory (or over a parent of one) is refused: the pod cannot swap the signed files.
-//! - **memory**: the pod's limit narrows the capabilities' limit, never widens it.
+//! - **memory**: the pod's limit narrows the capabilities' limit, never widens it. The
+//!   container's cgroup also holds the runtime itself, so the guest gets the pod's limit
+//!   less [`RUNTIME_HEADROOM`] (at least half of it): a guest that grows hits wpkg's
+//!   limit and its clear message before the kernel's OOM killer.
 
 use std::net::SocketAddr;
 
@@ -23,6 +26,10 @@ use wpkg_spec::units::ByteSize;
 /// `SPIN_HTTP_LISTEN_ADDR`: the OCI spec that reaches a runtime does not carry
 /// Kubernetes' `containerPort`.
 pub const LISTEN_VAR: &str = "WPKG_LISTEN";
+
+/// What the runtime (wasmtime, its code, the HTTP server) keeps for itself out of the
+/// pod's memory limit.
+pub const RUNTIME_HEADROOM: u64 = 24 << 20;
 
 /// Where an HTTP handler listens when [`LISTEN_VAR`] is not set.
 pub const DEFAULT_LISTEN: &str = "0.0.0.0:8080";
@@ -165,7 +172,8 @@ pub fn request(
         }
     }
     let declared = caps.limits.memory_or_default().0;
-    if let Some(limit) = memory_limit.filter(|l| *l < declared) {
+    let usable = memory_limit.map(|l| l.saturating_sub(RUNTIME_HEADROOM).max(l / 2));
+    if let Some(limit) = usable.filter(|l| *l < declared) {
         out.operator.memory = Some(ByteSize(limit));
     }
     out
@@ -302,8 +310,14 @@ mod tests {
     #[test]
     fn the_pod_limit_narrows_memory_only() {
         let c = caps("[limits]\nmemory = \"64MiB\"\n");
+        // The pod's limit less the runtime's share...
+        let r = request(&c, &[], &[], Some(64 << 20));
+        assert_eq!(r.operator.memory, Some(ByteSize(40 << 20)));
+        // ...of which a small pod still gives the guest half.
         let r = request(&c, &[], &[], Some(32 << 20));
-        assert_eq!(r.operator.memory, Some(ByteSize(32 << 20)));
+        assert_eq!(r.operator.memory, Some(ByteSize(16 << 20)));
+        let r = request(&c, &[], &[], Some(88 << 20));
+        assert_eq!(r.operator.memory, None);
         let r = request(&c, &[], &[], Some(1 << 30));
         assert_eq!(r.operator.memory, None);
         assert_eq!(parse_memory_limit("max\n"), None);

@@ -226,6 +226,18 @@ fn read_capabilities() -> Result<EmbeddedCapabilities, Refusal> {
 /// (without a cgroup namespace the mounted hierarchy starts above the container).
 fn memory_limit() -> Option<u64> {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
+    eprintln!(
+        "DEBUG mounts {}",
+        std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
+    );
+    eprintln!(
+        "DEBUG cgroup {own:?} files {:?} {:?}",
+        grant::memory_limit_files(&own),
+        grant::memory_limit_files(&own)
+            .iter()
+            .map(|p| std::fs::read_to_string(p).map_err(|e| e.to_string()))
+            .collect::<Vec<_>>()
+    );
     grant::memory_limit_files(&own)
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())

@@ -14,6 +14,8 @@ use wpkg_tests::serve::{http_get, upstream};
 use wpkg_tests::{command_manifest, guest, shim_dir, Env, Run};
 
 const LIMIT: Duration = Duration::from_secs(60);
+/// The cgroup file system, read-only, as the CRI plugin mounts it in every container.
+const CGROUP_FS: &str = "type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro:nosuid:noexec:nodev";
 
 /// Builds `dir` as a container image `tag`, saves it and imports it; returns the name
 /// containerd gives it.
@@ -198,6 +200,23 @@ fn the_shim_applies_limits_and_reports_outcomes() {
     h.run("l-mem", &["membomb"])
         .code(137)
         .stderr_has("memory limit of 32MiB");
+    // The pod's limit narrows the declared 32MiB (to 40MiB less the runtime's 24MiB,
+    // at least half: 20MiB); a wider one leaves it as declared. The cgroup file system
+    // is mounted read-only as Kubernetes' CRI does (ctr does not by default).
+    h.run_with(
+        "l-pod-mem",
+        &["--memory-limit", "41943040", "--mount", CGROUP_FS],
+        &["membomb"],
+    )
+    .code(137)
+    .stderr_has("memory limit of 20MiB");
+    h.run_with(
+        "l-pod-wide",
+        &["--memory-limit", "1073741824", "--mount", CGROUP_FS],
+        &["membomb"],
+    )
+    .code(137)
+    .stderr_has("memory limit of 32MiB");
 }
 
 #[test]
