@@ -223,21 +223,12 @@ fn read_capabilities() -> Result<EmbeddedCapabilities, Refusal> {
 
 /// The container's cgroup memory limit, when it has one: its own cgroup's
 /// `memory.max` (v2) or `memory.limit_in_bytes` (v1), found through `/proc/self/cgroup`
-/// (without a cgroup namespace the mounted hierarchy starts above the container).
+/// (without a cgroup namespace the mounted hierarchy starts above the container), else
+/// at the mount's root (where runtimes bind the container's own cgroup). Kubernetes
+/// mounts the cgroup file system read-only in every container; where it is not mounted
+/// the capabilities' limit stands alone (a pod's limit is then only the kernel's).
 fn memory_limit() -> Option<u64> {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    eprintln!(
-        "DEBUG mounts {}",
-        std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default()
-    );
-    eprintln!(
-        "DEBUG cgroup {own:?} files {:?} {:?}",
-        grant::memory_limit_files(&own),
-        grant::memory_limit_files(&own)
-            .iter()
-            .map(|p| std::fs::read_to_string(p).map_err(|e| e.to_string()))
-            .collect::<Vec<_>>()
-    );
     grant::memory_limit_files(&own)
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())
