@@ -9,6 +9,7 @@ mod docker_wasm;
 mod faults;
 mod hostile;
 mod http;
+mod image_format;
 mod interop;
 mod keyless;
 mod keyless_interop;

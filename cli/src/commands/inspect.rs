@@ -4,6 +4,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Args;
+use wpkg_spec::image::{EmbeddedCapabilities, CAPABILITIES_FILE};
+use wpkg_spec::manifest::ArtifactCapabilities;
+use wpkg_store::image::ImageFile;
 
 /// Show an image's manifest, config and permissions in plain words
 #[derive(Args)]
@@ -23,7 +26,7 @@ impl InspectArgs {
         let desc = store.resolve(&r)?;
         let art = match wpkg_store::image::load_any(&store, &desc)? {
             wpkg_store::image::Content::Artifact(a) => *a,
-            wpkg_store::image::Content::Image(img) => return self.image(&r, &desc, &img),
+            wpkg_store::image::Content::Image(img) => return self.image(&store, &r, &desc, &img),
         };
         let caps = art.capabilities()?;
         if self.json {
@@ -55,19 +58,7 @@ impl InspectArgs {
         if art.config.capabilities.is_none() {
             t.push_str("  (no wpkg capabilities in this artifact: everything is denied)\n");
         }
-        for line in caps.describe() {
-            t.push_str(&format!("  {line}\n"));
-        }
-        let c = &caps.capabilities;
-        if !c.env_required.is_empty() || !c.mounts.is_empty() {
-            t.push_str("At run (wpkg run):\n");
-            for k in &c.env_required {
-                t.push_str(&format!("  --env {k}=VALUE\n"));
-            }
-            for m in &c.mounts {
-                t.push_str(&format!("  --mount DIR:{}\n", m.guest));
-            }
-        }
+        t.push_str(&permission_lines(&caps));
         super::out(&t)?;
         super::ok()
     }
@@ -75,39 +66,44 @@ impl InspectArgs {
     /// A Docker+Wasm image: what it holds and what a run would get.
     fn image(
         &self,
+        store: &wpkg_store::Store,
         r: &wpkg_spec::Reference,
         desc: &wpkg_spec::media::Descriptor,
         img: &wpkg_store::image::LoadedImage,
     ) -> Result<ExitCode> {
         let rc = img.config.config.clone().unwrap_or_default();
+        let embedded = match wpkg_store::image::read_file(store, img, CAPABILITIES_FILE)? {
+            ImageFile::Absent => None,
+            ImageFile::Regular(bytes) => Some(EmbeddedCapabilities::parse(&bytes)),
+            ImageFile::Other => Some(Err("it is not a regular file".to_owned())),
+        };
         let env_names: Vec<String> = rc
             .env
             .iter()
             .flatten()
             .map(|kv| kv.split('=').next().unwrap_or(kv).to_owned())
             .collect();
-        let permissions = [
-            "no wpkg manifest: everything is denied unless granted at run".to_owned(),
-            "files: none (--rootfs ro offers the image's files read-only at /)".to_owned(),
-            format!(
-                "environment: none (--image-env gives its Env: {})",
-                if env_names.is_empty() {
-                    "none".to_owned()
-                } else {
-                    env_names.join(", ")
-                }
-            ),
-            "outbound HTTP: none (--allow-outbound URL)".to_owned(),
-            "network sockets and DNS: none".to_owned(),
-            format!("memory: at most {}", wpkg_spec::manifest::DEFAULT_MEMORY),
-        ];
+        let permissions = match &embedded {
+            Some(Ok(e)) => e.capabilities.describe(),
+            Some(Err(reason)) => vec![format!(
+                "none: its wpkg capabilities ({CAPABILITIES_FILE}) are not usable ({reason}), \
+                 so wpkg run and the containerd shim refuse it"
+            )],
+            None => unmanifested(&env_names),
+        };
         if self.json {
             return json(r, desc, &img.manifest, &img.config, &permissions);
         }
-        let kind = format!(
-            "container image ({}/{}, Docker+Wasm)",
-            img.config.os, img.config.architecture
-        );
+        let kind = match &embedded {
+            Some(_) => format!(
+                "container image ({}/{}, wpkg build --format image)",
+                img.config.os, img.config.architecture
+            ),
+            None => format!(
+                "container image ({}/{}, Docker+Wasm)",
+                img.config.os, img.config.architecture
+            ),
+        };
         let mut t = header(r, desc, &kind, img.config.created.as_deref());
         let list = |v: &Option<Vec<String>>| {
             v.as_ref()
@@ -122,13 +118,63 @@ impl InspectArgs {
             ));
         }
         t.push_str(&layers(&img.manifest.layers));
-        t.push_str("Permissions:\n");
-        for p in &permissions {
-            t.push_str(&format!("  {p}\n"));
+        match &embedded {
+            Some(Ok(e)) => {
+                t.push_str(&format!(
+                    "Capabilities: {CAPABILITIES_FILE}, for {} ({})\n",
+                    e.wasm, e.wasm_digest
+                ));
+                t.push_str("Permissions:\n");
+                t.push_str(&permission_lines(&e.capabilities));
+            }
+            _ => {
+                t.push_str("Permissions:\n");
+                for p in &permissions {
+                    t.push_str(&format!("  {p}\n"));
+                }
+            }
         }
         super::out(&t)?;
         super::ok()
     }
+}
+
+/// What an image without wpkg capabilities gets by default, and how to grant more.
+fn unmanifested(env_names: &[String]) -> Vec<String> {
+    vec![
+        "no wpkg manifest: everything is denied unless granted at run".to_owned(),
+        "files: none (--rootfs ro offers the image's files read-only at /)".to_owned(),
+        format!(
+            "environment: none (--image-env gives its Env: {})",
+            if env_names.is_empty() {
+                "none".to_owned()
+            } else {
+                env_names.join(", ")
+            }
+        ),
+        "outbound HTTP: none (--allow-outbound URL)".to_owned(),
+        "network sockets and DNS: none".to_owned(),
+        format!("memory: at most {}", wpkg_spec::manifest::DEFAULT_MEMORY),
+    ]
+}
+
+/// The `Permissions:` lines and, when the run must supply something, `At run`.
+fn permission_lines(caps: &ArtifactCapabilities) -> String {
+    let mut t = String::new();
+    for line in caps.describe() {
+        t.push_str(&format!("  {line}\n"));
+    }
+    let c = &caps.capabilities;
+    if !c.env_required.is_empty() || !c.mounts.is_empty() {
+        t.push_str("At run (wpkg run):\n");
+        for k in &c.env_required {
+            t.push_str(&format!("  --env {k}=VALUE\n"));
+        }
+        for m in &c.mounts {
+            t.push_str(&format!("  --mount DIR:{}\n", m.guest));
+        }
+    }
+    t
 }
 
 /// `--json`: the reference, digest, manifest, config and permissions.
