@@ -170,6 +170,16 @@ fn store_hint(s: &StoreError) -> Option<String> {
             "remove the image with `wpkg rm` and build or pull it again".into()
         }
         StoreError::ArchiveNeedsName { .. } => "give the repository with --name".into(),
+        StoreError::Io { source, .. }
+            if matches!(
+                source.kind(),
+                std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+            ) =>
+        {
+            "the disk holding wpkg's store is full (nothing was half-stored): free space on \
+             it, or set WPKG_HOME to a directory on another disk, and run the command again"
+                .into()
+        }
         _ => return None,
     })
 }

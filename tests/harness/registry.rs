@@ -503,11 +503,37 @@ pub enum Fault {
         /// Bytes before it dies.
         after: u64,
     },
-    /// Answers trickle from server to client at this many bytes per second.
+    /// Bytes trickle both ways at this many bytes per second.
     Trickle {
         /// The rate.
         bytes_per_sec: u64,
     },
+    /// The first `count` connections get `503 Service Unavailable` to their first
+    /// request and are closed (counted in [`Proxy::cuts`]); later ones pass untouched.
+    ServerErrors {
+        /// Connections answered with 503.
+        count: usize,
+    },
+}
+
+/// Reads one request head from `client`, answers 503 and closes.
+fn answer_503(mut client: TcpStream) {
+    let _ = client.set_read_timeout(Some(Duration::from_secs(5)));
+    let mut head = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+        match client.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => head.extend_from_slice(&buf[..n]),
+        }
+    }
+    let body = r#"{"errors":[{"code":"UNAVAILABLE","message":"the registry is restarting"}]}"#;
+    let _ = write!(
+        client,
+        "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = client.shutdown(Shutdown::Both);
 }
 
 /// A TCP proxy in front of a registry that breaks connections on purpose.
@@ -550,6 +576,13 @@ impl Proxy {
                     continue;
                 };
                 let _ = client.set_nonblocking(false);
+                if let Fault::ServerErrors { count } = fault {
+                    if c2.load(Ordering::Relaxed) < count {
+                        c2.fetch_add(1, Ordering::Relaxed);
+                        std::thread::spawn(move || answer_503(client));
+                        continue;
+                    }
+                }
                 let Ok(server) = TcpStream::connect(&up) else {
                     continue;
                 };
@@ -591,7 +624,7 @@ impl Proxy {
                                 mine >= after && cuts.load(Ordering::Relaxed) == 0
                             }
                             Fault::Die { after } => all >= after,
-                            Fault::Trickle { .. } => false,
+                            Fault::Trickle { .. } | Fault::ServerErrors { .. } => false,
                         };
                         if cut {
                             cuts.fetch_add(1, Ordering::Relaxed);
@@ -601,6 +634,11 @@ impl Proxy {
                         }
                         if to.write_all(&buf[..n]).is_err() {
                             break;
+                        }
+                        if let Fault::Trickle { bytes_per_sec } = fault {
+                            std::thread::sleep(Duration::from_secs_f64(
+                                n as f64 / bytes_per_sec.max(1) as f64,
+                            ));
                         }
                     }
                     let _ = to.shutdown(Shutdown::Write);

@@ -307,7 +307,8 @@ impl Registry {
     }
 
     /// Whether `base/v2/` answers like a registry (any status with the API header, or
-    /// 200/401).
+    /// 200/401), or like a registry that is busy or restarting (429, 408, 5xx: the
+    /// scheme is right, and the requests that follow retry).
     fn probe(&self, registry: &str, base: &str) -> Result<(), RegistryError> {
         // One attempt: a failure here falls back to plain HTTP, and the real requests
         // that follow retry on their own.
@@ -316,6 +317,7 @@ impl Registry {
                 let s = r.status();
                 if s == StatusCode::OK
                     || s == StatusCode::UNAUTHORIZED
+                    || retryable_status(s)
                     || r.headers().contains_key("docker-distribution-api-version")
                 {
                     Ok(())

@@ -278,7 +278,8 @@ pub(crate) fn download(
                 Ok(n) => {
                     total += n as u64;
                     hasher.update(&buf[..n]);
-                    tmp.write_all(&buf[..n])
+                    tmp.as_file_mut()
+                        .write_all(&buf[..n])
                         .map_err(|e| wpkg_store::Error::Io {
                             path: tmp.path().to_owned(),
                             source: e,
