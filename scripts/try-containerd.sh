@@ -135,7 +135,7 @@ ctr_hello warm >/dev/null 2>&1
 wpkg_hello >/dev/null 2>&1
 measure "ctr run (containerd + wpkg shim)" ctr_hello
 measure "wpkg run" wpkg_hello
-read -r a b < <(tr '\n' ' ' < "$work/medians")
+read -r a b < <(tr '\n' ' ' < "$work/medians"; echo) || true
 python3 -c "print(f'   ratio ctr run / wpkg run: {$a/$b:.1f}x')"
 echo
 echo "try-containerd: OK"
