@@ -127,6 +127,18 @@ for size in small large; do
   fi
 done
 
+# The floor for a pull: a plain `curl` of the large artifact's manifest and its blobs
+# (what any pull must fetch), from the same registry.
+LARGE_BLOBS=$("$WPKG" inspect --json bench-large:1 \
+  | python3 -c 'import json,sys; m=json.load(sys.stdin); print(" ".join([m["config"]["digest"]] + [l["digest"] for l in m["layers"]]))')
+curl_floor() {
+  curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$HOST/v2/w1-large/manifests/1"
+  for d in $LARGE_BLOBS; do curl -sf -o /dev/null "http://$HOST/v2/w1-large/blobs/$d"; done
+}
+cf=()
+for _ in $(seq "$N"); do cf+=("$(ms curl_floor)"); done
+CURL_FLOOR=$(printf '%s\n' "${cf[@]}" | median)
+
 # Re-push of unchanged content: how many blobs go up.
 "$WPKG" push -q bench-large:1 "$HOST/repush:1" >/dev/null
 REPUSH=$("$WPKG" push bench-large:1 "$HOST/repush:1" 2>&1 >/dev/null | sed -n 's/.*(\([0-9]*\) blob(s) uploaded.*/\1/p')
@@ -143,6 +155,13 @@ for size in small large; do
     printf '%-28s %10s %10s %10s   %s\n' "$op $size ($((bytes / 1000)) kB)" "$w" "$o" "${k:--}" "$ratio"
   done
 done
+echo "curl floor for pull large (manifest + blobs, one curl each): ${CURL_FLOOR} ms"
 echo "re-push of unchanged bench-large:1: ${REPUSH} blob(s) uploaded"
+echo "summary: pull 10 MB vs curl floor: ${R[large,wpkg,pull]} ms vs ${CURL_FLOOR} ms = $(awk -v a="${R[large,wpkg,pull]}" -v b="$CURL_FLOOR" 'BEGIN{printf "%.2fx", a/b}') (target: <= 2x)"
+for op in push pull; do
+  w=${R[large,wpkg,$op]}; best=${R[large,oras,$op]}; peer=oras
+  if [ -n "${R[large,wkg,$op]:-}" ] && awk -v a="${R[large,wkg,$op]}" -v b="$best" 'BEGIN{exit !(a<b)}'; then best=${R[large,wkg,$op]}; peer=wkg; fi
+  echo "summary: $op 10 MB vs fastest peer ($peer): $w ms vs $best ms = $(awk -v a="$w" -v b="$best" 'BEGIN{printf "%.2fx", a/b}') (lower is better)"
+done
 [ -z "$HAVE_WKG" ] && echo "(wkg not on PATH: cargo install --locked wkg to add it)"
 exit 0

@@ -192,6 +192,11 @@ fn registry_hint(r: &RegistryError) -> Option<String> {
         RegistryError::InsecureTokenService { host, .. } => {
             format!("pass `--insecure {host}` if you trust it")
         }
+        RegistryError::TimedOut { limit, .. } => format!(
+            "check the network and the registry; if it is just slow, allow more time with \
+             --registry-timeout SECONDS or WPKG_REGISTRY_TIMEOUT (now {})",
+            limit.as_secs()
+        ),
         _ => return None,
     })
 }

@@ -22,6 +22,8 @@ pub const WPKG_REGISTRY_PASSWORD: &str = "WPKG_REGISTRY_PASSWORD";
 pub const WPKG_CA_FILE: &str = "WPKG_CA_FILE";
 /// Comma-separated registries allowed over plain HTTP (like `--insecure`).
 pub const WPKG_INSECURE_REGISTRIES: &str = "WPKG_INSECURE_REGISTRIES";
+/// Seconds a registry request may take (like `--registry-timeout`).
+pub const WPKG_REGISTRY_TIMEOUT: &str = "WPKG_REGISTRY_TIMEOUT";
 /// The password of a cosign private key (as cosign reads it; set, even empty, means use it).
 pub const COSIGN_PASSWORD: &str = "COSIGN_PASSWORD";
 /// The same as `COSIGN_PASSWORD`, when that is not set.

@@ -29,7 +29,7 @@ pub const EXIT_WPKG: u8 = 125;
 and runs it under wasmtime with exactly the permissions the manifest declares: no files, \
 environment, network or DNS unless declared.",
     after_help = "Exit codes of `wpkg run`: the guest's own exit code; 124 time limit; 134 trap; \
-137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH, DOCKER_CONFIG (registry credentials; default ~/.docker), WPKG_CA_FILE, WPKG_INSECURE_REGISTRIES, WPKG_TRUST_POLICY, COSIGN_PASSWORD (key password), and for CI WPKG_REGISTRY with \
+137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH, DOCKER_CONFIG (registry credentials; default ~/.docker), WPKG_CA_FILE, WPKG_INSECURE_REGISTRIES, WPKG_REGISTRY_TIMEOUT, WPKG_TRUST_POLICY, COSIGN_PASSWORD (key password), and for CI WPKG_REGISTRY with \
 WPKG_REGISTRY_USERNAME and WPKG_REGISTRY_PASSWORD."
 )]
 struct Cli {

@@ -23,17 +23,30 @@ pub struct RemoteArgs {
     /// may. Certificates are still checked when it speaks HTTPS.
     #[arg(long, value_name = "REGISTRY", env = env_vars::WPKG_INSECURE_REGISTRIES, value_delimiter = ',')]
     pub insecure: Vec<String>,
+    /// Give up on a registry request after this many seconds (blob transfers get more
+    /// by their size: 1 s per 50 kB). A stalled registry fails instead of hanging.
+    #[arg(long, value_name = "SECONDS", env = env_vars::WPKG_REGISTRY_TIMEOUT, default_value_t = 120,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    pub registry_timeout: u64,
 }
 
 impl RemoteArgs {
-    /// A registry client with these settings and the user's credentials.
-    pub fn client(&self) -> Result<Registry> {
-        let opts = ClientOptions {
+    /// The client options these flags ask for.
+    pub fn options(&self) -> ClientOptions {
+        ClientOptions {
             ca_files: self.ca_file.iter().cloned().collect(),
             insecure: self.insecure.clone(),
             attempts: None,
-        };
-        Ok(Registry::new(opts, crate::settings::credentials()?)?)
+            timeout: Some(Duration::from_secs(self.registry_timeout)),
+        }
+    }
+
+    /// A registry client with these settings and the user's credentials.
+    pub fn client(&self) -> Result<Registry> {
+        Ok(Registry::new(
+            self.options(),
+            crate::settings::credentials()?,
+        )?)
     }
 }
 

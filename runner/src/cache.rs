@@ -111,7 +111,9 @@ impl CodeCache {
         Ok((code, status))
     }
 
-    fn check_entry<'a>(&self, bytes: &'a [u8], wasm_digest: &str) -> Option<&'a [u8]> {
+    /// The payload of an entry's bytes if its header, key (`wasm_digest`) and checksum
+    /// are right; `None` for anything else, which never reaches wasmtime's deserialize.
+    pub fn check_entry<'a>(&self, bytes: &'a [u8], wasm_digest: &str) -> Option<&'a [u8]> {
         let rest = bytes.strip_prefix(MAGIC.as_slice())?;
         let key = wasm_digest.as_bytes();
         let rest = rest.strip_prefix(key)?;

@@ -1,7 +1,7 @@
 //! Faults: wpkg killed with SIGKILL in the middle of a pull, push, build or load leaves
 //! a store that works, with no half-visible image, and the same command succeeds when
-//! run again; a full disk, parallel pulls, `rm` racing `run`, and a registry answering
-//! 503 before it recovers.
+//! run again; a full disk, parallel pulls, `rm` racing `run`, a registry answering
+//! 503 before it recovers, and one trickling bytes until the request times out.
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -198,12 +198,7 @@ struct Tmpfs(PathBuf);
 
 impl Tmpfs {
     fn mount(dir: &Path, size: &str) -> Tmpfs {
-        let uid = std::process::Command::new("id").arg("-u").output().unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&uid.stdout).trim(),
-            "0",
-            "the disk-full test mounts a tmpfs: run the tests as root (CI does)"
-        );
+        wpkg_tests::require_root("the disk-full test mounts a tmpfs");
         std::fs::create_dir_all(dir).unwrap();
         let st = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -387,4 +382,52 @@ fn a_registry_answering_503_is_retried_until_it_recovers() {
         .stderr_has(&down.host)
         .stderr_has("503");
     assert!(!other.wpkg(&["images"]).ok().stdout.contains("flaky"));
+}
+
+#[test]
+fn a_registry_trickling_bytes_is_a_timeout_with_a_clear_message() {
+    let reg = Registry::start(Setup::Plain);
+    let publisher = Env::new();
+    // 100 kB: at 10 kB/s its transfer takes 10 s; with 1 s per request it is allowed
+    // 1 s + 100 kB at 50 kB/s = 3 s.
+    let dir = big_project(&publisher, "slow", 100_000, 6);
+    publisher.build(&dir, "slow:1");
+    publisher
+        .wpkg(&["push", "-q", "slow:1", &format!("{}/f/slow:1", reg.host)])
+        .ok();
+    let slow = Proxy::start(
+        &reg.host,
+        Fault::Trickle {
+            bytes_per_sec: 10_000,
+        },
+    );
+    let remote = format!("{}/f/slow:1", slow.host);
+    let env = Env::new();
+    let started = std::time::Instant::now();
+    fails(env.wpkg(&["pull", "-q", "--registry-timeout", "1", &remote]))
+        .stderr_has(&format!("registry {} is too slow", slow.host))
+        .stderr_has("/blobs/sha256:")
+        .stderr_has("WPKG_REGISTRY_TIMEOUT (now 1)");
+    // Not retried: one transfer's allowance, not several.
+    assert!(
+        started.elapsed() < Duration::from_secs(8),
+        "{:?}",
+        started.elapsed()
+    );
+    assert!(!env.wpkg(&["images"]).ok().stdout.contains("slow"));
+    let left: Vec<_> = files(&env.home().join("store"))
+        .into_iter()
+        .filter(|f| f.contains("tmp/"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    // Control: the same slow registry with time enough (the environment variable this
+    // time) completes the pull.
+    env.wpkg_with(
+        &["pull", "-q", &remote],
+        &[("WPKG_REGISTRY_TIMEOUT", "60")],
+        None,
+    )
+    .ok();
+    consistent(&env, &remote);
+    assert!(env.wpkg(&["images"]).ok().stdout.contains("slow"));
 }

@@ -37,12 +37,7 @@ impl Containerd {
     /// Starts containerd with the shim in `shim_dir` on its PATH. Panics with the
     /// reason (not root, not installed, did not come up).
     pub fn start(shim_dir: &Path) -> Containerd {
-        let uid = Command::new("id").arg("-u").output().expect("running id");
-        assert_eq!(
-            String::from_utf8_lossy(&uid.stdout).trim(),
-            "0",
-            "containerd and its shims need root: run the tests as root (CI does)"
-        );
+        crate::require_root("containerd and its shims need root");
         let containerd = need("containerd");
         need("ctr");
         // Unix socket paths are short: keep the directory directly under /tmp.

@@ -310,6 +310,17 @@ impl Default for Env {
     }
 }
 
+/// Fails the test, saying `why` and how to fix it, unless it runs as root.
+#[track_caller]
+pub fn require_root(why: &str) {
+    let uid = Command::new("id").arg("-u").output().expect("running id");
+    assert_eq!(
+        String::from_utf8_lossy(&uid.stdout).trim(),
+        "0",
+        "{why}: run the tests as root (CI does)"
+    );
+}
+
 /// A manifest header for a command guest, to which tests append tables.
 pub fn command_manifest(name: &str, extra: &str) -> String {
     format!(

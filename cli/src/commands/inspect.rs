@@ -94,16 +94,16 @@ impl InspectArgs {
         if self.json {
             return json(r, desc, &img.manifest, &img.config, &permissions);
         }
-        let kind = match &embedded {
-            Some(_) => format!(
-                "container image ({}/{}, wpkg build --format image)",
-                img.config.os, img.config.architecture
-            ),
-            None => format!(
-                "container image ({}/{}, Docker+Wasm)",
-                img.config.os, img.config.architecture
-            ),
-        };
+        let kind = format!(
+            "container image ({}/{}, {})",
+            img.config.os,
+            img.config.architecture,
+            if embedded.is_some() {
+                "wpkg build --format image"
+            } else {
+                "Docker+Wasm"
+            }
+        );
         let mut t = header(r, desc, &kind, img.config.created.as_deref());
         let list = |v: &Option<Vec<String>>| {
             v.as_ref()

@@ -96,14 +96,7 @@ impl LoginArgs {
                 },
             }),
         );
-        let client = wpkg_distribution::registry::Registry::new(
-            wpkg_distribution::registry::ClientOptions {
-                ca_files: self.remote_args.ca_file.iter().cloned().collect(),
-                insecure: self.remote_args.insecure.clone(),
-                attempts: None,
-            },
-            trial,
-        )?;
+        let client = wpkg_distribution::registry::Registry::new(self.remote_args.options(), trial)?;
         client
             .check_login(&registry)
             .with_context(|| format!("cannot log in to {registry}"))?;

@@ -11,20 +11,22 @@ pub(crate) struct Token {
 
 /// What a registry asked for in its challenge.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Scheme {
+pub enum Scheme {
     /// No challenge seen yet.
     Unknown,
     /// `Basic`.
     Basic,
     /// `Bearer realm=... service=...`.
     Bearer {
+        /// Where to ask for a token.
         realm: String,
+        /// The service to name, if the challenge gives one.
         service: Option<String>,
     },
 }
 
 /// Parses `Bearer realm="...",service="...",scope="..."` or `Basic realm="..."`.
-pub(crate) fn parse_challenge(headers: &HeaderMap) -> Option<Scheme> {
+pub fn parse_challenge(headers: &HeaderMap) -> Option<Scheme> {
     let mut found = None;
     for v in headers.get_all(WWW_AUTHENTICATE) {
         let Ok(v) = v.to_str() else { continue };
@@ -213,6 +215,7 @@ impl Registry {
                 Err(e) => {
                     return Err(transport(
                         registry,
+                        self.timeout(),
                         &e,
                         &format!(" (token service {realm})"),
                     ))
@@ -274,7 +277,7 @@ impl Registry {
             .http
             .get(&url)
             .send()
-            .map_err(|e| transport(registry, &e, ""))?;
+            .map_err(|e| transport(registry, self.timeout(), &e, ""))?;
         if resp.status().is_success() {
             // No auth at all: nothing to check against.
             return Ok(());
@@ -327,7 +330,7 @@ impl Registry {
             .get(url)
             .header(AUTHORIZATION, auth)
             .send()
-            .map_err(|e| transport(registry, &e, ""))?;
+            .map_err(|e| transport(registry, self.timeout(), &e, ""))?;
         if resp.status() == StatusCode::UNAUTHORIZED {
             return Err(self.refused(registry, resp));
         }

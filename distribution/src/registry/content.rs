@@ -196,7 +196,7 @@ impl Registry {
     ) -> Result<Response, RegistryError> {
         let url = format!("/v2/{}/blobs/{digest}", r.repository);
         let resp = self.send(r, Access::Pull, Method::GET, &url, true, &mut |b| {
-            Ok(b.timeout(transfer_timeout(size)))
+            Ok(b.timeout(transfer_timeout(self.timeout(), size)))
         })?;
         if !resp.status().is_success() {
             return Err(self.status_error(r, format!("blob {digest} of `{}`", r.name()), resp));
@@ -316,7 +316,7 @@ impl Registry {
                 put.as_str(),
                 false,
                 &mut |b| {
-                    Ok(b.timeout(transfer_timeout(size))
+                    Ok(b.timeout(transfer_timeout(self.timeout(), size))
                         .header(CONTENT_TYPE, "application/octet-stream")
                         .header(reqwest::header::CONTENT_LENGTH, size.to_string())
                         .body(body()?))

@@ -31,16 +31,54 @@ pub(crate) fn describe(e: &reqwest::Error) -> String {
     parts.join(": ")
 }
 
-/// A transport failure as an error: an untrusted certificate is its own variant (the
-/// fix differs), everything else is `Transport`. `note` is appended to the detail.
-pub(crate) fn transport(registry: &str, e: &reqwest::Error, note: &str) -> RegistryError {
-    let detail = format!("{}{note}", describe(e));
+/// A transport failure as an error: an untrusted certificate and a timeout are their
+/// own variants (the fixes differ), everything else is `Transport`. `note` is appended
+/// to the detail; `limit` is the client's request limit.
+pub(crate) fn transport(
+    registry: &str,
+    limit: Duration,
+    e: &reqwest::Error,
+    note: &str,
+) -> RegistryError {
     let registry = registry.to_owned();
+    if e.is_timeout() {
+        return timed_out(registry, limit, e.url().map(|u| u.path()), note);
+    }
+    let detail = format!("{}{note}", describe(e));
     if is_cert_error(e) {
         RegistryError::UntrustedCertificate { registry, detail }
     } else {
         RegistryError::Transport { registry, detail }
     }
+}
+
+/// The error of a request to `path` that ran out of its time.
+pub(crate) fn timed_out(
+    registry: String,
+    limit: Duration,
+    path: Option<&str>,
+    note: &str,
+) -> RegistryError {
+    let what = path.map_or_else(
+        || "a request".to_owned(),
+        |p| format!("the request for {p}"),
+    );
+    RegistryError::TimedOut {
+        registry,
+        detail: format!(
+            "{what} did not complete within its time limit ({} s per request, more for large blobs){note}",
+            limit.as_secs_f64()
+        ),
+        limit,
+    }
+}
+
+/// Whether an I/O error reading a response body is the request's timeout.
+pub(crate) fn is_timeout_io(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::TimedOut
+        || e.get_ref()
+            .and_then(|inner| inner.downcast_ref::<reqwest::Error>())
+            .is_some_and(reqwest::Error::is_timeout)
 }
 
 pub(crate) fn chain_text(e: &reqwest::Error) -> String {
@@ -67,7 +105,7 @@ pub(crate) fn is_cert_error(e: &reqwest::Error) -> bool {
 
 /// Whether a transport failure is worth retrying.
 pub(crate) fn retryable(e: &reqwest::Error) -> bool {
-    !is_cert_error(e) && !e.is_builder() && !e.is_redirect()
+    !is_cert_error(e) && !e.is_builder() && !e.is_redirect() && !e.is_timeout()
 }
 
 pub(crate) fn retryable_status(s: StatusCode) -> bool {
@@ -215,7 +253,7 @@ impl Registry {
                     } else {
                         String::new()
                     };
-                    return Err(transport(registry, &e, &note));
+                    return Err(transport(registry, self.timeout(), &e, &note));
                 }
                 Ok(resp) if resp.status() == StatusCode::UNAUTHORIZED => {
                     if authenticated {

@@ -21,17 +21,21 @@ mod http;
 #[cfg(test)]
 mod tests;
 
-use auth::{Scheme, Token};
+use auth::Token;
+pub use auth::{parse_challenge, Scheme};
 use http::{backoff, basic, retryable, retryable_status, transport};
 pub use http::{error_text, tls_config};
+pub(crate) use http::{is_timeout_io, timed_out};
 
-/// The longest a request may take, blobs aside (they get [`transfer_timeout`]).
+/// The longest a request may take by default, blobs aside (they get
+/// [`transfer_timeout`]); [`ClientOptions::timeout`] changes it.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(120);
 
-/// The longest a blob transfer of `size` bytes may take: two minutes plus the time the
-/// bytes need at 50 kB/s, so that a stalled connection fails instead of hanging.
-pub fn transfer_timeout(size: u64) -> Duration {
-    REQUEST_TIMEOUT + Duration::from_secs(size / 50_000)
+/// The longest a blob transfer of `size` bytes may take when requests may take `base`:
+/// `base` plus the time the bytes need at 50 kB/s, so that a stalled connection fails
+/// instead of hanging while a large blob on a slow link still arrives.
+pub fn transfer_timeout(base: Duration, size: u64) -> Duration {
+    base + Duration::from_secs(size / 50_000)
 }
 
 /// Manifests larger than this are refused (the distribution spec suggests 4 MiB).
@@ -105,6 +109,17 @@ pub enum RegistryError {
         /// What was wrong.
         detail: String,
     },
+    /// The registry did not answer in time (a stalled or very slow connection).
+    /// Not retried: the request already used all its time.
+    #[error("registry {registry} is too slow: {detail}")]
+    TimedOut {
+        /// The registry.
+        registry: String,
+        /// Which request, and the limit it ran into.
+        detail: String,
+        /// The limit for requests ([`ClientOptions::timeout`] or the default).
+        limit: Duration,
+    },
     /// Content did not match its digest or size.
     #[error("{what} from {registry} does not match its digest: {detail}; nothing was stored")]
     Integrity {
@@ -132,6 +147,9 @@ pub struct ClientOptions {
     pub insecure: Vec<String>,
     /// Attempts for a request that fails transiently (default 4).
     pub attempts: Option<u32>,
+    /// The longest a request may take (default [`REQUEST_TIMEOUT`]); blob transfers
+    /// get more by their size (see [`transfer_timeout`]).
+    pub timeout: Option<Duration>,
 }
 
 /// Whether `registry` (host[:port]) is a loopback address or `localhost`.
@@ -209,7 +227,7 @@ impl Registry {
             .use_preconfigured_tls(tls)
             .user_agent(concat!("wpkg/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(Duration::from_secs(15))
-            .timeout(REQUEST_TIMEOUT)
+            .timeout(opts.timeout.unwrap_or(REQUEST_TIMEOUT))
             .redirect(reqwest::redirect::Policy::custom(|attempt| {
                 // Blob downloads may redirect to a CDN (reqwest drops the credentials
                 // on another host); never from HTTPS down to plain HTTP.
@@ -250,6 +268,11 @@ impl Registry {
             .expect("creds lock")
             .insert(registry.to_owned(), c.clone());
         Ok(c)
+    }
+
+    /// The limit for one request (blobs aside).
+    pub fn timeout(&self) -> Duration {
+        self.opts.timeout.unwrap_or(REQUEST_TIMEOUT)
     }
 
     fn attempts(&self) -> u32 {
@@ -330,7 +353,7 @@ impl Registry {
                     })
                 }
             }
-            Err(e) => Err(transport(registry, &e, "")),
+            Err(e) => Err(transport(registry, self.timeout(), &e, "")),
         }
     }
 }

@@ -291,6 +291,15 @@ pub(crate) fn download(
         };
         let what = format!("blob {}", blob.digest);
         if let Some(e) = broken {
+            if crate::registry::is_timeout_io(&e) {
+                return Err(crate::registry::timed_out(
+                    remote.registry.clone(),
+                    registry.timeout(),
+                    Some(&format!("/v2/{}/blobs/{}", remote.repository, blob.digest)),
+                    &format!(" after {total} of {} bytes", blob.size),
+                )
+                .into());
+            }
             if attempt < attempts {
                 std::thread::sleep(std::time::Duration::from_millis(250 * attempt));
                 continue;
