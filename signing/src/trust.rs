@@ -116,6 +116,12 @@ pub fn normalize_scope(s: &str) -> Result<String, TrustError> {
     {
         return Err(TrustError::Scope(s.to_owned()));
     }
+    // Docker Hub alone (`docker.io/*`) is all of it, not only its `library/` images.
+    if glob
+        && wpkg_spec::reference::canonical_registry(name) == wpkg_spec::reference::DEFAULT_REGISTRY
+    {
+        return Ok(format!("{}/*", wpkg_spec::reference::DEFAULT_REGISTRY));
+    }
     // A registry alone (`ghcr.io/*`) parses with `x` as the repository.
     let full = r.name();
     Ok(if glob {
@@ -296,6 +302,11 @@ mod tests {
             "localhost:5000/*"
         );
         assert_eq!(normalize_scope("*").unwrap(), "*");
+        assert_eq!(normalize_scope("docker.io/*").unwrap(), "docker.io/*");
+        assert_eq!(normalize_scope("index.docker.io/*").unwrap(), "docker.io/*");
+        assert_eq!(normalize_scope("library/*").unwrap(), "docker.io/library/*");
+        assert_eq!(normalize_scope("myhost:443/*").unwrap(), "myhost:443/*");
+        assert_eq!(normalize_scope("ghcr.io:443/*").unwrap(), "ghcr.io/*");
         for bad in [
             "",
             "ghcr.io/a*",

@@ -114,6 +114,13 @@ fn parse_ip_range(s: &str) -> Option<(IpAddr, u8)> {
         }
         None => max,
     };
+    // An IPv4-mapped entry (`::ffff:10.0.0.1`) means its IPv4 address: requests are
+    // matched in canonical form, so as IPv6 it could never match.
+    if let IpAddr::V6(v6) = addr {
+        if let (Some(v4), true) = (v6.to_ipv4_mapped(), prefix >= 96) {
+            return Some((mask(IpAddr::V4(v4), prefix - 96), prefix - 96));
+        }
+    }
     Some((mask(addr, prefix), prefix))
 }
 
@@ -427,6 +434,12 @@ mod tests {
         assert!(r.matches(Scheme::Http, &Host::Ip("10.9.8.7".parse().unwrap()), 1234));
         assert!(!r.matches(Scheme::Http, &Host::Ip("11.0.0.1".parse().unwrap()), 80));
         assert!(p("http://127.0.0.1:*").contains_ip("::ffff:127.0.0.1".parse().unwrap()));
+        // An IPv4-mapped entry is its IPv4 address (requests are matched canonically).
+        let mapped = p("http://[::ffff:10.0.0.1]");
+        assert!(mapped.matches(Scheme::Http, &Host::Ip("10.0.0.1".parse().unwrap()), 80));
+        assert!(mapped.contains_ip("::ffff:10.0.0.1".parse().unwrap()));
+        assert!(!mapped.contains_ip("10.0.0.2".parse().unwrap()));
+        assert!(p("http://[::ffff:10.0.0.0/104]:*").contains_ip("10.200.0.1".parse().unwrap()));
     }
 
     #[test]

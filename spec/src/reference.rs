@@ -113,18 +113,12 @@ impl FromStr for Reference {
             }
         }
         let (registry, repository) = match name.split_once('/') {
-            Some((first, remainder))
-                if first.contains('.') || first.contains(':') || first == "localhost" =>
-            {
+            Some((first, remainder)) if reads_as_registry(first) => {
                 (first.to_owned(), remainder.to_owned())
             }
             _ => (DEFAULT_REGISTRY.to_owned(), name.to_owned()),
         };
-        if registry.is_empty()
-            || !registry
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':' | '[' | ']'))
-        {
+        if !valid_registry(&registry) {
             return Err(err(
                 "the registry must be a host name with an optional port",
             ));
@@ -162,11 +156,45 @@ impl FromStr for Reference {
     }
 }
 
-/// The canonical spelling of a registry: lowercase, without `:443`, Docker Hub's
-/// aliases as `docker.io`.
+/// `host[:port]`: a non-empty host of letters, digits, `.` and `-` (or an IPv6
+/// address in brackets), and a port of digits.
+fn valid_registry(registry: &str) -> bool {
+    let port_ok = |p: &str| !p.is_empty() && p.len() <= 5 && p.bytes().all(|b| b.is_ascii_digit());
+    if let Some(v6) = registry.strip_prefix('[') {
+        let Some((addr, rest)) = v6.split_once(']') else {
+            return false;
+        };
+        return !addr.is_empty()
+            && addr
+                .chars()
+                .all(|c| c.is_ascii_hexdigit() || matches!(c, ':' | '.'))
+            && (rest.is_empty() || rest.strip_prefix(':').is_some_and(port_ok));
+    }
+    let (host, port) = match registry.split_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (registry, None),
+    };
+    !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-'))
+        && port.is_none_or(port_ok)
+}
+
+/// Whether the first component of a name would be read as a registry.
+fn reads_as_registry(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost"
+}
+
+/// The canonical spelling of a registry: lowercase, without `:443` (unless the host
+/// alone would no longer read as a registry, like `myhost:443`), Docker Hub's aliases
+/// as `docker.io`.
 pub fn canonical_registry(registry: &str) -> String {
     let r = registry.to_ascii_lowercase();
-    let r = r.strip_suffix(":443").map(str::to_owned).unwrap_or(r);
+    let r = match r.strip_suffix(":443") {
+        Some(host) if reads_as_registry(host) => host.to_owned(),
+        _ => r,
+    };
     match r.as_str() {
         "index.docker.io" | "registry-1.docker.io" | "registry.hub.docker.com" => {
             DEFAULT_REGISTRY.to_owned()
@@ -181,13 +209,15 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
-    /// The short form Docker prints: no `docker.io/` and no `library/`.
+    /// The short form Docker prints: no `docker.io/`, and no `library/` when nothing
+    /// but a name follows it (`docker.io/library/a/b` stays `library/a/b`, which reads
+    /// back as itself).
     pub fn familiar_name(&self) -> String {
         if self.registry == DEFAULT_REGISTRY {
-            self.repository
-                .strip_prefix("library/")
-                .unwrap_or(&self.repository)
-                .to_owned()
+            match self.repository.strip_prefix("library/") {
+                Some(name) if !name.contains('/') => name.to_owned(),
+                _ => self.repository.clone(),
+            }
         } else {
             self.name()
         }
@@ -263,6 +293,27 @@ mod tests {
             "docker.io/library/hello"
         );
         assert_eq!(r("localhost:5000/a").name(), "localhost:5000/a");
+        // `:443` stays when the host alone would read as a Docker Hub namespace.
+        let port = r("myhost:443/app");
+        assert_eq!(port.name(), "myhost:443/app");
+        assert_eq!(r(&port.to_string()), port);
+        assert_eq!(r("[::1]:5000/a").registry, "[::1]:5000");
+    }
+
+    #[test]
+    fn familiar_names_read_back_as_themselves() {
+        for input in [
+            "hello",
+            "acme/app",
+            "library/a/b",
+            "ghcr.io/a/b",
+            "myhost:443/x",
+        ] {
+            let full = r(input);
+            assert_eq!(r(&full.familiar()), full, "{input}");
+        }
+        assert_eq!(r("docker.io/library/a/b").familiar_name(), "library/a/b");
+        assert_eq!(r("docker.io/library/a").familiar_name(), "a");
     }
 
     #[test]
@@ -278,6 +329,11 @@ mod tests {
             "-a",
             "a__-b",
             "ghcr.io/",
+            ":443/a",
+            "host:/a",
+            "host:44x/a",
+            "[::1/a",
+            "a]b:1/c",
         ] {
             assert!(bad.parse::<Reference>().is_err(), "{bad:?} parsed");
         }

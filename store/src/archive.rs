@@ -79,6 +79,9 @@ pub struct Loaded {
     pub images: Vec<(Reference, String)>,
 }
 
+/// The most a gzip-compressed archive may unpack to (it is read in memory).
+pub const MAX_UNPACKED: u64 = 4 << 30;
+
 /// Reads an OCI layout tarball (plain or gzip), checks it whole, then stores and tags
 /// its images. `name` gives the repository for entries whose ref name is a bare tag
 /// (as other tools write them).
@@ -86,8 +89,15 @@ pub fn load(store: &Store, archive: &[u8], name: Option<&str>) -> Result<Loaded,
     let mut raw = Vec::new();
     let data: &[u8] = if archive.starts_with(&[0x1f, 0x8b]) {
         flate2::read::GzDecoder::new(archive)
+            .take(MAX_UNPACKED + 1)
             .read_to_end(&mut raw)
             .map_err(|e| bad(format!("the gzip stream is damaged: {e}")))?;
+        if raw.len() as u64 > MAX_UNPACKED {
+            return Err(bad(format!(
+                "it unpacks to more than {} GiB, which is read in memory; unpack it and load the tar",
+                MAX_UNPACKED >> 30
+            )));
+        }
         &raw
     } else {
         archive
@@ -178,6 +188,16 @@ pub fn load(store: &Store, archive: &[u8], name: Option<&str>) -> Result<Loaded,
             })?;
             format!("{repo}:{ref_name}").parse()?
         };
+        if reference
+            .digest
+            .as_ref()
+            .is_some_and(|named| *named != d.digest)
+        {
+            return Err(bad(format!(
+                "manifest {} is named `{ref_name}`, which names another digest",
+                d.digest
+            )));
+        }
         let mut desc = d.clone();
         desc.annotations.clear();
         crate::Origin::Load.mark(&mut desc);

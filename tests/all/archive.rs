@@ -98,3 +98,52 @@ fn damaged_archives_are_refused_without_touching_the_store() {
     }
     b.wpkg(&["images", "--json"]).ok().stdout_has("[]");
 }
+
+/// `tar` with index.json replaced by `edit(index.json)`.
+fn with_index(tar: &[u8], edit: impl Fn(&str) -> String) -> Vec<u8> {
+    let mut out = tar::Builder::new(Vec::new());
+    for entry in tar::Archive::new(tar).entries().unwrap() {
+        let mut entry = entry.unwrap();
+        let path = entry.path().unwrap().to_string_lossy().into_owned();
+        let mut data = Vec::new();
+        std::io::Read::read_to_end(&mut entry, &mut data).unwrap();
+        if path.trim_start_matches("./") == "index.json" {
+            data = edit(std::str::from_utf8(&data).unwrap()).into_bytes();
+        }
+        let mut header = entry.header().clone();
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        out.append(&header, &data[..]).unwrap();
+    }
+    out.into_inner().unwrap()
+}
+
+#[test]
+fn a_ref_name_naming_another_digest_is_refused() {
+    let a = Env::new();
+    let (tar, digest) = saved(&a);
+    let b = Env::new();
+    let other = format!("sha256:{}", "0".repeat(64));
+    let lying = with_index(&tar, |index| {
+        index.replace(
+            "\"docker.io/library/hello:moved\"",
+            &format!("\"docker.io/library/hello:moved@{other}\""),
+        )
+    });
+    assert_ne!(lying, tar, "the ref name was not found in index.json");
+    let f = b.path("lying.tar");
+    std::fs::write(&f, lying).unwrap();
+    b.wpkg(&["load", "-i", f.to_str().unwrap()])
+        .code(125)
+        .stderr_has("names another digest");
+    assert!(store_is_empty(&b));
+    // Control: the same rewrite naming the real digest loads.
+    let honest = with_index(&tar, |index| {
+        index.replace(
+            "\"docker.io/library/hello:moved\"",
+            &format!("\"docker.io/library/hello:moved@{digest}\""),
+        )
+    });
+    std::fs::write(&f, honest).unwrap();
+    b.wpkg(&["load", "-i", f.to_str().unwrap()]).ok();
+}

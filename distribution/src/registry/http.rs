@@ -154,6 +154,13 @@ pub fn error_text(resp: Response) -> String {
             }
         }
     };
+    // One line, and nothing a terminal would act on: the registry's text is untrusted.
+    let detail: String = detail
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(1000)
+        .collect();
+    let detail = detail.trim();
     if detail.is_empty() {
         format!("HTTP {status}")
     } else {

@@ -69,3 +69,27 @@ fn loopback_names() {
         assert!(!is_loopback_registry(r), "{r}");
     }
 }
+
+#[test]
+fn a_registry_error_body_becomes_one_line_without_control_characters() {
+    let resp = |body: &str| {
+        Response::from(
+            ::http::Response::builder()
+                .status(400)
+                .body(body.to_owned())
+                .unwrap(),
+        )
+    };
+    let text = error_text(resp(
+        r#"{"errors":[{"code":"DENIED","message":"no\nway \u001b[31mred\u001b[0m"}]}"#,
+    ));
+    assert_eq!(text, "HTTP 400 Bad Request: no way  [31mred [0m (DENIED)");
+    assert!(!text.chars().any(char::is_control));
+    // Control: a plain message passes as it is.
+    assert_eq!(
+        error_text(resp(
+            r#"{"errors":[{"code":"DENIED","message":"go away"}]}"#
+        )),
+        "HTTP 400 Bad Request: go away (DENIED)"
+    );
+}

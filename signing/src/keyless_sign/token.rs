@@ -74,7 +74,7 @@ impl IdentityToken {
         if !for_sigstore {
             return Err(bad("its audience (`aud`) is not `sigstore`"));
         }
-        let ago = now() - expires;
+        let ago = now().saturating_sub(expires);
         if ago > 0 {
             return Err(KeylessError::TokenExpired { ago });
         }
@@ -169,5 +169,29 @@ pub(crate) fn without_url(e: &reqwest::Error) -> String {
         "connection failed".into()
     } else {
         s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn jwt(claims: &str) -> String {
+        format!("e30.{}.c2ln", B64URL.encode(claims))
+    }
+
+    #[test]
+    fn expiry_at_the_ends_of_the_range_is_read_without_overflow() {
+        let claims = |exp: i64| {
+            format!(r#"{{"iss":"https://issuer","sub":"me","aud":"sigstore","exp":{exp}}}"#)
+        };
+        assert!(matches!(
+            IdentityToken::parse(&jwt(&claims(i64::MIN))),
+            Err(KeylessError::TokenExpired { ago: i64::MAX })
+        ));
+        // Control: a token valid for a while parses.
+        let ok = IdentityToken::parse(&jwt(&claims(now() + 600))).unwrap();
+        assert_eq!(ok.subject, "me");
+        assert!(IdentityToken::parse(&jwt(&claims(i64::MAX))).is_ok());
     }
 }
