@@ -373,10 +373,22 @@ impl Store {
     pub fn resolve(&self, reference: &Reference) -> Result<Descriptor, Error> {
         let index = self.read_index()?;
         let name = reference.name();
+        // Every spelling of a matching name holds the repository's last component as
+        // written: only those entries (or, by digest, only that digest) are parsed, so
+        // a lookup stays cheap with thousands of tags.
+        let last = reference.repository.rsplit('/').next().unwrap_or_default();
         let found = index.manifests.into_iter().find(|d| {
+            if reference
+                .digest
+                .as_ref()
+                .is_some_and(|dig| d.digest != *dig)
+            {
+                return false;
+            }
             let Some(r) = d
                 .annotations
                 .get(media::ANNOTATION_REF_NAME)
+                .filter(|n| reference.digest.is_some() || n.contains(last))
                 .and_then(|n| n.parse::<Reference>().ok())
             else {
                 return false;
