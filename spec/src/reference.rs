@@ -214,9 +214,14 @@ impl Reference {
     /// back as itself).
     pub fn familiar_name(&self) -> String {
         if self.registry == DEFAULT_REGISTRY {
-            match self.repository.strip_prefix("library/") {
-                Some(name) if !name.contains('/') => name.to_owned(),
-                _ => self.repository.clone(),
+            let short = match self.repository.strip_prefix("library/") {
+                Some(name) if !name.contains('/') => name,
+                _ => &self.repository,
+            };
+            // `docker.io/a.b/c` keeps its registry: `a.b/c` would name registry `a.b`.
+            match short.split_once('/') {
+                Some((first, _)) if reads_as_registry(first) => self.name(),
+                _ => short.to_owned(),
             }
         } else {
             self.name()
@@ -314,6 +319,11 @@ mod tests {
         }
         assert_eq!(r("docker.io/library/a/b").familiar_name(), "library/a/b");
         assert_eq!(r("docker.io/library/a").familiar_name(), "a");
+        assert_eq!(
+            r("docker.io/a.b/c").familiar_name(),
+            "docker.io/a.b/c",
+            "found by fuzz/run.sh (reference)"
+        );
     }
 
     #[test]
