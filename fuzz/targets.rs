@@ -344,15 +344,7 @@ pub fn registry_signatures(data: &[u8]) {
             return;
         };
         let material = found.material();
-        let keys = [key().public()];
-        let ids = identities();
-        let root = || -> Result<TrustedRoot, String> { Ok(TrustedRoot::public_good()) };
-        let trusted = Trusted {
-            keys: &keys,
-            identities: &ids,
-            root: &root,
-        };
-        let _ = verify_material(&material, IMAGE_DIGEST, &trusted);
+        verify_trusting_our_key(&material);
     });
 }
 
@@ -424,18 +416,10 @@ pub fn simple_signing(data: &[u8]) {
         certificate: Some(String::new()),
         ..signed.clone()
     };
-    let ids = identities();
-    let root = || -> Result<TrustedRoot, String> { Ok(TrustedRoot::public_good()) };
-    let trusted = Trusted {
-        keys: &keys,
-        identities: &ids,
-        root: &root,
-    };
-    let material = Material {
+    verify_trusting_our_key(&Material {
         classic: vec![keyless, signed],
         bundles: vec![],
-    };
-    let _ = verify_material(&material, IMAGE_DIGEST, &trusted);
+    });
     if let Ok(name) = std::str::from_utf8(data) {
         let payload = wpkg_signing::classic::simple_signing_payload(name, IMAGE_DIGEST);
         let ours = ClassicSignature {
@@ -459,17 +443,10 @@ pub fn bundle(data: &[u8]) {
     let ids = identities();
     let _ = wpkg_signing::bundle::verify_bundle(data, IMAGE_DIGEST, &keys);
     let _ = wpkg_signing::bundle::verify_keyless_bundle(data, IMAGE_DIGEST, &ids, public_good());
-    let root = || -> Result<TrustedRoot, String> { Ok(TrustedRoot::public_good()) };
-    let trusted = Trusted {
-        keys: &keys,
-        identities: &ids,
-        root: &root,
-    };
-    let material = Material {
+    verify_trusting_our_key(&Material {
         classic: vec![],
         bundles: vec![data.to_vec()],
-    };
-    let _ = verify_material(&material, IMAGE_DIGEST, &trusted);
+    });
 }
 
 /// DSSE: the input as the in-toto statement of an envelope signed with a trusted key
@@ -735,6 +712,20 @@ fn log() -> &'static (p256::ecdsa::VerifyingKey, [u8; 32]) {
 }
 
 /// Identities a policy might trust: a whole-subject regexp and an exact e-mail.
+/// [`verify_material`] for [`IMAGE_DIGEST`], trusting the fuzz key, the fuzz
+/// identities and the shipped public-good root (errors are the expected outcome).
+fn verify_trusting_our_key(material: &Material) {
+    let keys = [key().public()];
+    let ids = identities();
+    let root = || -> Result<TrustedRoot, String> { Ok(TrustedRoot::public_good()) };
+    let trusted = Trusted {
+        keys: &keys,
+        identities: &ids,
+        root: &root,
+    };
+    let _ = verify_material(material, IMAGE_DIGEST, &trusted);
+}
+
 fn identities() -> Vec<Identity> {
     vec![
         Identity {
