@@ -36,6 +36,20 @@ fn big_project(env: &Env, name: &str, bytes: usize, seed: u64) -> PathBuf {
     dir
 }
 
+/// Builds [`big_project`] `name` as `name:1` and pushes it to `REGISTRY/f/name:1`.
+fn publish(publisher: &Env, reg: &Registry, name: &str, bytes: usize, seed: u64) {
+    let dir = big_project(publisher, name, bytes, seed);
+    publisher.build(&dir, &format!("{name}:1"));
+    publisher
+        .wpkg(&[
+            "push",
+            "-q",
+            &format!("{name}:1"),
+            &format!("{}/f/{name}:1", reg.host),
+        ])
+        .ok();
+}
+
 /// Starts `wpkg ARGS` and kills it with SIGKILL after `after`; whether it had finished.
 fn kill_after(env: &Env, args: &[&str], after: Duration) -> bool {
     let mut child = env
@@ -359,11 +373,7 @@ fn rm_racing_run_is_either_a_run_or_a_clear_miss() {
 fn a_registry_answering_503_is_retried_until_it_recovers() {
     let reg = Registry::start(Setup::Plain);
     let publisher = Env::new();
-    let dir = big_project(&publisher, "flaky", 1_000, 5);
-    publisher.build(&dir, "flaky:1");
-    publisher
-        .wpkg(&["push", "-q", "flaky:1", &format!("{}/f/flaky:1", reg.host)])
-        .ok();
+    publish(&publisher, &reg, "flaky", 1_000, 5);
     // Three 503s, then the registry is back: the pull succeeds.
     let recovering = Proxy::start(&reg.host, Fault::ServerErrors { count: 3 });
     let env = Env::new();
@@ -390,11 +400,7 @@ fn a_registry_trickling_bytes_is_a_timeout_with_a_clear_message() {
     let publisher = Env::new();
     // 100 kB: at 10 kB/s its transfer takes 10 s; with 1 s per request it is allowed
     // 1 s + 100 kB at 50 kB/s = 3 s.
-    let dir = big_project(&publisher, "slow", 100_000, 6);
-    publisher.build(&dir, "slow:1");
-    publisher
-        .wpkg(&["push", "-q", "slow:1", &format!("{}/f/slow:1", reg.host)])
-        .ok();
+    publish(&publisher, &reg, "slow", 100_000, 6);
     let slow = Proxy::start(
         &reg.host,
         Fault::Trickle {
