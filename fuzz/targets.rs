@@ -76,7 +76,7 @@ const EMPTY_MODULE_DIGEST: &str =
     "sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476";
 
 /// The header of a compiled-code cache entry (`runner/src/cache.rs`).
-const CACHE_MAGIC: &[u8] = b"WPKGCODE1";
+const CACHE_MAGIC: &[u8] = b"WPKGCODE2";
 
 /// When keyless signatures are checked (November 2023: inside the shipped root's
 /// Fulcio and Rekor validity).
@@ -651,24 +651,29 @@ pub fn trust_policy(data: &[u8]) {
 // ---------------------------------------------------------------------------------
 // The compiled-code cache (runner)
 
-/// A compiled-code cache entry: the input is written as the entry file of a module,
-/// read back as the cache reads it, and checked with [`CodeCache::check_entry`].
-/// An entry the check accepts is exactly `WPKGCODE1` + digest + SHA-256 of the payload +
-/// payload (what the cache writes), and is never handed to wasmtime's unsafe
-/// deserialize here. An entry it refuses makes [`CodeCache::load_or_compile`] compile
-/// again and replace it ([`CacheStatus::Replaced`], never a hit), with an entry the
-/// check accepts.
+/// A compiled-code cache entry: the input's first byte says how many of the following
+/// bytes are the `.sum` file, the rest is the code file; both are written where the
+/// cache looks and checked with [`CodeCache::check_entry`]. An entry the check accepts
+/// has exactly the `.sum` this target computes independently (`WPKGCODE2` + digest +
+/// length + CRC-32 of the code), and is never handed to wasmtime's unsafe deserialize
+/// here. An entry it refuses makes [`CodeCache::load_or_compile`] compile again and
+/// replace it ([`CacheStatus::Replaced`], never a hit), with an entry the check accepts.
 pub fn code_cache(data: &[u8]) {
     let runner = runner();
     let dir = tempfile::tempdir().expect("a temporary directory for the cache");
     let cache = CodeCache::new(dir.path(), runner.engine());
-    let path = cache.entry_path(EMPTY_MODULE_DIGEST);
-    std::fs::write(&path, data).expect("writing the cache entry");
-    let bytes = std::fs::read(&path).expect("reading the cache entry");
-    if let Some(payload) = cache.check_entry(&bytes, EMPTY_MODULE_DIGEST) {
+    let (sum, code) = match data.split_first() {
+        Some((&n, rest)) => rest.split_at((n as usize).min(rest.len())),
+        None => (&[][..], &[][..]),
+    };
+    let code_path = cache.entry_path(EMPTY_MODULE_DIGEST);
+    let sum_path = cache.sum_path(EMPTY_MODULE_DIGEST);
+    std::fs::write(&code_path, code).expect("writing the cache entry");
+    std::fs::write(&sum_path, sum).expect("writing the cache entry's checksum");
+    if cache.check_entry(sum, code, EMPTY_MODULE_DIGEST) {
         assert_eq!(
-            bytes,
-            cache_entry(EMPTY_MODULE_DIGEST, payload),
+            sum,
+            cache_sum(EMPTY_MODULE_DIGEST, code),
             "the cache accepted an entry it would not have written"
         );
         return;
@@ -677,11 +682,13 @@ pub fn code_cache(data: &[u8]) {
         .load_or_compile(runner.engine(), EMPTY_MODULE_DIGEST, EMPTY_MODULE)
         .expect("the empty module compiles");
     assert_eq!(status, CacheStatus::Replaced, "a refused entry was used");
-    let rewritten = std::fs::read(path).expect("the cache wrote a new entry");
+    let code = std::fs::read(code_path).expect("the cache wrote new code");
+    let sum = std::fs::read(sum_path).expect("the cache wrote a new checksum");
     assert!(
-        cache.check_entry(&rewritten, EMPTY_MODULE_DIGEST).is_some(),
+        cache.check_entry(&sum, &code, EMPTY_MODULE_DIGEST),
         "the cache's own entry does not pass its check"
     );
+    assert_eq!(sum, cache_sum(EMPTY_MODULE_DIGEST, &code));
 }
 
 // ---------------------------------------------------------------------------------
@@ -750,12 +757,24 @@ fn runner() -> &'static Runner {
     })
 }
 
-/// The bytes the cache writes for `payload`: magic, key, checksum, payload.
-fn cache_entry(wasm_digest: &str, payload: &[u8]) -> Vec<u8> {
+/// The `.sum` the cache must write for `code` compiled from `wasm_digest`, computed
+/// here without the cache's code (a bitwise CRC-32, IEEE polynomial).
+fn cache_sum(wasm_digest: &str, code: &[u8]) -> Vec<u8> {
+    let mut crc = !0u32;
+    for &b in code {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 == 1 {
+                (crc >> 1) ^ 0xEDB8_8320
+            } else {
+                crc >> 1
+            };
+        }
+    }
     let mut out = CACHE_MAGIC.to_vec();
     out.extend_from_slice(wasm_digest.as_bytes());
-    out.extend_from_slice(&sha256(payload));
-    out.extend_from_slice(payload);
+    out.extend_from_slice(&(code.len() as u64).to_le_bytes());
+    out.extend_from_slice(&(!crc).to_le_bytes());
     out
 }
 

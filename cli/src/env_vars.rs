@@ -42,3 +42,5 @@ pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN
 pub const WPKG_FULCIO_URL: &str = "WPKG_FULCIO_URL";
 /// Rekor's URL for keyless signing (default Sigstore's public-good instance).
 pub const WPKG_REKOR_URL: &str = "WPKG_REKOR_URL";
+/// Set (non-empty): print how long each phase of the command took, on stderr.
+pub const WPKG_TIMINGS: &str = "WPKG_TIMINGS";

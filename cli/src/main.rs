@@ -7,6 +7,7 @@
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use wpkg_pipeline::timings;
 
 mod commands;
 mod diagnostics;
@@ -29,7 +30,7 @@ pub const EXIT_WPKG: u8 = 125;
 and runs it under wasmtime with exactly the permissions the manifest declares: no files, \
 environment, network or DNS unless declared.",
     after_help = "Exit codes of `wpkg run`: the guest's own exit code; 124 time limit; 134 trap; \
-137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH, DOCKER_CONFIG (registry credentials; default ~/.docker), WPKG_CA_FILE, WPKG_INSECURE_REGISTRIES, WPKG_REGISTRY_TIMEOUT, WPKG_TRUST_POLICY, COSIGN_PASSWORD (key password), and for CI WPKG_REGISTRY with \
+137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH, DOCKER_CONFIG (registry credentials; default ~/.docker), WPKG_CA_FILE, WPKG_INSECURE_REGISTRIES, WPKG_REGISTRY_TIMEOUT, WPKG_TRUST_POLICY, COSIGN_PASSWORD (key password), WPKG_TIMINGS (print how long each phase took), and for CI WPKG_REGISTRY with \
 WPKG_REGISTRY_USERNAME and WPKG_REGISTRY_PASSWORD."
 )]
 struct Cli {
@@ -59,8 +60,12 @@ enum Command {
 }
 
 fn main() -> ExitCode {
-    // A closed stdout (`wpkg images | head`) is not an error.
+    let timed = std::env::var_os(env_vars::WPKG_TIMINGS).is_some_and(|v| !v.is_empty());
+    if timed {
+        timings::enable();
+    }
     let cli = Cli::parse();
+    timings::mark("arguments");
     let result = match cli.command {
         Command::Build(a) => a.run(),
         Command::Run(a) => a.run(),
@@ -80,9 +85,14 @@ fn main() -> ExitCode {
         Command::Load(a) => a.run(),
         Command::Schema(a) => a.run(),
     };
+    if timed {
+        timings::mark("rest of the command");
+        print_timings();
+    }
     match result {
         Ok(code) => code,
         Err(e) => {
+            // A closed stdout (`wpkg images | head`) is not an error.
             if is_broken_pipe(&e) {
                 return ExitCode::SUCCESS;
             }
@@ -90,6 +100,17 @@ fn main() -> ExitCode {
             ExitCode::from(EXIT_WPKG)
         }
     }
+}
+
+/// The phases of this process on stderr, in milliseconds, and their sum.
+fn print_timings() {
+    let phases = timings::phases();
+    let total: std::time::Duration = phases.iter().map(|(_, d)| *d).sum();
+    let mut line = String::from("timings (ms):");
+    for (name, took) in &phases {
+        line.push_str(&format!(" {name} {:.3};", took.as_secs_f64() * 1e3));
+    }
+    eprintln!("{line} total {:.3}", total.as_secs_f64() * 1e3);
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {

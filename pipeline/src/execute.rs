@@ -59,6 +59,7 @@ pub fn prepare(
                 RunPlan::unmanifested(caps.trigger, request, &[], false)?
             };
             let wasm = store.read_descriptor(&art.wasm_layer)?;
+            wpkg_runner::timings::mark("read wasm (digest-checked)");
             let bundled_root = match &art.files_layer {
                 Some(layer) => {
                     let digest = wpkg_spec::Digest::parse(&layer.digest)

@@ -1,20 +1,25 @@
 //! The compiled-code cache: native code that wasmtime compiled on this machine, keyed
 //! by (wasm digest, engine fingerprint).
 //!
-//! An entry is `WPKGCODE1` + the wasm digest + the SHA-256 of the payload + wasmtime's
-//! serialized code. On load the header, the key and the checksum are checked before
-//! wasmtime sees the bytes; a corrupt or foreign entry is removed and the code is
-//! compiled again. Entries are written atomically. Code never comes from a registry:
-//! only this module writes entries, from code compiled here.
+//! An entry is two files: `<hex>-<fingerprint>.cwasm`, wasmtime's serialized code as
+//! it wrote it, and `<hex>-<fingerprint>.sum`: `WPKGCODE2` + the wasm digest + the
+//! code's length (8 bytes, little-endian) + its CRC-32 (4 bytes, little-endian). On
+//! load the `.sum` is checked against the key and the code file, read through the one
+//! descriptor that wasmtime then maps (no copy of the code is made), before wasmtime
+//! sees the bytes; a damaged, foreign or half-written entry is removed and the code is
+//! compiled again. Files are written atomically, code first. The checksum guards
+//! against damage, not tampering: whoever can write the cache directory can write a
+//! matching checksum, just as they could replace the wpkg binary's own files. Code
+//! never comes from a registry: only this module writes entries, from code compiled here.
 
 use std::hash::{Hash, Hasher};
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use sha2::{Digest, Sha256};
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module};
 
-const MAGIC: &[u8; 9] = b"WPKGCODE1";
+const MAGIC: &[u8; 9] = b"WPKGCODE2";
 
 /// Compiled code of either kind.
 #[derive(Clone)]
@@ -66,13 +71,18 @@ impl CodeCache {
         }
     }
 
-    /// Where the entry for `wasm_digest` lives.
+    /// Where the code of the entry for `wasm_digest` lives (its `.sum` is beside it).
     pub fn entry_path(&self, wasm_digest: &str) -> PathBuf {
         // The digest was checked when the wasm was read; an invalid one names no file.
         let hex = wpkg_spec::Digest::parse(wasm_digest)
             .map(|d| d.hex().to_owned())
             .unwrap_or_else(|_| "invalid".to_owned());
         self.dir.join(format!("{hex}-{}.cwasm", self.fingerprint))
+    }
+
+    /// Where the checksum of the entry for `wasm_digest` lives.
+    pub fn sum_path(&self, wasm_digest: &str) -> PathBuf {
+        self.entry_path(wasm_digest).with_extension("sum")
     }
 
     /// Loads the code for `wasm` (whose digest is `wasm_digest`, already verified by
@@ -84,17 +94,20 @@ impl CodeCache {
         wasm: &[u8],
     ) -> wasmtime::Result<(Compiled, CacheStatus)> {
         let path = self.entry_path(wasm_digest);
+        let sum_path = self.sum_path(wasm_digest);
         let mut status = CacheStatus::Miss;
-        if let Ok(bytes) = std::fs::read(&path) {
-            match self.check_entry(&bytes, wasm_digest) {
-                Some(payload) => {
-                    if let Ok(code) = deserialize(engine, payload, is_component(wasm)) {
-                        return Ok((code, CacheStatus::Hit));
-                    }
-                    status = CacheStatus::Replaced;
+        if let Ok(sum) = std::fs::read(&sum_path) {
+            if let Some(code) = self.open_checked(&path, &sum, wasm_digest) {
+                if let Ok(code) = deserialize(engine, &path, code, is_component(wasm)) {
+                    return Ok((code, CacheStatus::Hit));
                 }
-                None => status = CacheStatus::Replaced,
             }
+            status = CacheStatus::Replaced;
+            let _ = std::fs::remove_file(&sum_path);
+            let _ = std::fs::remove_file(&path);
+        } else if path.exists() {
+            // Code without a checksum: half written, or an older wpkg's entry.
+            status = CacheStatus::Replaced;
             let _ = std::fs::remove_file(&path);
         }
         let (code, serialized) = if is_component(wasm) {
@@ -107,48 +120,113 @@ impl CodeCache {
             (Compiled::Module(m), s)
         };
         // A cache that cannot be written is not an error: the run goes on.
-        let _ = self.write_entry(&path, wasm_digest, &serialized);
+        let _ = self.write_entry(&path, &sum_path, wasm_digest, &serialized);
         Ok((code, status))
     }
 
-    /// The payload of an entry's bytes if its header, key (`wasm_digest`) and checksum
-    /// are right; `None` for anything else, which never reaches wasmtime's deserialize.
-    pub fn check_entry<'a>(&self, bytes: &'a [u8], wasm_digest: &str) -> Option<&'a [u8]> {
-        let rest = bytes.strip_prefix(MAGIC.as_slice())?;
-        let key = wasm_digest.as_bytes();
-        let rest = rest.strip_prefix(key)?;
-        if rest.len() < 32 {
-            return None;
+    /// The code file at `path`, open and read through once to check it against `sum`
+    /// (the entry's `.sum` bytes); `None` when anything does not match.
+    fn open_checked(&self, path: &Path, sum: &[u8], wasm_digest: &str) -> Option<std::fs::File> {
+        let (len, crc) = self.parse_sum(sum, wasm_digest)?;
+        let mut file = std::fs::File::open(path).ok()?;
+        let mut hasher = crc32fast::Hasher::new();
+        let mut buf = vec![0u8; 64 << 10];
+        let mut seen = 0u64;
+        loop {
+            let n = file.read(&mut buf).ok()?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            seen += n as u64;
         }
-        let (sum, payload) = rest.split_at(32);
-        (Sha256::digest(payload).as_slice() == sum).then_some(payload)
+        (seen == len && hasher.finalize() == crc).then_some(file)
     }
 
-    fn write_entry(&self, path: &Path, wasm_digest: &str, payload: &[u8]) -> std::io::Result<()> {
+    /// The code's length and CRC-32 from an entry's `.sum` bytes, if its header and key
+    /// (`wasm_digest`) are right.
+    fn parse_sum(&self, sum: &[u8], wasm_digest: &str) -> Option<(u64, u32)> {
+        let rest = sum.strip_prefix(MAGIC.as_slice())?;
+        let rest = rest.strip_prefix(wasm_digest.as_bytes())?;
+        let (len, crc) = rest.split_first_chunk::<8>()?;
+        let crc: [u8; 4] = crc.try_into().ok()?;
+        Some((u64::from_le_bytes(*len), u32::from_le_bytes(crc)))
+    }
+
+    /// Whether `code` is exactly what the `.sum` bytes `sum` describe for
+    /// `wasm_digest`: the check a load makes before wasmtime sees the code.
+    pub fn check_entry(&self, sum: &[u8], code: &[u8], wasm_digest: &str) -> bool {
+        self.parse_sum(sum, wasm_digest)
+            .is_some_and(|(len, crc)| len == code.len() as u64 && crc32fast::hash(code) == crc)
+    }
+
+    /// The `.sum` bytes the cache writes for `code` compiled from `wasm_digest`.
+    pub fn sum_bytes(wasm_digest: &str, code: &[u8]) -> Vec<u8> {
+        let mut out = MAGIC.to_vec();
+        out.extend_from_slice(wasm_digest.as_bytes());
+        out.extend_from_slice(&(code.len() as u64).to_le_bytes());
+        out.extend_from_slice(&crc32fast::hash(code).to_le_bytes());
+        out
+    }
+
+    fn write_entry(
+        &self,
+        path: &Path,
+        sum_path: &Path,
+        wasm_digest: &str,
+        code: &[u8],
+    ) -> std::io::Result<()> {
         std::fs::create_dir_all(&self.dir)?;
-        let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
-        use std::io::Write;
-        tmp.write_all(MAGIC)?;
-        tmp.write_all(wasm_digest.as_bytes())?;
-        tmp.write_all(&Sha256::digest(payload))?;
-        tmp.write_all(payload)?;
-        tmp.as_file().sync_all()?;
-        tmp.persist(path).map_err(|e| e.error)?;
+        // Code first: a `.sum` never describes code that is not fully there.
+        for (dest, bytes) in [
+            (path, code),
+            (sum_path, &CodeCache::sum_bytes(wasm_digest, code)[..]),
+        ] {
+            let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+            use std::io::Write;
+            tmp.write_all(bytes)?;
+            tmp.as_file().sync_all()?;
+            tmp.persist(dest).map_err(|e| e.error)?;
+        }
         Ok(())
     }
 }
 
 #[allow(unsafe_code)]
-fn deserialize(engine: &Engine, payload: &[u8], component: bool) -> wasmtime::Result<Compiled> {
-    // SAFETY: `payload` is code this wpkg compiled on this machine with an engine of
-    // the same fingerprint; the entry's checksum and key were verified just before, so
-    // the bytes are exactly those `serialize` produced. wasmtime additionally checks
-    // its own header and the engine's compatibility.
+fn deserialize(
+    engine: &Engine,
+    path: &Path,
+    file: std::fs::File,
+    component: bool,
+) -> wasmtime::Result<Compiled> {
+    // SAFETY: `file` holds code this wpkg compiled on this machine with an engine of
+    // the same fingerprint, written atomically; it was just read through and matches
+    // its `.sum` (key, length, CRC-32). wasmtime maps it read-only (copy-on-write) and
+    // additionally checks its own header and the engine's compatibility.
     unsafe {
         if component {
-            Component::deserialize(engine, payload).map(Compiled::Component)
+            // Components are loaded by path: on Linux the path of the descriptor just
+            // checked, so that the bytes mapped are the bytes checked.
+            let fd_path = open_file_path(&file);
+            let path = fd_path.as_deref().unwrap_or(path);
+            Component::deserialize_file(engine, path).map(Compiled::Component)
         } else {
-            Module::deserialize(engine, payload).map(Compiled::Module)
+            Module::deserialize_open_file(engine, file).map(Compiled::Module)
         }
+    }
+}
+
+/// `/proc/self/fd/N` for an open file, where the system has it.
+fn open_file_path(file: &std::fs::File) -> Option<PathBuf> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd;
+        let p = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
+        p.exists().then_some(p)
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = file;
+        None
     }
 }

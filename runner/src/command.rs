@@ -67,6 +67,7 @@ impl Runner {
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
+        crate::timings::mark("runtime");
         rt.block_on(self.run_command_async(code, run))
     }
 
@@ -102,11 +103,15 @@ impl Runner {
                         .map_err(|e| link_error(&e))?;
                     let pre = wasmtime_wasi::p2::bindings::CommandPre::new(pre)
                         .map_err(|_| Error::Link("the component does not export `wasi:cli/run`; is it an HTTP handler (`[trigger] type = \"http\"`)?".into()))?;
+                    crate::timings::mark("link");
                     let command = pre.instantiate_async(&mut store).await;
-                    Ok::<_, Error>(match command {
+                    crate::timings::mark("instantiate");
+                    let ran = match command {
                         Ok(c) => c.wasi_cli_run().call_run(&mut store).await,
                         Err(e) => Err(e),
-                    })
+                    };
+                    crate::timings::mark("guest");
+                    Ok::<_, Error>(ran)
                 };
                 with_timeout(run.plan.timeout, &timed_out, fut).await?
             }
@@ -125,14 +130,17 @@ impl Runner {
                 caps::limits::arm_deadline(&mut store, deadline, timed_out.clone());
                 let fut = async {
                     let pre = linker.instantiate_pre(module).map_err(|e| link_error(&e))?;
+                    crate::timings::mark("link");
                     let r = async {
                         let instance = pre.instantiate_async(&mut store).await?;
+                        crate::timings::mark("instantiate");
                         let start = instance
                             .get_typed_func::<(), ()>(&mut store, "_start")
                             .map_err(|_| wasmtime::Error::msg("the module has no `_start` export; a command module must be built as a WASI program (a `main`)"))?;
                         start.call_async(&mut store, ()).await
                     }
                     .await;
+                    crate::timings::mark("guest");
                     Ok::<_, Error>(r.map(Ok))
                 };
                 with_timeout(run.plan.timeout, &timed_out, fut).await?

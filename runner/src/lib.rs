@@ -12,6 +12,7 @@ pub mod cache;
 pub mod caps;
 pub mod command;
 pub mod http;
+pub mod timings;
 
 pub use cache::{CacheStatus, CodeCache, Compiled};
 use wpkg_spec::plan::RunPlan;
@@ -137,6 +138,7 @@ impl Runner {
         let engine = wasmtime::Engine::new(&config).map_err(Error::Compile)?;
         caps::limits::start_epoch_ticker(&engine);
         let cache = CodeCache::new(cache_dir, &engine);
+        timings::mark("engine");
         Ok(Runner { engine, cache })
     }
 
@@ -157,9 +159,15 @@ impl Runner {
         wasm_digest: &str,
         wasm: &[u8],
     ) -> Result<(Compiled, CacheStatus), Error> {
-        self.cache
+        let loaded = self
+            .cache
             .load_or_compile(&self.engine, wasm_digest, wasm)
-            .map_err(Error::Compile)
+            .map_err(Error::Compile)?;
+        timings::mark(match loaded.1 {
+            CacheStatus::Hit => "code load (cache hit)",
+            CacheStatus::Miss | CacheStatus::Replaced => "compile (cache miss)",
+        });
+        Ok(loaded)
     }
 }
 

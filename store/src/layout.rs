@@ -11,7 +11,7 @@ use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use wpkg_spec::media::{self, Descriptor, ImageIndex};
+use wpkg_spec::media::{self, Descriptor, ImageIndex, ImageManifest};
 use wpkg_spec::Reference;
 
 use crate::digest::{digest_hex, sha256_digest, VerifyingReader};
@@ -21,6 +21,39 @@ use crate::Error;
 /// images must verify under the trust policy before they run; built and loaded ones
 /// were made or brought here by the user.
 pub const ORIGIN_ANNOTATION: &str = "dev.wpkg.origin";
+
+/// Index annotation: the image's total size in bytes (manifest, config and layers),
+/// recorded when it is tagged so that listing the store reads no blob.
+pub const SIZE_ANNOTATION: &str = "dev.wpkg.size";
+/// Index annotation: the image config's `created` time (empty when it has none),
+/// recorded with [`SIZE_ANNOTATION`].
+pub const CREATED_ANNOTATION: &str = "dev.wpkg.created";
+
+/// What `wpkg images` shows of an image besides its name and digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Summary {
+    /// Manifest, config and layers, in bytes.
+    pub size: u64,
+    /// The config's `created` time, as written there (empty when absent).
+    pub created: String,
+}
+
+impl Summary {
+    /// The summary recorded on an index entry, if it has one.
+    pub fn recorded(desc: &Descriptor) -> Option<Summary> {
+        Some(Summary {
+            size: desc.annotations.get(SIZE_ANNOTATION)?.parse().ok()?,
+            created: desc.annotations.get(CREATED_ANNOTATION)?.clone(),
+        })
+    }
+
+    fn record(&self, desc: &mut Descriptor) {
+        desc.annotations
+            .insert(SIZE_ANNOTATION.to_owned(), self.size.to_string());
+        desc.annotations
+            .insert(CREATED_ANNOTATION.to_owned(), self.created.clone());
+    }
+}
 
 /// Where an image in the store came from, recorded on its index entry.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -445,8 +478,13 @@ impl Store {
             .retain(|d| d.annotations.get(media::ANNOTATION_REF_NAME) != Some(&name));
         // The name is ours to set; where it came from ([`ORIGIN_ANNOTATION`]) travels
         // with the descriptor, so a new tag of a pulled image is still a pulled image.
+        // Its summary is read once here, so that listing reads no blob.
+        let summary = Summary::recorded(manifest).or_else(|| self.summary(manifest).ok());
         let mut desc = manifest.clone();
         desc.annotations.retain(|k, _| k == ORIGIN_ANNOTATION);
+        if let Some(summary) = summary {
+            summary.record(&mut desc);
+        }
         desc.annotations
             .insert(media::ANNOTATION_REF_NAME.to_owned(), name);
         index.manifests.push(desc);
@@ -456,6 +494,31 @@ impl Store {
                 .cmp(&b.annotations.get(media::ANNOTATION_REF_NAME))
         });
         self.write_index(&index)
+    }
+
+    /// Reads the size and creation time of the image behind `desc` from its blobs
+    /// (each checked against its digest): the manifest's own size, its config's and
+    /// its layers', and the config's `created`.
+    pub fn summary(&self, desc: &Descriptor) -> Result<Summary, Error> {
+        let bad = |reason: String| Error::BadManifest {
+            digest: desc.digest.clone(),
+            reason,
+        };
+        let manifest: ImageManifest = serde_json::from_slice(&self.read_descriptor(desc)?)
+            .map_err(|e| bad(format!("manifest does not parse: {e}")))?;
+        let config: serde_json::Value =
+            serde_json::from_slice(&self.read_descriptor(&manifest.config)?)
+                .map_err(|e| bad(format!("config does not parse: {e}")))?;
+        Ok(Summary {
+            size: desc.size
+                + manifest.config.size
+                + manifest.layers.iter().map(|l| l.size).sum::<u64>(),
+            created: config
+                .get("created")
+                .and_then(|c| c.as_str())
+                .unwrap_or_default()
+                .to_owned(),
+        })
     }
 
     /// Points `reference` at `manifest`, taking the lock.

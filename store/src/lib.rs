@@ -21,7 +21,7 @@ pub mod image;
 pub mod layout;
 
 pub use digest::sha256_digest;
-pub use layout::{IndexLock, Origin, Store, StoredImage};
+pub use layout::{IndexLock, Origin, Store, StoredImage, Summary};
 
 /// Errors of the store and of artifacts.
 #[derive(Debug, thiserror::Error)]

@@ -148,6 +148,17 @@ fn buildx_style_images_run_with_docker_argv_and_only_explicit_grants() {
 
     // The same image with Docker media types.
     granted(run(&env, &docker, &["--rootfs", "ro"], &[]), 42);
+    // Listed with its size like any image (not as damaged).
+    let list: serde_json::Value =
+        serde_json::from_str(&env.wpkg(&["images", "--json"]).ok().stdout).unwrap();
+    let entry = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["reference"].as_str().unwrap().ends_with("w/app:docker"))
+        .unwrap_or_else(|| panic!("{list:#}"));
+    assert!(entry["size"].as_u64().unwrap() > 1000, "{entry:#}");
+    assert_ne!(entry["created"], "damaged", "{entry:#}");
     // A p2 component image (a leak exits 1 there: wasi:cli/exit).
     denied(run(&env, &component, &[], &[]));
     granted(run(&env, &component, &["--rootfs", "ro"], &[]), 1);

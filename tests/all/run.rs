@@ -177,36 +177,71 @@ fn cache_entries(env: &Env) -> Vec<std::path::PathBuf> {
 fn compiled_code_is_cached_and_damaged_entries_are_rebuilt() {
     let env = Env::new();
     let tag = hello(&env);
-    env.wpkg(&["run", "--env", "TOKEN=1", &tag]).ok();
+    let run = || {
+        env.wpkg(&["run", "--env", "TOKEN=1", &tag])
+            .ok()
+            .stdout_has("Hi, world!");
+    };
+    run();
+    // One entry: the code and its checksum beside it.
     let entries = cache_entries(&env);
-    assert_eq!(entries.len(), 1, "{entries:?}");
-    let entry = &entries[0];
-    let first = std::fs::metadata(entry).unwrap().modified().unwrap();
+    assert_eq!(entries.len(), 2, "{entries:?}");
+    let (code, sum) = (&entries[0], &entries[1]);
+    assert!(
+        code.extension().is_some_and(|e| e == "cwasm"),
+        "{entries:?}"
+    );
+    assert!(sum.extension().is_some_and(|e| e == "sum"), "{entries:?}");
+    assert!(std::fs::read(sum).unwrap().starts_with(b"WPKGCODE2"));
+    let first = std::fs::metadata(code).unwrap().modified().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
-    env.wpkg(&["run", "--env", "TOKEN=1", &tag]).ok();
+    run();
     // A hit does not rewrite the entry.
-    assert_eq!(std::fs::metadata(entry).unwrap().modified().unwrap(), first);
+    assert_eq!(std::fs::metadata(code).unwrap().modified().unwrap(), first);
 
-    // Damage the payload: the checksum catches it, the code is rebuilt.
-    let mut bytes = std::fs::read(entry).unwrap();
+    // Damage one byte of the code: the checksum catches it, the code is rebuilt.
+    let mut bytes = std::fs::read(code).unwrap();
     let n = bytes.len();
     bytes[n - 100] ^= 0xff;
-    std::fs::write(entry, &bytes).unwrap();
-    env.wpkg(&["run", "--env", "TOKEN=1", &tag])
-        .ok()
-        .stdout_has("Hi, world!");
+    std::fs::write(code, &bytes).unwrap();
+    run();
     assert_ne!(
-        std::fs::read(entry).unwrap(),
+        std::fs::read(code).unwrap(),
         bytes,
         "the damaged entry was not replaced"
     );
 
-    // A foreign file (not written by wpkg) is not loaded either.
-    std::fs::write(entry, b"\x7fELF not wpkg's").unwrap();
-    env.wpkg(&["run", "--env", "TOKEN=1", &tag])
-        .ok()
-        .stdout_has("Hi, world!");
-    assert!(std::fs::read(entry).unwrap().starts_with(b"WPKGCODE1"));
+    // Code cut short (with its checksum left as it was) is not loaded either.
+    let good = std::fs::read(code).unwrap();
+    let cut = &good[..good.len() / 2];
+    std::fs::write(code, cut).unwrap();
+    run();
+    assert_ne!(
+        std::fs::read(code).unwrap(),
+        cut,
+        "a cut entry was not rebuilt"
+    );
+
+    // Code without its checksum (half written, or an older wpkg's) is replaced.
+    std::fs::remove_file(sum).unwrap();
+    let foreign = b"\x7fELF not wpkg's";
+    std::fs::write(code, foreign).unwrap();
+    run();
+    assert_ne!(std::fs::read(code).unwrap(), foreign);
+    assert!(std::fs::read(sum).unwrap().starts_with(b"WPKGCODE2"));
+
+    // A checksum for another wasm (a foreign or misplaced entry) is refused.
+    let mut other = std::fs::read(sum).unwrap();
+    other[b"WPKGCODE2sha256:".len()] ^= 1;
+    std::fs::write(sum, &other).unwrap();
+    let before = std::fs::metadata(code).unwrap().modified().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    run();
+    assert_ne!(
+        std::fs::metadata(code).unwrap().modified().unwrap(),
+        before,
+        "an entry keyed to another wasm was used"
+    );
 }
 
 #[test]

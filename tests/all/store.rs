@@ -125,6 +125,84 @@ fn a_damaged_blob_is_detected_on_read() {
         .stderr_has("is corrupt");
 }
 
+/// `wpkg images --json` as (reference, size, created) rows.
+fn listed(env: &Env) -> Vec<(String, u64, String)> {
+    let v: serde_json::Value =
+        serde_json::from_str(&env.wpkg(&["images", "--json"]).ok().stdout).unwrap();
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["reference"].as_str().unwrap().to_owned(),
+                i["size"].as_u64().unwrap(),
+                i["created"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn images_lists_size_and_date_recorded_at_tag_time() {
+    let env = Env::new();
+    let dir = project(&env);
+    let digest = env.build(&dir, "hello:1");
+    env.wpkg(&["tag", "hello:1", "hello:2"]).ok();
+    let blobs = env.home().join("store/blobs/sha256");
+    let manifest_bytes = std::fs::read(blobs.join(&digest[7..])).unwrap();
+    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let expected = manifest_bytes.len() as u64
+        + manifest["config"]["size"].as_u64().unwrap()
+        + manifest["layers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["size"].as_u64().unwrap())
+            .sum::<u64>();
+    let rows = listed(&env);
+    assert_eq!(rows.len(), 2, "{rows:?}");
+    for (_, size, created) in &rows {
+        assert_eq!(*size, expected);
+        assert!(created.starts_with("1970-01-01"), "{created}");
+    }
+    // Recorded on the index entries (a new tag keeps them): listing reads no blob, so
+    // it is as fast with 1,000 images as with 10.
+    let index_path = env.home().join("store/index.json");
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&index_path).unwrap()).unwrap();
+    for entry in index["manifests"].as_array().unwrap() {
+        assert_eq!(
+            entry["annotations"]["dev.wpkg.size"],
+            expected.to_string(),
+            "{entry:#}"
+        );
+    }
+    let config = manifest["config"]["digest"].as_str().unwrap();
+    let config_path = blobs.join(&config[7..]);
+    let config_bytes = std::fs::read(&config_path).unwrap();
+    std::fs::remove_file(&config_path).unwrap();
+    assert_eq!(listed(&env), rows, "listing read a blob");
+
+    // Entries an older wpkg wrote (no summary) are read from the blobs, as before:
+    // same figures, and "damaged" when a blob is missing.
+    let mut index = index;
+    for entry in index["manifests"].as_array_mut().unwrap() {
+        let a = entry["annotations"].as_object_mut().unwrap();
+        a.remove("dev.wpkg.size");
+        a.remove("dev.wpkg.created");
+    }
+    std::fs::write(&index_path, serde_json::to_vec(&index).unwrap()).unwrap();
+    assert!(
+        listed(&env)
+            .iter()
+            .all(|(_, size, created)| *size == 0 && created == "damaged"),
+        "{:?}",
+        listed(&env)
+    );
+    std::fs::write(&config_path, config_bytes).unwrap();
+    assert_eq!(listed(&env), rows);
+}
+
 #[test]
 fn tag_rm_images_inspect() {
     let env = Env::new();

@@ -25,13 +25,12 @@ impl ImagesArgs {
                 .as_deref()
                 .is_some_and(wpkg_store::associated::is_signature_tag)
         }) {
-            let (size, created) = match wpkg_store::artifact::load(&store, &img.manifest) {
-                Ok(a) => (
-                    img.manifest.size
-                        + a.manifest.config.size
-                        + a.manifest.layers.iter().map(|l| l.size).sum::<u64>(),
-                    a.config.created.clone().unwrap_or_default(),
-                ),
+            // Recorded on the index entry when it was tagged; read from the blobs for
+            // entries an older wpkg wrote.
+            let (size, created) = match wpkg_store::Summary::recorded(&img.manifest)
+                .map_or_else(|| store.summary(&img.manifest), Ok)
+            {
+                Ok(s) => (s.size, s.created),
                 Err(_) => (0, "damaged".to_owned()),
             };
             rows.push((img, size, created));

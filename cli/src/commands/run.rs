@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use wpkg_pipeline::{Basis, Resolved, ServeOptions};
+use wpkg_pipeline::{timings, Basis, Resolved, ServeOptions};
 use wpkg_spec::manifest::Trigger;
 use wpkg_spec::plan::{MountRequest, OperatorRequest};
 use wpkg_spec::units::{ByteSize, DurationSpec};
@@ -152,6 +152,7 @@ impl RunArgs {
         }
         // Resolve: every blob is checked against its digest as it is read.
         let store = home.open_store()?;
+        timings::mark("open store");
         let pull = if from_dir {
             PullPolicy::Never
         } else {
@@ -180,6 +181,7 @@ impl RunArgs {
                 })?
             }
         };
+        timings::mark("resolve (index)");
         // Verify before anything executes; then run exactly the digest verified.
         let verified = wpkg_pipeline::admit(
             &store,
@@ -197,7 +199,9 @@ impl RunArgs {
                 desc.digest
             ),
         }
+        timings::mark("verify (manifest, config, signature, policy)");
         let prepared = wpkg_pipeline::prepare(&home, &store, &verified, &request)?;
+        timings::mark("prepare (plan, files)");
         if prepared.plan().trigger == Trigger::Http {
             if !self.args.is_empty() {
                 return Err(wpkg_pipeline::Error::HttpTakesNoArgs.into());
