@@ -130,10 +130,10 @@ done
 # The floor for a pull: a plain `curl` of the large artifact's manifest and its blobs
 # (what any pull must fetch), from the same registry.
 LARGE_BLOBS=$("$WPKG" inspect --json bench-large:1 \
-  | python3 -c 'import json,sys; m=json.load(sys.stdin); print(" ".join([m["config"]["digest"]] + [l["digest"] for l in m["layers"]]))')
+  | python3 -c 'import json,sys; m=json.load(sys.stdin)["manifest"]; print(" ".join([m["config"]["digest"]] + [l["digest"] for l in m["layers"]]))')
 curl_floor() {
-  curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$HOST/v2/w1-large/manifests/1"
-  for d in $LARGE_BLOBS; do curl -sf -o /dev/null "http://$HOST/v2/w1-large/blobs/$d"; done
+  curl -sf -o /dev/null -H 'Accept: application/vnd.oci.image.manifest.v1+json' "http://$HOST/v2/w$i-large/manifests/1"
+  for d in $LARGE_BLOBS; do curl -sf -o /dev/null "http://$HOST/v2/w$i-large/blobs/$d"; done
 }
 cf=()
 for _ in $(seq "$N"); do cf+=("$(ms curl_floor)"); done
