@@ -6,11 +6,13 @@
 //! changes to `index.json` happen under an exclusive lock on `index.json.lock`, so
 //! several wpkg processes can write at once.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
+use serde_json::value::RawValue;
 use wpkg_spec::media::{self, Descriptor, ImageIndex, ImageManifest};
 use wpkg_spec::Reference;
 
@@ -92,6 +94,28 @@ impl Origin {
         desc.annotations
             .insert(ORIGIN_ANNOTATION.to_owned(), self.as_str().to_owned());
     }
+}
+
+/// `index.json` with its entries left unparsed.
+#[derive(serde::Deserialize)]
+struct IndexEntries<'a> {
+    #[serde(borrow)]
+    manifests: Vec<&'a RawValue>,
+}
+
+/// What a lookup reads of an index entry.
+#[derive(serde::Deserialize)]
+struct EntryKey<'a> {
+    #[serde(borrow)]
+    digest: Cow<'a, str>,
+    #[serde(borrow, default)]
+    annotations: EntryNames<'a>,
+}
+
+#[derive(Default, serde::Deserialize)]
+struct EntryNames<'a> {
+    #[serde(rename = "org.opencontainers.image.ref.name", borrow, default)]
+    name: Option<Cow<'a, str>>,
 }
 
 /// An open local store.
@@ -404,34 +428,66 @@ impl Store {
 
     /// Finds the manifest a reference names: by digest when it has one, else by tag.
     pub fn resolve(&self, reference: &Reference) -> Result<Descriptor, Error> {
-        let index = self.read_index()?;
+        let bytes = self.read_index_bytes()?;
         let name = reference.name();
         // Every spelling of a matching name holds the repository's last component as
-        // written: only those entries (or, by digest, only that digest) are parsed, so
-        // a lookup stays cheap with thousands of tags.
+        // written: only those entries (or, by digest, only that digest) are parsed as
+        // references, and only the match as a descriptor, so that a lookup stays cheap
+        // with thousands of tags.
         let last = reference.repository.rsplit('/').next().unwrap_or_default();
-        let found = index.manifests.into_iter().find(|d| {
+        for (raw, key) in self.index_keys(&bytes)? {
             if reference
                 .digest
                 .as_ref()
-                .is_some_and(|dig| d.digest != *dig)
+                .is_some_and(|dig| key.digest != *dig)
             {
-                return false;
+                continue;
             }
-            let Some(r) = d
+            let Some(r) = key
                 .annotations
-                .get(media::ANNOTATION_REF_NAME)
+                .name
+                .as_deref()
                 .filter(|n| reference.digest.is_some() || n.contains(last))
                 .and_then(|n| n.parse::<Reference>().ok())
             else {
-                return false;
+                continue;
             };
-            match &reference.digest {
-                Some(dig) => d.digest == *dig && (r.name() == name || reference.tag.is_none()),
+            let matches = match &reference.digest {
+                Some(_) => r.name() == name || reference.tag.is_none(),
                 None => r.name() == name && r.tag == reference.tag,
+            };
+            if matches {
+                return self.index_entry(raw);
             }
-        });
-        found.ok_or_else(|| Error::NotFound(reference.familiar()))
+        }
+        Err(Error::NotFound(reference.familiar()))
+    }
+
+    fn read_index_bytes(&self) -> Result<Vec<u8>, Error> {
+        let path = self.index_path();
+        fs::read(&path).map_err(|e| io_err(&path, e))
+    }
+
+    /// Each entry of `index.json`'s bytes with its digest and name, borrowed: what a
+    /// lookup needs, without building every descriptor.
+    fn index_keys<'a>(&self, bytes: &'a [u8]) -> Result<Vec<(&'a RawValue, EntryKey<'a>)>, Error> {
+        let corrupt = |e: serde_json::Error| Error::CorruptStore {
+            path: self.index_path(),
+            reason: format!("index.json does not parse: {e}"),
+        };
+        let entries: IndexEntries<'a> = serde_json::from_slice(bytes).map_err(corrupt)?;
+        entries
+            .manifests
+            .into_iter()
+            .map(|raw| Ok((raw, serde_json::from_str(raw.get()).map_err(corrupt)?)))
+            .collect()
+    }
+
+    fn index_entry(&self, raw: &RawValue) -> Result<Descriptor, Error> {
+        serde_json::from_str(raw.get()).map_err(|e| Error::CorruptStore {
+            path: self.index_path(),
+            reason: format!("index.json does not parse: {e}"),
+        })
     }
 
     /// Stores `bytes` (a manifest or index of `media_type`) and points `reference` at
@@ -530,9 +586,14 @@ impl Store {
     /// Whether the image `digest` came only from registries: no tag of it was built
     /// or loaded here (entries from before wpkg recorded origins count as local).
     pub fn only_pulled(&self, digest: &str) -> Result<bool, Error> {
-        let index = self.read_index()?;
+        let bytes = self.read_index_bytes()?;
         let mut any = false;
-        for d in index.manifests.iter().filter(|d| d.digest == digest) {
+        for (raw, _) in self
+            .index_keys(&bytes)?
+            .into_iter()
+            .filter(|(_, key)| key.digest == digest)
+        {
+            let d = self.index_entry(raw)?;
             // Signature tags come from registries too, and never make an image local:
             // a registry that tags an image itself as `sha256-<hex>.sig` gains nothing.
             let tag = d
@@ -547,7 +608,7 @@ impl Store {
                 continue;
             }
             any = true;
-            if Origin::of(d) != Some(Origin::Pull) {
+            if Origin::of(&d) != Some(Origin::Pull) {
                 return Ok(false);
             }
         }

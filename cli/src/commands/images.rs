@@ -50,8 +50,12 @@ impl ImagesArgs {
             super::out(&format!("{}\n", serde_json::to_string_pretty(&v)?))?;
             return super::ok();
         }
-        let mut text = format!(
-            "{:<40} {:<19} {:>9}  {}\n",
+        use std::fmt::Write;
+        // One buffer for the whole table, written into directly.
+        let mut text = String::with_capacity(100 * (rows.len() + 1));
+        let _ = writeln!(
+            text,
+            "{:<40} {:<19} {:>9}  {}",
             "REFERENCE", "DIGEST", "SIZE", "CREATED"
         );
         for (img, size, created) in rows {
@@ -60,13 +64,14 @@ impl ImagesArgs {
                 .digest
                 .get(..19)
                 .unwrap_or(&img.manifest.digest);
-            text.push_str(&format!(
-                "{:<40} {:<19} {:>9}  {}\n",
+            let _ = writeln!(
+                text,
+                "{:<40} {:<19} {:>9}  {}",
                 img.reference.familiar(),
                 short,
                 super::human_size(size),
                 created
-            ));
+            );
         }
         super::out(&text)?;
         super::ok()
