@@ -55,8 +55,8 @@ impl ImagesArgs {
         let mut text = String::with_capacity(100 * (rows.len() + 1));
         let _ = writeln!(
             text,
-            "{:<40} {:<19} {:>9}  {}",
-            "REFERENCE", "DIGEST", "SIZE", "CREATED"
+            "{:<40} {:<19} {:>9}  CREATED",
+            "REFERENCE", "DIGEST", "SIZE"
         );
         for (img, size, created) in rows {
             let short = img
