@@ -9,6 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-$(mktemp -d)}
+mkdir -p "$OUT"
 export DURATION=${DURATION:-15} ROUNDS=${ROUNDS:-3}
 run() { # name script [env...]
   local name=$1 script=$2; shift 2
