@@ -534,8 +534,9 @@ impl Store {
             .retain(|d| d.annotations.get(media::ANNOTATION_REF_NAME) != Some(&name));
         // The name is ours to set; where it came from ([`ORIGIN_ANNOTATION`]) travels
         // with the descriptor, so a new tag of a pulled image is still a pulled image.
-        // Its summary is read once here, so that listing reads no blob.
-        let summary = Summary::recorded(manifest).or_else(|| self.summary(manifest).ok());
+        // Its summary is read here from the blobs, so that listing reads none. Never
+        // taken from the descriptor given: one from a registry's index could carry any.
+        let summary = self.summary(manifest).ok();
         let mut desc = manifest.clone();
         desc.annotations.retain(|k, _| k == ORIGIN_ANNOTATION);
         if let Some(summary) = summary {
@@ -613,5 +614,57 @@ impl Store {
             }
         }
         Ok(any)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn descriptor(media_type: &str, bytes: &[u8], digest: String) -> Descriptor {
+        Descriptor {
+            media_type: media_type.to_owned(),
+            digest,
+            size: bytes.len() as u64,
+            artifact_type: None,
+            annotations: Default::default(),
+            platform: None,
+        }
+    }
+
+    #[test]
+    fn a_tag_records_the_summary_read_from_the_blobs_not_the_one_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let config = br#"{"created":"2026-01-02T03:04:05Z"}"#;
+        let layer = b"layer bytes";
+        let config_desc = descriptor(media::WASM_CONFIG, config, store.put_blob(config).unwrap());
+        let layer_desc = descriptor(media::WASM_LAYER, layer, store.put_blob(layer).unwrap());
+        let manifest = serde_json::to_vec(&serde_json::json!({
+            "schemaVersion": 2,
+            "mediaType": media::OCI_MANIFEST,
+            "config": config_desc,
+            "layers": [layer_desc],
+        }))
+        .unwrap();
+        let mut desc = descriptor(
+            media::OCI_MANIFEST,
+            &manifest,
+            store.put_blob(&manifest).unwrap(),
+        );
+        // As a registry's index entry could carry them.
+        desc.annotations
+            .insert(SIZE_ANNOTATION.to_owned(), "1".to_owned());
+        desc.annotations
+            .insert(CREATED_ANNOTATION.to_owned(), "forged".to_owned());
+        store.set_tag(&"a/b:1".parse().unwrap(), &desc).unwrap();
+        let listed = store.list().unwrap();
+        assert_eq!(
+            Summary::recorded(&listed[0].manifest),
+            Some(Summary {
+                size: (manifest.len() + config.len() + layer.len()) as u64,
+                created: "2026-01-02T03:04:05Z".to_owned(),
+            })
+        );
     }
 }
