@@ -122,12 +122,10 @@ impl Runner {
         pool.linear_memory_keep_resident(64 << 10);
         pool.table_keep_resident(1 << 16);
         pool.async_stack_keep_resident(1 << 16);
-        // Give back what lies beyond in batches (one process_madvise, one TLB flush on
-        // every core for 32 resets instead of one each): the profile showed the flush
-        // IPIs of per-request madvise as the top entries; +14-16% req/s in an A/B.
-        // At most min(cores, 16) x 31 slots wait to be reset; they are not reusable
-        // until then, and the pool has room for twice the request cap.
-        pool.decommit_batch_size(32);
+        // Not `decommit_batch_size` > 1: batching resets was +14-16% req/s in an A/B
+        // (one TLB flush per batch), but a slot waiting in a batch keeps every page its
+        // instance touched, up to the memory limit each: the soak test saw a server's RSS
+        // grow from 50 to 140 MB with memory-hungry guests.
         let mut config = crate::base_config();
         config.allocation_strategy(wasmtime::InstanceAllocationStrategy::Pooling(pool));
         // Initialize memories by copying the data segments (a few KiB for a typical

@@ -255,3 +255,48 @@ fn guest_exit_code_is_passed_through() {
         .code(2)
         .stderr_has("unknown mode");
 }
+
+#[test]
+fn wpkg_timings_prints_the_phases_of_a_run_only_when_asked() {
+    let env = Env::new();
+    let tag = hello(&env);
+    let line = |r: &wpkg_tests::Run| {
+        r.stderr
+            .lines()
+            .find(|l| l.starts_with("timings (ms):"))
+            .map(str::to_owned)
+    };
+    let first = env
+        .wpkg_with(
+            &["run", "--env", "TOKEN=1", &tag],
+            &[("WPKG_TIMINGS", "1")],
+            None,
+        )
+        .ok();
+    let first = line(&first).unwrap_or_else(|| panic!("{first:#?}"));
+    for phase in [
+        "arguments",
+        "resolve",
+        "verify",
+        "compile (cache miss)",
+        "instantiate",
+        "guest",
+        "total",
+    ] {
+        assert!(first.contains(phase), "{phase} missing: {first}");
+    }
+    let warm = env
+        .wpkg_with(
+            &["run", "--env", "TOKEN=1", &tag],
+            &[("WPKG_TIMINGS", "1")],
+            None,
+        )
+        .ok();
+    assert!(
+        line(&warm).is_some_and(|l| l.contains("code load (cache hit)")),
+        "{warm:#?}"
+    );
+    // Control: not asked, not printed.
+    let quiet = env.wpkg(&["run", "--env", "TOKEN=1", &tag]).ok();
+    assert!(line(&quiet).is_none(), "{quiet:#?}");
+}
