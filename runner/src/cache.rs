@@ -127,7 +127,7 @@ impl CodeCache {
     /// The code file at `path`, open and read through once to check it against `sum`
     /// (the entry's `.sum` bytes); `None` when anything does not match.
     fn open_checked(&self, path: &Path, sum: &[u8], wasm_digest: &str) -> Option<std::fs::File> {
-        let (len, crc) = self.parse_sum(sum, wasm_digest)?;
+        let expected = self.parse_sum(sum, wasm_digest)?;
         let mut file = std::fs::File::open(path).ok()?;
         let mut hasher = crc32fast::Hasher::new();
         let mut buf = vec![0u8; 64 << 10];
@@ -140,7 +140,7 @@ impl CodeCache {
             hasher.update(&buf[..n]);
             seen += n as u64;
         }
-        (seen == len && hasher.finalize() == crc).then_some(file)
+        (expected == (seen, hasher.finalize())).then_some(file)
     }
 
     /// The code's length and CRC-32 from an entry's `.sum` bytes, if its header and key
@@ -156,8 +156,7 @@ impl CodeCache {
     /// Whether `code` is exactly what the `.sum` bytes `sum` describe for
     /// `wasm_digest`: the check a load makes before wasmtime sees the code.
     pub fn check_entry(&self, sum: &[u8], code: &[u8], wasm_digest: &str) -> bool {
-        self.parse_sum(sum, wasm_digest)
-            .is_some_and(|(len, crc)| len == code.len() as u64 && crc32fast::hash(code) == crc)
+        self.parse_sum(sum, wasm_digest) == Some((code.len() as u64, crc32fast::hash(code)))
     }
 
     /// The `.sum` bytes the cache writes for `code` compiled from `wasm_digest`.

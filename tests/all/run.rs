@@ -266,13 +266,15 @@ fn wpkg_timings_prints_the_phases_of_a_run_only_when_asked() {
             .find(|l| l.starts_with("timings (ms):"))
             .map(str::to_owned)
     };
-    let first = env
-        .wpkg_with(
+    let timed = || {
+        env.wpkg_with(
             &["run", "--env", "TOKEN=1", &tag],
             &[("WPKG_TIMINGS", "1")],
             None,
         )
-        .ok();
+        .ok()
+    };
+    let first = timed();
     let first = line(&first).unwrap_or_else(|| panic!("{first:#?}"));
     for phase in [
         "arguments",
@@ -285,13 +287,7 @@ fn wpkg_timings_prints_the_phases_of_a_run_only_when_asked() {
     ] {
         assert!(first.contains(phase), "{phase} missing: {first}");
     }
-    let warm = env
-        .wpkg_with(
-            &["run", "--env", "TOKEN=1", &tag],
-            &[("WPKG_TIMINGS", "1")],
-            None,
-        )
-        .ok();
+    let warm = timed();
     assert!(
         line(&warm).is_some_and(|l| l.contains("code load (cache hit)")),
         "{warm:#?}"

@@ -39,14 +39,7 @@ fn concurrent_writers_do_not_corrupt_the_store() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let images = env.wpkg(&["images", "--json"]).ok();
-    let v: serde_json::Value = serde_json::from_str(&images.stdout).unwrap();
-    let refs: Vec<&str> = v
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|i| i["reference"].as_str().unwrap())
-        .collect();
+    let refs: Vec<String> = listed(&env).into_iter().map(|(r, _, _)| r).collect();
     assert_eq!(
         refs,
         [
@@ -100,10 +93,7 @@ fn a_damaged_blob_is_detected_on_read() {
     let env = Env::new();
     let dir = project(&env);
     let digest = env.build(&dir, "hello:x");
-    let manifest: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(env.home().join("store/blobs/sha256").join(&digest[7..])).unwrap(),
-    )
-    .unwrap();
+    let (_, manifest) = stored_manifest(&env, &digest);
     let layer = manifest["layers"][0]["digest"].as_str().unwrap();
     let path = env.home().join("store/blobs/sha256").join(&layer[7..]);
     let mut bytes = std::fs::read(&path).unwrap();
@@ -123,6 +113,13 @@ fn a_damaged_blob_is_detected_on_read() {
     env.wpkg(&["inspect", "hello:x"])
         .code(125)
         .stderr_has("is corrupt");
+}
+
+/// The manifest blob `digest` in the store: its bytes and its JSON.
+fn stored_manifest(env: &Env, digest: &str) -> (Vec<u8>, serde_json::Value) {
+    let bytes = std::fs::read(env.home().join("store/blobs/sha256").join(&digest[7..])).unwrap();
+    let json = serde_json::from_slice(&bytes).unwrap();
+    (bytes, json)
 }
 
 /// `wpkg images --json` as (reference, size, created) rows.
@@ -149,8 +146,7 @@ fn images_lists_size_and_date_recorded_at_tag_time() {
     let digest = env.build(&dir, "hello:1");
     env.wpkg(&["tag", "hello:1", "hello:2"]).ok();
     let blobs = env.home().join("store/blobs/sha256");
-    let manifest_bytes = std::fs::read(blobs.join(&digest[7..])).unwrap();
-    let manifest: serde_json::Value = serde_json::from_slice(&manifest_bytes).unwrap();
+    let (manifest_bytes, manifest) = stored_manifest(&env, &digest);
     let expected = manifest_bytes.len() as u64
         + manifest["config"]["size"].as_u64().unwrap()
         + manifest["layers"]
