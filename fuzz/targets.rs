@@ -62,6 +62,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("identity_token", identity_token),
     ("trust_policy", trust_policy),
     ("code_cache", code_cache),
+    ("extract", extract),
 ];
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -753,7 +754,8 @@ fn identities() -> Vec<Identity> {
 fn runner() -> &'static Runner {
     static RUNNER: OnceLock<Runner> = OnceLock::new();
     RUNNER.get_or_init(|| {
-        Runner::new(std::env::temp_dir().join("wpkg-fuzz-unused-cache")).expect("a wasmtime engine")
+        Runner::new(Some(std::env::temp_dir().join("wpkg-fuzz-unused-cache")))
+            .expect("a wasmtime engine")
     })
 }
 
@@ -1130,5 +1132,184 @@ mod fake {
             500 => "Internal Server Error",
             _ => "Status",
         }
+    }
+}
+
+// ---------------------------------------------------------------------------------
+// Image layers unpacked on the host (store::unpack, through fsroot)
+
+/// Names the extraction target builds paths from: a few plain names, `.` and `..`.
+const EXTRACT_NAMES: &[&str] = &["a", "b", "l", "..", ".", "a"];
+
+/// Reads a path of 1 to 3 names from `data` (absolute when `absolute`).
+fn extract_path(data: &mut std::slice::Iter<'_, u8>, absolute: bool) -> String {
+    let depth = 1 + data.next().copied().unwrap_or(0) as usize % 3;
+    let mut parts = Vec::new();
+    for _ in 0..depth {
+        let b = data.next().copied().unwrap_or(0) as usize;
+        parts.push(EXTRACT_NAMES[b % EXTRACT_NAMES.len()]);
+    }
+    let p = parts.join("/");
+    if absolute {
+        format!("/{p}")
+    } else {
+        p
+    }
+}
+
+/// Decodes `data` into image layers: each op is a directory, a file, a link (target
+/// with `..` or absolute), a hard link, a whiteout, an opaque marker, or the start of
+/// the next layer.
+fn extract_layers(data: &[u8]) -> Vec<Vec<u8>> {
+    let mut layers = Vec::new();
+    let mut b = tar::Builder::new(Vec::new());
+    let mut it = data.iter();
+    while let Some(&op) = it.next() {
+        let path = extract_path(&mut it, false);
+        let mut h = tar::Header::new_gnu();
+        h.set_mode(0o644);
+        h.set_size(0);
+        let (kind, name, link) = match op % 8 {
+            0 => (tar::EntryType::Directory, path, None),
+            1 => (tar::EntryType::Regular, path, None),
+            2 | 3 => {
+                let abs = op % 8 == 3;
+                (
+                    tar::EntryType::Symlink,
+                    path,
+                    Some(extract_path(&mut it, abs)),
+                )
+            }
+            4 => (
+                tar::EntryType::Link,
+                path,
+                Some(extract_path(&mut it, false)),
+            ),
+            5 => {
+                let (dir, base) = path.rsplit_once('/').unwrap_or(("", path.as_str()));
+                let wh = format!("{dir}/.wh.{base}");
+                (
+                    tar::EntryType::Regular,
+                    wh.trim_start_matches('/').to_owned(),
+                    None,
+                )
+            }
+            6 => (
+                tar::EntryType::Regular,
+                format!("{path}/.wh..wh..opq"),
+                None,
+            ),
+            _ => {
+                let done = std::mem::replace(&mut b, tar::Builder::new(Vec::new()));
+                layers.push(done.into_inner().expect("tar in memory"));
+                continue;
+            }
+        };
+        h.set_entry_type(kind);
+        // Written raw: a hostile layer bypasses the builder's path checks.
+        let old = h.as_old_mut();
+        let n = name.len().min(99);
+        old.name[..n].copy_from_slice(&name.as_bytes()[..n]);
+        if let Some(l) = &link {
+            let n = l.len().min(99);
+            old.linkname[..n].copy_from_slice(&l.as_bytes()[..n]);
+        }
+        h.set_cksum();
+        b.append(&h, std::io::empty()).expect("tar in memory");
+    }
+    layers.push(b.into_inner().expect("tar in memory"));
+    layers
+}
+
+/// Every path under `dir` with what it is (file contents, link targets), not
+/// following links.
+fn extract_snapshot(dir: &std::path::Path, skip: &std::path::Path) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d)
+            .expect("reading the scratch directory")
+            .flatten()
+        {
+            let p = e.path();
+            if p.starts_with(skip) {
+                continue;
+            }
+            let t = e.file_type().expect("a file type");
+            let what = if t.is_symlink() {
+                format!("-> {:?}", std::fs::read_link(&p).ok())
+            } else if t.is_dir() {
+                stack.push(p.clone());
+                "dir".into()
+            } else {
+                format!("{:?}", std::fs::read(&p).ok())
+            };
+            out.push((p.display().to_string(), what));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Image layers applied onto a root three levels below a scratch directory that holds
+/// a secret beside it: whatever the layers are (chains of links with `..`, absolute
+/// links, hard links, whiteouts, opaque directories), nothing outside the root changes,
+/// and every path inside resolves, through either resolver, to the same place inside.
+pub fn extract(data: &[u8]) {
+    let base = tempfile::tempdir().expect("a temporary directory");
+    std::fs::create_dir_all(base.path().join("outside")).expect("scratch");
+    std::fs::write(base.path().join("outside/secret"), "s").expect("scratch");
+    let root_dir = base.path().join("a/b/root");
+    std::fs::create_dir_all(&root_dir).expect("scratch");
+    let real_root = std::fs::canonicalize(&root_dir).expect("scratch");
+    let before = extract_snapshot(base.path(), &root_dir);
+    let root = wpkg_fsroot::Root::open(&root_dir).expect("opening the root");
+    for (i, layer) in extract_layers(data).iter().enumerate() {
+        let name = format!("layer{i}");
+        if wpkg_store::unpack::apply_image_layer(&root, &name, layer.as_slice(), Default::default())
+            .is_err()
+        {
+            break;
+        }
+    }
+    assert_eq!(
+        before,
+        extract_snapshot(base.path(), &root_dir),
+        "applying layers changed something outside the root"
+    );
+    let resolvers = [wpkg_fsroot::Resolver::Walk, wpkg_fsroot::Resolver::best()];
+    let roots: Vec<_> = resolvers
+        .iter()
+        .map(|r| wpkg_fsroot::Root::open_with(&root_dir, *r).expect("opening the root"))
+        .collect();
+    for p in extract_snapshot(&root_dir, std::path::Path::new("/nonexistent")) {
+        let rel = std::path::Path::new(&p.0)
+            .strip_prefix(&root_dir)
+            .expect("inside")
+            .to_owned();
+        let mut seen = Vec::new();
+        for r in &roots {
+            let place = match r.open_dir(&rel) {
+                Ok(d) => std::fs::canonicalize(d.handle_path()).ok(),
+                Err(_) => r.open_file(&rel).ok().and_then(|f| {
+                    use std::os::fd::AsRawFd;
+                    std::fs::read_link(format!("/proc/self/fd/{}", f.as_raw_fd())).ok()
+                }),
+            };
+            if let Some(place) = &place {
+                assert!(
+                    place.starts_with(&real_root),
+                    "{} resolves outside the root: {}",
+                    rel.display(),
+                    place.display()
+                );
+            }
+            seen.push(place);
+        }
+        assert!(
+            seen.windows(2).all(|w| w[0] == w[1]),
+            "the resolvers disagree on {}: {seen:?}",
+            rel.display()
+        );
     }
 }

@@ -159,6 +159,9 @@ fn runner_hint(r: &RunnerError) -> Option<String> {
         RunnerError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
             Some("the address is in use; pick another with --listen".into())
         }
+        RunnerError::BundledUnsafe { guest, .. } => Some(format!(
+            "the image's {guest} must be a directory of the image itself (a link may point              only at another directory of the image); rebuild it with `wpkg build`"
+        )),
         _ => None,
     }
 }
@@ -170,6 +173,10 @@ fn store_hint(s: &StoreError) -> Option<String> {
             "remove the image with `wpkg rm` and build or pull it again".into()
         }
         StoreError::ArchiveNeedsName { .. } => "give the repository with --name".into(),
+        StoreError::TooLarge { .. } => "if you trust the image, raise the bound with \
+             WPKG_MAX_LAYER_SIZE (a layer, default 1GiB) or WPKG_MAX_FILE_SIZE (a file, default \
+             512MiB), e.g. WPKG_MAX_LAYER_SIZE=4GiB"
+            .into(),
         StoreError::Io { source, .. }
             if matches!(
                 source.kind(),

@@ -42,5 +42,9 @@ pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN
 pub const WPKG_FULCIO_URL: &str = "WPKG_FULCIO_URL";
 /// Rekor's URL for keyless signing (default Sigstore's public-good instance).
 pub const WPKG_REKOR_URL: &str = "WPKG_REKOR_URL";
+/// Most bytes one image layer may unpack to (default 1GiB; `wpkg run`, `wpkg inspect`).
+pub const WPKG_MAX_LAYER_SIZE: &str = "WPKG_MAX_LAYER_SIZE";
+/// Most bytes one file in an image layer may have (default 512MiB).
+pub const WPKG_MAX_FILE_SIZE: &str = "WPKG_MAX_FILE_SIZE";
 /// Set (non-empty): print how long each phase of the command took, on stderr.
 pub const WPKG_TIMINGS: &str = "WPKG_TIMINGS";

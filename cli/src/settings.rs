@@ -20,7 +20,27 @@ pub fn home() -> Result<Home> {
             .context("cannot find a place for the local store: set WPKG_HOME (or HOME)")?;
         PathBuf::from(h).join(".local/share/wpkg")
     };
-    Ok(Home::new(root))
+    let mut home = Home::new(root);
+    home.set_unpack_limits(unpack_limits()?);
+    Ok(home)
+}
+
+/// The bounds on unpacking layers: [`env_vars::WPKG_MAX_LAYER_SIZE`] and
+/// [`env_vars::WPKG_MAX_FILE_SIZE`] over the defaults.
+fn unpack_limits() -> Result<wpkg_store::unpack::UnpackLimits> {
+    let mut limits = wpkg_store::unpack::UnpackLimits::DEFAULT;
+    for (var, slot) in [
+        (env_vars::WPKG_MAX_LAYER_SIZE, &mut limits.layer_bytes),
+        (env_vars::WPKG_MAX_FILE_SIZE, &mut limits.file_bytes),
+    ] {
+        if let Some(v) = std::env::var(var).ok().filter(|v| !v.is_empty()) {
+            let size: wpkg_spec::units::ByteSize = v
+                .parse()
+                .map_err(|e| anyhow::anyhow!("{var}=`{v}` is not a size ({e}); use e.g. 2GiB"))?;
+            *slot = size.0;
+        }
+    }
+    Ok(limits)
 }
 
 /// Opens the local store under [`home`].

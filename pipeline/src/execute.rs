@@ -5,6 +5,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
+use wpkg_fsroot::Root;
 use wpkg_runner::caps::outbound::HostsOverride;
 use wpkg_runner::command::CommandRun;
 use wpkg_runner::{Outcome, Runner};
@@ -31,7 +32,7 @@ pub struct Prepared {
     plan: RunPlan,
     wasm: Vec<u8>,
     wasm_digest: String,
-    bundled_root: Option<PathBuf>,
+    bundled_root: Option<Root>,
     program: String,
     argv: Argv,
     name: String,
@@ -65,8 +66,7 @@ pub fn prepare(
                     let digest = wpkg_spec::Digest::parse(&layer.digest)
                         .map_err(|_| wpkg_store::Error::InvalidDigest(layer.digest.clone()))?;
                     let dest = home.files_cache().join(digest.hex());
-                    wpkg_store::artifact::extract_files(store, layer, &dest)?;
-                    Some(dest)
+                    Some(wpkg_store::artifact::extract_files(store, layer, &dest)?.into_root())
                 }
                 None => None,
             };
@@ -96,11 +96,21 @@ fn prepare_image(
 ) -> Result<Prepared, Error> {
     let digest = wpkg_spec::Digest::parse(&verified.descriptor().digest)
         .map_err(|_| wpkg_store::Error::InvalidDigest(verified.descriptor().digest.clone()))?;
-    let rootfs = store.root().join("rootfs").join(digest.hex());
-    wpkg_store::image::apply_layers(store, img, &rootfs)?;
+    let dest = store.root().join("rootfs").join(digest.hex());
+    let rootfs = wpkg_store::image::apply_layers(store, img, &dest)?;
+    // What was unpacked earlier is used only if the files wpkg reads from it still have
+    // the digests recorded then; otherwise it is built again from the layers.
+    let rootfs = match check_unpacked(store, img, &rootfs) {
+        Ok(()) => rootfs,
+        Err(Error::Store(wpkg_store::Error::DerivedChanged { .. })) => {
+            rootfs.discard()?;
+            wpkg_store::image::apply_layers(store, img, &dest)?
+        }
+        Err(e) => return Err(e),
+    };
     let rc = img.config.config.clone().unwrap_or_default();
-    if let Some(embedded) = read_embedded(&rootfs)? {
-        return prepare_embedded(home, verified, rootfs, rc, embedded, request);
+    if let Some(embedded) = read_embedded(store, &rootfs)? {
+        return prepare_embedded(home, store, verified, rootfs, rc, embedded, request);
     }
     let wasm_layer = img
         .layers
@@ -127,7 +137,7 @@ fn prepare_image(
         (None, Some(e)) => e.path.clone(),
         (None, None) => return Err(Error::NoEntry),
     };
-    let wasm = read_entry(&rootfs, &path)?;
+    let wasm = read_entry(store, &rootfs, &path)?;
     let (kind, info) =
         wpkg_store::artifact::classify_wasm(&wasm).map_err(|reason| Error::BadEntry {
             path: path.clone(),
@@ -157,7 +167,7 @@ fn prepare_image(
         plan,
         wasm_digest: wpkg_store::sha256_digest(&wasm),
         wasm,
-        bundled_root: Some(rootfs),
+        bundled_root: Some(rootfs.into_root()),
         program: path,
         argv: Argv::Image(rc),
         name: verified.reference().familiar(),
@@ -165,32 +175,50 @@ fn prepare_image(
     })
 }
 
+/// Reads every file the record of `rootfs` names, so that a change since it was
+/// unpacked is found before anything is used.
+fn check_unpacked(
+    store: &Store,
+    img: &LoadedImage,
+    rootfs: &wpkg_store::unpack::Unpacked,
+) -> Result<(), Error> {
+    let limit = store.unpack_limits().file_bytes;
+    let mut paths = vec![CAPABILITIES_FILE.to_owned()];
+    if let Some(e) = Entry::of(&img.config.config.clone().unwrap_or_default()) {
+        paths.push(e.path);
+    }
+    for p in paths {
+        rootfs.read_recorded(&p, limit)?;
+    }
+    Ok(())
+}
+
 /// The capabilities an image made by `wpkg build --format image` carries in its
-/// files, if it has that file. A link or anything but a regular file there is refused.
-fn read_embedded(rootfs: &Path) -> Result<Option<EmbeddedCapabilities>, Error> {
+/// files, if it has that file. Anything but a regular file there is refused.
+fn read_embedded(
+    store: &Store,
+    rootfs: &wpkg_store::unpack::Unpacked,
+) -> Result<Option<EmbeddedCapabilities>, Error> {
     let bad = |reason: String| Error::EmbeddedCapabilities {
         file: CAPABILITIES_FILE,
         reason,
     };
-    let path = rootfs.join(CAPABILITIES_FILE.trim_start_matches('/'));
-    let meta = match std::fs::symlink_metadata(&path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(bad(e.to_string())),
-    };
-    if !meta.is_file() {
-        return Err(bad("it is not a regular file".into()));
+    match rootfs.read_recorded(CAPABILITIES_FILE, store.unpack_limits().file_bytes)? {
+        Some(bytes) => EmbeddedCapabilities::parse(&bytes).map(Some).map_err(bad),
+        None => match rootfs.root().kind(CAPABILITIES_FILE) {
+            Ok(None) | Err(wpkg_fsroot::Error::NotFound { .. }) => Ok(None),
+            _ => Err(bad("it is not a regular file of the image".into())),
+        },
     }
-    let bytes = std::fs::read(&path).map_err(|e| bad(e.to_string()))?;
-    EmbeddedCapabilities::parse(&bytes).map(Some).map_err(bad)
 }
 
 /// An image with wpkg capabilities in its files: the wasm they name, digest-checked,
 /// with what they declare (narrowed by the request), its bundled files from the image.
 fn prepare_embedded(
     home: &Home,
+    store: &Store,
     verified: &VerifiedArtifact,
-    rootfs: PathBuf,
+    rootfs: wpkg_store::unpack::Unpacked,
     rc: RuntimeConfig,
     embedded: EmbeddedCapabilities,
     request: &OperatorRequest,
@@ -213,7 +241,7 @@ fn prepare_embedded(
             )));
         }
     }
-    let wasm = read_entry(&rootfs, &embedded.wasm)?;
+    let wasm = read_entry(store, &rootfs, &embedded.wasm)?;
     let actual = wpkg_store::sha256_digest(&wasm);
     if actual != embedded.wasm_digest {
         return Err(bad(format!(
@@ -229,7 +257,7 @@ fn prepare_embedded(
         plan,
         wasm_digest: actual,
         wasm,
-        bundled_root: Some(rootfs),
+        bundled_root: Some(rootfs.into_root()),
         program,
         argv: Argv::Image(rc),
         name: reference.familiar(),
@@ -237,39 +265,30 @@ fn prepare_embedded(
     })
 }
 
-/// Reads the image's entry file: a regular file inside `rootfs`, reached without
-/// leaving it.
-fn read_entry(rootfs: &Path, path: &str) -> Result<Vec<u8>, Error> {
+/// Reads the image's entry file: a regular file of the image (links resolved inside
+/// its files), with the digest it had when the layers were applied.
+fn read_entry(
+    store: &Store,
+    rootfs: &wpkg_store::unpack::Unpacked,
+    path: &str,
+) -> Result<Vec<u8>, Error> {
     let bad = |reason: &str| Error::BadEntry {
         path: path.to_owned(),
         reason: reason.to_owned(),
     };
-    let rel = Path::new(path.trim_start_matches('/'));
-    if rel.components().any(|c| {
-        !matches!(
-            c,
-            std::path::Component::Normal(_) | std::path::Component::CurDir
-        )
-    }) {
+    if Path::new(path)
+        .components()
+        .any(|c| matches!(c, std::path::Component::ParentDir))
+    {
         return Err(bad("it leaves the image's files"));
     }
-    let root = rootfs
-        .canonicalize()
-        .map_err(|_| bad("the image's files are missing"))?;
-    let full = root
-        .join(rel)
-        .canonicalize()
-        .map_err(|_| bad("the image has no such file"))?;
-    if !full.starts_with(&root) {
-        return Err(bad("it links outside the image's files"));
+    match rootfs.read_recorded(path, store.unpack_limits().file_bytes)? {
+        Some(bytes) => Ok(bytes),
+        None => match rootfs.root().kind(path) {
+            Ok(Some(_)) => Err(bad("it is not a file inside the image's files")),
+            _ => Err(bad("the image has no such file")),
+        },
     }
-    if !full.is_file() {
-        return Err(bad("it is not a file"));
-    }
-    std::fs::read(&full).map_err(|e| Error::BadEntry {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })
 }
 
 /// How to serve an HTTP handler.
@@ -310,7 +329,7 @@ impl Prepared {
         if self.plan.trigger == Trigger::Http {
             return Err(Error::NotACommand);
         }
-        let runner = Runner::new(&self.code_cache)?;
+        let runner = Runner::new(Some(self.code_cache.clone()))?;
         let (code, _status) = runner.compile(&self.wasm_digest, &self.wasm)?;
         Ok(runner.run_command(
             &code,
@@ -321,15 +340,18 @@ impl Prepared {
                     Argv::Image(rc) => wpkg_spec::image::arguments(rc, Some(args)),
                 },
                 plan: &self.plan,
-                bundled_root: self.bundled_root.as_deref(),
+                bundled_root: self.bundled_root.as_ref(),
             },
         )?)
     }
 
     /// Serves an HTTP handler until interrupted; one fresh instance per request.
     pub fn serve(self, options: ServeOptions) -> Result<(), Error> {
-        let runner =
-            Runner::new_pooled(&self.code_cache, options.max_concurrent, self.plan.memory.0)?;
+        let runner = Runner::new_pooled(
+            Some(self.code_cache.clone()),
+            options.max_concurrent,
+            self.plan.memory.0,
+        )?;
         let (code, _status) = runner.compile(&self.wasm_digest, &self.wasm)?;
         runner.serve_blocking(
             &code,

@@ -8,12 +8,21 @@ use wpkg_store::Store;
 #[derive(Clone, Debug)]
 pub struct Home {
     root: PathBuf,
+    limits: wpkg_store::unpack::UnpackLimits,
 }
 
 impl Home {
     /// A home at `root` (nothing is created until used).
     pub fn new(root: impl Into<PathBuf>) -> Home {
-        Home { root: root.into() }
+        Home {
+            root: root.into(),
+            limits: Default::default(),
+        }
+    }
+
+    /// Sets the bounds on unpacking layers for the stores this home opens.
+    pub fn set_unpack_limits(&mut self, limits: wpkg_store::unpack::UnpackLimits) {
+        self.limits = limits;
     }
 
     /// The home directory itself.
@@ -43,6 +52,8 @@ impl Home {
 
     /// Opens (creating if needed) the local store.
     pub fn open_store(&self) -> Result<Store, wpkg_store::Error> {
-        Store::open(self.store_dir())
+        let mut store = Store::open(self.store_dir())?;
+        store.set_unpack_limits(self.limits);
+        Ok(store)
     }
 }

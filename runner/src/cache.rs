@@ -39,6 +39,25 @@ pub enum CacheStatus {
     Miss,
     /// The entry was damaged or foreign: compiled now and replaced.
     Replaced,
+    /// No cache: compiled now, kept nowhere.
+    Off,
+}
+
+/// Compiles `wasm`; the second value serializes the code (only a cache needs it).
+#[allow(clippy::type_complexity)]
+fn compile(
+    engine: &Engine,
+    wasm: &[u8],
+) -> wasmtime::Result<(Compiled, Box<dyn FnOnce() -> wasmtime::Result<Vec<u8>>>)> {
+    if is_component(wasm) {
+        let c = Component::new(engine, wasm)?;
+        let s = c.clone();
+        Ok((Compiled::Component(c), Box::new(move || s.serialize())))
+    } else {
+        let m = Module::new(engine, wasm)?;
+        let s = m.clone();
+        Ok((Compiled::Module(m), Box::new(move || s.serialize())))
+    }
 }
 
 /// A fingerprint of everything that makes compiled code valid for this engine.
@@ -52,9 +71,9 @@ pub fn engine_fingerprint(engine: &Engine) -> String {
     format!("{:016x}", h.finish())
 }
 
-/// The cache directory and the engine's fingerprint.
+/// The cache directory (none: every run compiles) and the engine's fingerprint.
 pub struct CodeCache {
-    dir: PathBuf,
+    dir: Option<PathBuf>,
     fingerprint: String,
 }
 
@@ -66,7 +85,16 @@ impl CodeCache {
     /// A cache in `dir` for `engine`.
     pub fn new(dir: impl Into<PathBuf>, engine: &Engine) -> CodeCache {
         CodeCache {
-            dir: dir.into(),
+            dir: Some(dir.into()),
+            fingerprint: engine_fingerprint(engine),
+        }
+    }
+
+    /// No cache: every load compiles, nothing is read or written. For runtimes with no
+    /// directory that only they can write (the containerd shim inside a container).
+    pub fn off(engine: &Engine) -> CodeCache {
+        CodeCache {
+            dir: None,
             fingerprint: engine_fingerprint(engine),
         }
     }
@@ -77,7 +105,10 @@ impl CodeCache {
         let hex = wpkg_spec::Digest::parse(wasm_digest)
             .map(|d| d.hex().to_owned())
             .unwrap_or_else(|_| "invalid".to_owned());
-        self.dir.join(format!("{hex}-{}.cwasm", self.fingerprint))
+        self.dir
+            .as_deref()
+            .unwrap_or(Path::new(""))
+            .join(format!("{hex}-{}.cwasm", self.fingerprint))
     }
 
     /// Where the checksum of the entry for `wasm_digest` lives.
@@ -93,6 +124,9 @@ impl CodeCache {
         wasm_digest: &str,
         wasm: &[u8],
     ) -> wasmtime::Result<(Compiled, CacheStatus)> {
+        if self.dir.is_none() {
+            return compile(engine, wasm).map(|(code, _)| (code, CacheStatus::Off));
+        }
         let path = self.entry_path(wasm_digest);
         let sum_path = self.sum_path(wasm_digest);
         let mut status = CacheStatus::Miss;
@@ -110,15 +144,8 @@ impl CodeCache {
             status = CacheStatus::Replaced;
             let _ = std::fs::remove_file(&path);
         }
-        let (code, serialized) = if is_component(wasm) {
-            let c = Component::new(engine, wasm)?;
-            let s = c.serialize()?;
-            (Compiled::Component(c), s)
-        } else {
-            let m = Module::new(engine, wasm)?;
-            let s = m.serialize()?;
-            (Compiled::Module(m), s)
-        };
+        let (code, serialized) = compile(engine, wasm)?;
+        let serialized = serialized()?;
         // A cache that cannot be written is not an error: the run goes on.
         let _ = self.write_entry(&path, &sum_path, wasm_digest, &serialized);
         Ok((code, status))
@@ -175,13 +202,14 @@ impl CodeCache {
         wasm_digest: &str,
         code: &[u8],
     ) -> std::io::Result<()> {
-        std::fs::create_dir_all(&self.dir)?;
+        let Some(dir) = &self.dir else { return Ok(()) };
+        std::fs::create_dir_all(dir)?;
         // Code first: a `.sum` never describes code that is not fully there.
         for (dest, bytes) in [
             (path, code),
             (sum_path, &CodeCache::sum_bytes(wasm_digest, code)[..]),
         ] {
-            let mut tmp = tempfile::NamedTempFile::new_in(&self.dir)?;
+            let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
             use std::io::Write;
             tmp.write_all(bytes)?;
             tmp.as_file().sync_all()?;

@@ -1,7 +1,6 @@
 //! The command trigger: a `wasi:cli/run` component or a WASIp1 module's `_start`,
 //! with stdio, args and exactly the planned capabilities.
 
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
@@ -23,8 +22,8 @@ pub struct CommandRun<'a> {
     pub args: &'a [String],
     /// What the guest may touch.
     pub plan: &'a RunPlan,
-    /// Where the bundled files were extracted, if the artifact has any.
-    pub bundled_root: Option<&'a Path>,
+    /// The bundled files (or an image's files), if the artifact has any.
+    pub bundled_root: Option<&'a wpkg_fsroot::Root>,
 }
 
 struct P2State {

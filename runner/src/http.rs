@@ -34,8 +34,8 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// What each instance may touch.
     pub plan: RunPlan,
-    /// Extracted bundled files.
-    pub bundled_root: Option<PathBuf>,
+    /// The bundled files (or an image's files), if the artifact has any.
+    pub bundled_root: Option<wpkg_fsroot::Root>,
     /// Most requests handled at once; more get 503.
     pub max_concurrent: usize,
     /// The guest's name, for log lines.
@@ -98,7 +98,7 @@ impl Runner {
     /// A runner whose engine uses the pooling allocator, sized for `max_concurrent`
     /// instances of at most `memory` bytes each.
     pub fn new_pooled(
-        cache_dir: impl Into<PathBuf>,
+        cache_dir: Option<PathBuf>,
         max_concurrent: usize,
         memory: u64,
     ) -> Result<Runner, Error> {
@@ -157,7 +157,7 @@ impl Runner {
             Error::Link("the component does not export `wasi:http/incoming-handler`; is it a command (`[trigger] type = \"command\"`)?".into())
         })?;
         // Check once, up front, that every capability can be granted.
-        crate::validate(&config.plan, config.bundled_root.as_deref())?;
+        crate::validate(&config.plan, config.bundled_root.as_ref())?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Listen {
@@ -321,7 +321,7 @@ async fn instance_response(
         program: &cfg.name,
         args: &[],
         plan: &cfg.plan,
-        bundled_root: cfg.bundled_root.as_deref(),
+        bundled_root: cfg.bundled_root.as_ref(),
     };
     let mut builder = wasi_builder(&run).map_err(|e| (500, e.to_string()))?;
     let limiter = MemoryLimiter::new(cfg.plan.memory.0);

@@ -58,6 +58,15 @@ pub enum Error {
         /// Why.
         source: std::io::Error,
     },
+    /// A bundled directory does not resolve to a directory inside the bundled files
+    /// (a link onto the host, another mount, `/proc`).
+    #[error("bundled directory {guest} does not open inside the image's files")]
+    BundledUnsafe {
+        /// The guest path.
+        guest: String,
+        /// Why.
+        source: wpkg_fsroot::Error,
+    },
     /// The HTTP server cannot listen.
     #[error("cannot listen on {addr}")]
     Listen {
@@ -126,18 +135,19 @@ pub struct Runner {
 }
 
 impl Runner {
-    /// Creates the engine; compiled code is cached in `cache_dir`.
-    pub fn new(cache_dir: impl Into<PathBuf>) -> Result<Runner, Error> {
+    /// Creates the engine; compiled code is cached in `cache_dir`, or nowhere when it
+    /// is `None` (every run compiles).
+    pub fn new(cache_dir: Option<PathBuf>) -> Result<Runner, Error> {
         Runner::with_config(cache_dir, base_config())
     }
 
-    fn with_config(
-        cache_dir: impl Into<PathBuf>,
-        config: wasmtime::Config,
-    ) -> Result<Runner, Error> {
+    fn with_config(cache_dir: Option<PathBuf>, config: wasmtime::Config) -> Result<Runner, Error> {
         let engine = wasmtime::Engine::new(&config).map_err(Error::Compile)?;
         caps::limits::start_epoch_ticker(&engine);
-        let cache = CodeCache::new(cache_dir, &engine);
+        let cache = match cache_dir {
+            Some(dir) => CodeCache::new(dir, &engine),
+            None => CodeCache::off(&engine),
+        };
         timings::mark("engine");
         Ok(Runner { engine, cache })
     }
@@ -166,6 +176,7 @@ impl Runner {
         timings::mark(match loaded.1 {
             CacheStatus::Hit => "code load (cache hit)",
             CacheStatus::Miss | CacheStatus::Replaced => "compile (cache miss)",
+            CacheStatus::Off => "compile (no cache)",
         });
         Ok(loaded)
     }
@@ -181,7 +192,7 @@ fn base_config() -> wasmtime::Config {
 
 /// Checks, without running anything, that every capability of the plan can be granted
 /// on this machine.
-pub fn validate(plan: &RunPlan, bundled_root: Option<&std::path::Path>) -> Result<(), Error> {
+pub fn validate(plan: &RunPlan, bundled_root: Option<&wpkg_fsroot::Root>) -> Result<(), Error> {
     caps::env::validate(plan)?;
     caps::files::validate(plan, bundled_root)?;
     Ok(())

@@ -3,7 +3,9 @@
 //! wpkg's runner. Anything missing or inconsistent refuses the start (exit 125) with
 //! a `wpkg: error:` and a `wpkg: hint:` line on the container's stderr.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+use wpkg_fsroot::Root;
 
 use containerd_shim_wasm::sandbox::context::{RuntimeContext, Source};
 use containerd_shim_wasm::sandbox::Sandbox;
@@ -18,9 +20,8 @@ use crate::grant;
 /// Exit code of a start the shim refused (as `wpkg run` uses 125).
 const EXIT_REFUSED: i32 = 125;
 
-/// Where compiled code is cached: the container's own writable layer (lost with the
-/// container; a read-only root only means no cache).
-const CODE_CACHE: &str = "/.wpkg/cache";
+/// Largest wasm or capabilities file the shim reads.
+const MAX_FILE: u64 = 512 << 20;
 
 /// Most HTTP requests handled at once; more are answered 503.
 const MAX_CONCURRENT: usize = 128;
@@ -70,7 +71,7 @@ enum Refusal {
     #[error("cannot read the wasm {path}: {source}")]
     WasmUnreadable {
         path: String,
-        source: std::io::Error,
+        source: wpkg_fsroot::Error,
     },
     #[error("the wasm {path} has digest {actual}, and the capabilities are for {expected}")]
     WasmDigest {
@@ -128,6 +129,7 @@ fn refuse(r: &Refusal) -> i32 {
 
 /// A checked wasm with its plan.
 struct Prepared {
+    root: Root,
     embedded: EmbeddedCapabilities,
     wasm: Vec<u8>,
     plan: RunPlan,
@@ -150,7 +152,10 @@ fn prepare(args: &[String], envs: &[String]) -> Result<Prepared, Refusal> {
             path: path.to_owned(),
         });
     }
-    let embedded = read_capabilities()?;
+    // The container's files as a root: every path the image names resolves inside them
+    // and on their own mount (never into /proc, a volume or a token).
+    let root = Root::open("/").map_err(|e| Refusal::BadCapabilities(e.to_string()))?;
+    let embedded = read_capabilities(&root)?;
     let asked = args.first().map(String::as_str).unwrap_or_default();
     let asked_path = asked.strip_suffix("#_start").unwrap_or(asked);
     if !asked.is_empty() && asked_path != embedded.wasm {
@@ -174,10 +179,12 @@ fn prepare(args: &[String], envs: &[String]) -> Result<Prepared, Refusal> {
             path: path.to_owned(),
         });
     }
-    let wasm = std::fs::read(&embedded.wasm).map_err(|source| Refusal::WasmUnreadable {
-        path: embedded.wasm.clone(),
-        source,
-    })?;
+    let wasm = root
+        .read(&embedded.wasm, MAX_FILE)
+        .map_err(|source| Refusal::WasmUnreadable {
+            path: embedded.wasm.clone(),
+            source,
+        })?;
     let actual = {
         use sha2::Digest as _;
         wpkg_spec::Digest::from_sha256(sha2::Sha256::digest(&wasm).into()).into_string()
@@ -197,8 +204,9 @@ fn prepare(args: &[String], envs: &[String]) -> Result<Prepared, Refusal> {
         );
     }
     let plan = RunPlan::new(&embedded.capabilities, &request.operator).map_err(Refusal::Plan)?;
-    wpkg_runner::validate(&plan, Some(Path::new("/"))).map_err(Refusal::Runner)?;
+    wpkg_runner::validate(&plan, Some(&root)).map_err(Refusal::Runner)?;
     Ok(Prepared {
+        root,
         embedded,
         wasm,
         plan,
@@ -207,17 +215,16 @@ fn prepare(args: &[String], envs: &[String]) -> Result<Prepared, Refusal> {
     })
 }
 
-fn read_capabilities() -> Result<EmbeddedCapabilities, Refusal> {
-    let meta = match std::fs::symlink_metadata(CAPABILITIES_FILE) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(Refusal::NoCapabilities),
+fn read_capabilities(root: &Root) -> Result<EmbeddedCapabilities, Refusal> {
+    match root.kind(CAPABILITIES_FILE) {
+        Ok(None) | Err(wpkg_fsroot::Error::NotFound { .. }) => return Err(Refusal::NoCapabilities),
+        Ok(Some(wpkg_fsroot::Kind::File)) => {}
+        Ok(Some(_)) => return Err(Refusal::BadCapabilities("it is not a regular file".into())),
         Err(e) => return Err(Refusal::BadCapabilities(e.to_string())),
-    };
-    if !meta.is_file() {
-        return Err(Refusal::BadCapabilities("it is not a regular file".into()));
     }
-    let bytes =
-        std::fs::read(CAPABILITIES_FILE).map_err(|e| Refusal::BadCapabilities(e.to_string()))?;
+    let bytes = root
+        .read(CAPABILITIES_FILE, MAX_FILE)
+        .map_err(|e| Refusal::BadCapabilities(e.to_string()))?;
     EmbeddedCapabilities::parse(&bytes).map_err(Refusal::BadCapabilities)
 }
 
@@ -249,10 +256,11 @@ impl Prepared {
             .and_then(|s| s.to_str())
             .unwrap_or("main")
             .to_owned();
-        let root = PathBuf::from("/");
+        // Compiled code is never cached here: every directory the container can see is
+        // the image's or the pod's, and code loaded from one would run as the shim.
         match self.plan.trigger {
             Trigger::Command => {
-                let runner = Runner::new(CODE_CACHE).map_err(Refusal::Runner)?;
+                let runner = Runner::new(None).map_err(Refusal::Runner)?;
                 let (code, _) = runner
                     .compile(&self.embedded.wasm_digest, &self.wasm)
                     .map_err(Refusal::Runner)?;
@@ -263,7 +271,7 @@ impl Prepared {
                             program: &program,
                             args: &self.args,
                             plan: &self.plan,
-                            bundled_root: Some(&root),
+                            bundled_root: Some(&self.root),
                         },
                     )
                     .map_err(Refusal::Runner)?;
@@ -274,7 +282,7 @@ impl Prepared {
             }
             Trigger::Http => {
                 let listen = grant::listen_addr(self.listen.as_deref()).map_err(Refusal::Listen)?;
-                let runner = Runner::new_pooled(CODE_CACHE, MAX_CONCURRENT, self.plan.memory.0)
+                let runner = Runner::new_pooled(None, MAX_CONCURRENT, self.plan.memory.0)
                     .map_err(Refusal::Runner)?;
                 let (code, _) = runner
                     .compile(&self.embedded.wasm_digest, &self.wasm)
@@ -285,7 +293,7 @@ impl Prepared {
                         wpkg_runner::http::ServeConfig {
                             listen,
                             plan: self.plan,
-                            bundled_root: Some(root),
+                            bundled_root: Some(self.root),
                             max_concurrent: MAX_CONCURRENT,
                             name: program,
                             on_ready: Box::new(|addr| eprintln!("wpkg: serving on http://{addr}")),

@@ -323,7 +323,8 @@ pub fn canonical_ip(ip: IpAddr) -> IpAddr {
 
 /// Whether an address is in a range that outbound HTTP refuses unless it is listed
 /// explicitly: loopback, private (RFC 1918, ULA), link-local, CGNAT, unspecified,
-/// multicast, broadcast, documentation and cloud metadata addresses.
+/// multicast, broadcast, documentation and cloud metadata addresses, and the IPv6
+/// forms that carry an IPv4 address (NAT64, 6to4, IPv4-compatible, IPv4-mapped).
 pub fn is_special_address(ip: IpAddr) -> bool {
     match canonical_ip(ip) {
         IpAddr::V4(a) => {
@@ -349,7 +350,10 @@ pub fn is_special_address(ip: IpAddr) -> bool {
                 || (seg[0] & 0xfe00) == 0xfc00 // fc00::/7 unique local (incl. fd00:ec2::254)
                 || (seg[0] & 0xffc0) == 0xfe80 // fe80::/10 link-local
                 || (seg[0] == 0x2001 && seg[1] == 0x0db8) // documentation
-                || (seg[0] == 0x0064 && seg[1] == 0xff9b) // NAT64
+                || (seg[0] == 0x0064 && seg[1] == 0xff9b) // NAT64: 64:ff9b::/96 and 64:ff9b:1::/48
+                || (seg[0] & 0xffc0) == 0xfec0 // fec0::/10 site-local (deprecated, still routed)
+                || seg[0] == 0x2002 // 2002::/16 6to4: an IPv4 address inside
+                || seg[..6] == [0; 6] // ::/96 IPv4-compatible: ::10.0.0.1
         }
     }
 }
@@ -456,6 +460,11 @@ mod tests {
             "fd00:ec2::254",
             "fe80::1",
             "::ffff:127.0.0.1",
+            "64:ff9b::a00:1",
+            "64:ff9b:1::1",
+            "2002:a00:1::1",
+            "::10.0.0.1",
+            "fec0::1",
         ] {
             assert!(is_special_address(a.parse().unwrap()), "{a}");
         }

@@ -2,8 +2,7 @@
 //! back from the store with every digest checked.
 
 use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use wpkg_spec::manifest::{ArtifactCapabilities, Manifest};
 use wpkg_spec::media::{self, ComponentInfo, Descriptor, ImageManifest, WasmConfig};
@@ -611,66 +610,25 @@ pub fn load(store: &Store, desc: &Descriptor) -> Result<LoadedArtifact, Error> {
     })
 }
 
-/// Extracts a bundled-files layer into `dest` (created atomically: a temp dir renamed
-/// into place). Absolute paths, `..`, links and special entries are refused.
-pub fn extract_files(store: &Store, layer: &Descriptor, dest: &Path) -> Result<(), Error> {
-    if dest.is_dir() {
-        return Ok(());
-    }
-    let bytes = store.read_descriptor(layer)?;
-    crate::layout::build_dir_atomically(dest, ".extract-", |tmp| unpack_files(layer, &bytes, tmp))
-}
-
-/// Unpacks a bundled-files layer (`bytes`, tar+gzip) into `tmp`.
-fn unpack_files(layer: &Descriptor, bytes: &[u8], tmp: &Path) -> Result<(), Error> {
-    let bad = |reason: String| Error::BadManifest {
-        digest: layer.digest.clone(),
-        reason,
-    };
-    let mut archive = tar::Archive::new(flate2::read::GzDecoder::new(bytes));
-    for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
-        let mut entry = entry.map_err(|e| bad(format!("files layer: {e}")))?;
-        let path = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
-        if path
-            .components()
-            .any(|c| !matches!(c, Component::Normal(_)))
-        {
-            return Err(bad(format!(
-                "files layer has an unsafe path `{}`",
-                path.display()
-            )));
-        }
-        let out = tmp.join(&path);
-        match entry.header().entry_type() {
-            tar::EntryType::Directory => {
-                std::fs::create_dir_all(&out).map_err(|e| Error::Io {
-                    path: out.clone(),
-                    source: e,
-                })?;
-            }
-            tar::EntryType::Regular => {
-                if let Some(p) = out.parent() {
-                    std::fs::create_dir_all(p).map_err(|e| Error::Io {
-                        path: p.to_owned(),
-                        source: e,
-                    })?;
-                }
-                let mut data = Vec::new();
-                entry
-                    .read_to_end(&mut data)
-                    .map_err(|e| bad(e.to_string()))?;
-                std::fs::write(&out, data).map_err(|e| Error::Io {
-                    path: out.clone(),
-                    source: e,
-                })?;
-            }
-            other => {
-                return Err(bad(format!(
-                "files layer has a {other:?} entry at `{}`; only files and directories are allowed",
-                path.display()
-            )))
-            }
-        }
-    }
-    Ok(())
+/// Extracts a bundled-files layer into `dest` (built in a temporary sibling and
+/// renamed into place; reused only when wpkg's record in it is current). Only files
+/// and directories; absolute paths and `..` are refused; every path resolves inside
+/// (see [`crate::unpack`]).
+pub fn extract_files(
+    store: &Store,
+    layer: &Descriptor,
+    dest: &Path,
+) -> Result<crate::unpack::Unpacked, Error> {
+    let limits = store.unpack_limits();
+    crate::unpack::unpack_dir(dest, ".extract-", |root| {
+        let bytes = store.read_descriptor(layer)?;
+        crate::unpack::apply_tar(
+            root,
+            &layer.digest,
+            flate2::read::GzDecoder::new(bytes.as_slice()),
+            crate::unpack::Entries::FilesOnly,
+            limits,
+        )?;
+        Ok(Vec::new())
+    })
 }

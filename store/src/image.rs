@@ -5,9 +5,11 @@
 //! through a link, device nodes). Nothing is visible until every layer applied.
 
 use std::io::Read;
-use std::path::{Component, Path, PathBuf};
+use std::path::Path;
 
-use wpkg_spec::image::{ImageConfig, LayerKind};
+use crate::unpack::relative;
+
+use wpkg_spec::image::{ImageConfig, LayerKind, CAPABILITIES_FILE};
 use wpkg_spec::media::{Descriptor, ImageManifest};
 
 use crate::{Error, Store};
@@ -113,28 +115,62 @@ pub fn wasm_layer_path(layer: &Descriptor) -> String {
     format!("/{}", title.unwrap_or("component.wasm"))
 }
 
-/// Applies the layers of `image` in order into `dest` (made atomically: a temp
-/// directory renamed into place; an existing `dest` is reused as is).
-pub fn apply_layers(store: &Store, image: &LoadedImage, dest: &Path) -> Result<(), Error> {
-    crate::layout::build_dir_atomically(dest, ".rootfs-", |root| {
+/// Applies the layers of `image` in order into `dest` (built in a temporary sibling
+/// and renamed into place; an existing `dest` is reused only when wpkg's record in it
+/// is current): every path resolves inside the image's files, as in a chroot
+/// ([`crate::unpack`]). The record holds the digests of the files wpkg reads back
+/// itself: each raw Wasm layer, the config's entry, [`CAPABILITIES_FILE`] and the wasm
+/// it names.
+pub fn apply_layers(
+    store: &Store,
+    image: &LoadedImage,
+    dest: &Path,
+) -> Result<crate::unpack::Unpacked, Error> {
+    let limits = store.unpack_limits();
+    crate::unpack::unpack_dir(dest, ".rootfs-", |root| {
+        let mut recorded = Vec::new();
         for (layer, kind) in &image.layers {
             let bytes = store.read_descriptor(layer)?;
             match kind {
                 LayerKind::Wasm => {
-                    let out = root.join(wasm_layer_path(layer).trim_start_matches('/'));
-                    std::fs::write(&out, &bytes)
-                        .map_err(|source| Error::Io { path: out, source })?;
+                    let path = wasm_layer_path(layer);
+                    root.write(&path, &mut bytes.as_slice(), u64::MAX)
+                        .map_err(|source| Error::Unpack {
+                            layer: layer.digest.clone(),
+                            source,
+                        })?;
+                    recorded.push(path);
                 }
-                LayerKind::Tar => apply_tar(root, &layer.digest, bytes.as_slice())?,
+                LayerKind::Tar => apply_tar(root, &layer.digest, bytes.as_slice(), limits)?,
                 LayerKind::TarGzip => apply_tar(
                     root,
                     &layer.digest,
                     flate2::read::GzDecoder::new(bytes.as_slice()),
+                    limits,
                 )?,
             }
         }
-        Ok(())
+        let rc = image.config.config.clone().unwrap_or_default();
+        if let Some(entry) = wpkg_spec::image::Entry::of(&rc) {
+            recorded.push(entry.path);
+        }
+        recorded.push(CAPABILITIES_FILE.to_owned());
+        if let Ok(bytes) = root.read(CAPABILITIES_FILE, limits.file_bytes) {
+            if let Ok(embedded) = wpkg_spec::image::EmbeddedCapabilities::parse(&bytes) {
+                recorded.push(embedded.wasm);
+            }
+        }
+        Ok(recorded)
     })
+}
+
+fn apply_tar(
+    root: &wpkg_fsroot::Root,
+    layer: &str,
+    reader: impl Read,
+    limits: crate::unpack::UnpackLimits,
+) -> Result<(), Error> {
+    crate::unpack::apply_tar(root, layer, reader, crate::unpack::Entries::Image, limits)
 }
 
 /// What the layers of an image hold at one path, as applying them in order would leave it.
@@ -162,12 +198,19 @@ pub fn read_file(store: &Store, image: &LoadedImage, path: &str) -> Result<Image
                     found = ImageFile::Regular(bytes);
                 }
             }
-            LayerKind::Tar => scan_tar(&layer.digest, bytes.as_slice(), &target, &mut found)?,
+            LayerKind::Tar => scan_tar(
+                &layer.digest,
+                bytes.as_slice(),
+                &target,
+                &mut found,
+                store.unpack_limits(),
+            )?,
             LayerKind::TarGzip => scan_tar(
                 &layer.digest,
                 flate2::read::GzDecoder::new(bytes.as_slice()),
                 &target,
                 &mut found,
+                store.unpack_limits(),
             )?,
         }
     }
@@ -180,15 +223,13 @@ fn scan_tar(
     reader: impl Read,
     target: &Path,
     found: &mut ImageFile,
+    limits: crate::unpack::UnpackLimits,
 ) -> Result<(), Error> {
-    let bad = |reason: String| Error::BadManifest {
-        digest: layer.to_owned(),
-        reason: format!("layer: {reason}"),
-    };
-    let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().map_err(|e| bad(e.to_string()))? {
-        let mut entry = entry.map_err(|e| bad(e.to_string()))?;
-        let raw = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
+    let bad = |e: std::io::Error| crate::unpack::stream_error(layer, limits.layer_bytes, e);
+    let mut archive = tar::Archive::new(crate::unpack::Bounded::new(reader, limits.layer_bytes));
+    for entry in archive.entries().map_err(bad)? {
+        let mut entry = entry.map_err(bad)?;
+        let raw = entry.path().map_err(bad)?.into_owned();
         let Some(rel) = relative(&raw) else { continue };
         let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
         let dir = rel.parent().unwrap_or(Path::new(""));
@@ -206,10 +247,14 @@ fn scan_tar(
         }
         if rel == target {
             *found = if entry.header().entry_type().is_file() {
+                if entry.header().size().unwrap_or(0) > limits.file_bytes {
+                    return Err(Error::TooLarge {
+                        what: format!("`/{}` in layer {layer}", rel.display()),
+                        limit: limits.file_bytes,
+                    });
+                }
                 let mut data = Vec::new();
-                entry
-                    .read_to_end(&mut data)
-                    .map_err(|e| bad(e.to_string()))?;
+                entry.read_to_end(&mut data).map_err(bad)?;
                 ImageFile::Regular(data)
             } else {
                 ImageFile::Other
@@ -217,181 +262,6 @@ fn scan_tar(
         } else if target.starts_with(&rel) && !entry.header().entry_type().is_dir() {
             // A file or link where a parent directory should be.
             *found = ImageFile::Other;
-        }
-    }
-    Ok(())
-}
-
-/// The relative path of a tar entry as plain components (`./` dropped); `None` for an
-/// absolute path or one with `..`.
-fn relative(path: &Path) -> Option<PathBuf> {
-    let mut out = PathBuf::new();
-    for c in path.components() {
-        match c {
-            Component::Normal(n) => out.push(n),
-            Component::CurDir => {}
-            _ => return None,
-        }
-    }
-    Some(out)
-}
-
-/// Whether a symlink at `link` (relative to the root) pointing at `target` stays inside
-/// the root, lexically.
-fn link_stays_inside(link: &Path, target: &Path) -> bool {
-    if target.is_absolute() {
-        return false;
-    }
-    let mut depth: i64 = link.components().count() as i64 - 1;
-    for c in target.components() {
-        match c {
-            Component::ParentDir => depth -= 1,
-            Component::Normal(_) => depth += 1,
-            Component::CurDir => {}
-            _ => return false,
-        }
-        if depth < 0 {
-            return false;
-        }
-    }
-    true
-}
-
-/// Refuses when an existing ancestor of `rel` under `root` is not a real directory (a
-/// link a lower layer made would carry the write elsewhere).
-fn check_parents(root: &Path, rel: &Path) -> Result<(), &'static str> {
-    let mut cur = root.to_owned();
-    let parents: Vec<_> = rel
-        .parent()
-        .map(|p| p.components().collect())
-        .unwrap_or_default();
-    for c in parents {
-        cur.push(c);
-        match std::fs::symlink_metadata(&cur) {
-            Ok(m) if m.file_type().is_symlink() => return Err("it writes through a link"),
-            Ok(m) if !m.is_dir() => return Err("a parent of it is not a directory"),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
-fn remove_any(path: &Path) -> std::io::Result<()> {
-    match std::fs::symlink_metadata(path) {
-        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
-        Ok(_) => std::fs::remove_file(path),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) => Err(e),
-    }
-}
-
-fn apply_tar(root: &Path, layer: &str, reader: impl Read) -> Result<(), Error> {
-    let unsafe_entry = |path: &Path, reason: &str| Error::UnsafeLayer {
-        layer: layer.to_owned(),
-        path: path.display().to_string(),
-        reason: reason.to_owned(),
-    };
-    let bad = |reason: String| Error::BadManifest {
-        digest: layer.to_owned(),
-        reason,
-    };
-    let io = |path: &Path| {
-        let path = path.to_owned();
-        move |source| Error::Io { path, source }
-    };
-    let mut archive = tar::Archive::new(reader);
-    for entry in archive.entries().map_err(|e| bad(format!("layer: {e}")))? {
-        let mut entry = entry.map_err(|e| bad(format!("layer: {e}")))?;
-        let raw = entry.path().map_err(|e| bad(e.to_string()))?.into_owned();
-        let rel = relative(&raw).ok_or_else(|| unsafe_entry(&raw, "absolute or with `..`"))?;
-        if rel.as_os_str().is_empty() {
-            continue; // `./` itself
-        }
-        check_parents(root, &rel).map_err(|why| unsafe_entry(&raw, why))?;
-        let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let dir = root.join(rel.parent().unwrap_or(Path::new("")));
-        // Whiteouts: `.wh..wh..opq` empties the directory; `.wh.NAME` removes NAME.
-        if name == ".wh..wh..opq" {
-            if let Ok(rd) = std::fs::read_dir(&dir) {
-                for child in rd.flatten() {
-                    remove_any(&child.path()).map_err(io(&child.path()))?;
-                }
-            }
-            continue;
-        }
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            if hidden.is_empty() || hidden == "." || hidden == ".." {
-                return Err(unsafe_entry(&raw, "a whiteout of nothing"));
-            }
-            let target = dir.join(hidden);
-            remove_any(&target).map_err(io(&target))?;
-            continue;
-        }
-        let out = root.join(&rel);
-        let kind = entry.header().entry_type();
-        if !kind.is_dir() {
-            // A later layer replaces what a lower one put there.
-            remove_any(&out).map_err(io(&out))?;
-        }
-        std::fs::create_dir_all(&dir).map_err(io(&dir))?;
-        match kind {
-            tar::EntryType::Directory => {
-                if std::fs::symlink_metadata(&out).is_ok_and(|m| !m.is_dir()) {
-                    remove_any(&out).map_err(io(&out))?;
-                }
-                std::fs::create_dir_all(&out).map_err(io(&out))?;
-            }
-            tar::EntryType::Regular | tar::EntryType::Continuous => {
-                let mut data = Vec::new();
-                entry
-                    .read_to_end(&mut data)
-                    .map_err(|e| bad(format!("layer: {e}")))?;
-                std::fs::write(&out, data).map_err(io(&out))?;
-            }
-            tar::EntryType::Symlink => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| bad(e.to_string()))?
-                    .ok_or_else(|| unsafe_entry(&raw, "a link without a target"))?
-                    .into_owned();
-                if !link_stays_inside(&rel, &target) {
-                    return Err(unsafe_entry(&raw, "a link that leaves the image's files"));
-                }
-                #[cfg(unix)]
-                std::os::unix::fs::symlink(&target, &out).map_err(io(&out))?;
-                #[cfg(not(unix))]
-                return Err(unsafe_entry(&raw, "a link (not supported on this system)"));
-            }
-            tar::EntryType::Link => {
-                let target = entry
-                    .link_name()
-                    .map_err(|e| bad(e.to_string()))?
-                    .ok_or_else(|| unsafe_entry(&raw, "a link without a target"))?;
-                let target_rel = relative(&target)
-                    .filter(|t| !t.as_os_str().is_empty())
-                    .ok_or_else(|| {
-                        unsafe_entry(&raw, "a hard link that leaves the image's files")
-                    })?;
-                check_parents(root, &target_rel).map_err(|why| unsafe_entry(&raw, why))?;
-                let src = root.join(&target_rel);
-                match std::fs::symlink_metadata(&src) {
-                    Ok(m) if m.is_file() => {
-                        std::fs::copy(&src, &out).map_err(io(&out))?;
-                    }
-                    _ => {
-                        return Err(unsafe_entry(
-                            &raw,
-                            "a hard link to something that is not a file of the image",
-                        ))
-                    }
-                }
-            }
-            other => {
-                return Err(unsafe_entry(
-                    &raw,
-                    &format!("a {other:?} entry (only files, directories and links are applied)"),
-                ))
-            }
         }
     }
     Ok(())
@@ -429,36 +299,40 @@ mod tests {
         b.into_inner().unwrap()
     }
 
+    fn apply(
+        root: &wpkg_fsroot::Root,
+        entries: &[(&str, tar::EntryType, &str)],
+    ) -> Result<(), Error> {
+        apply_tar(root, "l", tar_of(entries).as_slice(), Default::default())
+    }
+
     #[test]
     fn layers_apply_in_order_with_whiteouts() {
-        let root = tempfile::tempdir().unwrap();
-        let r = root.path();
+        let dir = tempfile::tempdir().unwrap();
+        let r = dir.path();
+        let root = wpkg_fsroot::Root::open(r).unwrap();
         use tar::EntryType::*;
-        apply_tar(
-            r,
-            "l1",
-            tar_of(&[
+        apply(
+            &root,
+            &[
                 ("./app/", Directory, ""),
                 ("./app/hello.wasm", Regular, "v1"),
                 ("app/old.txt", Regular, "old"),
                 ("app/opaque/", Directory, ""),
                 ("app/opaque/x", Regular, "x"),
                 ("app/rel-link", Symlink, "hello.wasm"),
-            ])
-            .as_slice(),
+            ],
         )
         .unwrap();
-        apply_tar(
-            r,
-            "l2",
-            tar_of(&[
+        apply(
+            &root,
+            &[
                 ("app/hello.wasm", Regular, "v2"),
                 ("app/.wh.old.txt", Regular, ""),
                 ("app/opaque/.wh..wh..opq", Regular, ""),
                 ("app/opaque/y", Regular, "y"),
                 ("app/hard", Link, "app/hello.wasm"),
-            ])
-            .as_slice(),
+            ],
         )
         .unwrap();
         let read = |p: &str| std::fs::read_to_string(r.join(p)).unwrap();
@@ -476,7 +350,14 @@ mod tests {
         let scan = |layers: &[&[(&str, tar::EntryType, &str)]], path: &str| {
             let mut found = ImageFile::Absent;
             for l in layers {
-                scan_tar("l", tar_of(l).as_slice(), Path::new(path), &mut found).unwrap();
+                scan_tar(
+                    "l",
+                    tar_of(l).as_slice(),
+                    Path::new(path),
+                    &mut found,
+                    Default::default(),
+                )
+                .unwrap();
             }
             found
         };
@@ -514,52 +395,112 @@ mod tests {
         assert_eq!(scan(&[l1, l5], ".wpkg/capabilities.json"), ImageFile::Other);
     }
 
+    /// Every file under `dir`, with its contents (links as `-> target`).
+    fn snapshot(dir: &Path) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut stack = vec![dir.to_owned()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).unwrap().flatten() {
+                let p = e.path();
+                let t = e.file_type().unwrap();
+                let what = if t.is_symlink() {
+                    format!("-> {}", std::fs::read_link(&p).unwrap().display())
+                } else if t.is_dir() {
+                    stack.push(p.clone());
+                    "dir".into()
+                } else {
+                    std::fs::read_to_string(&p).unwrap_or_default()
+                };
+                out.push((p.display().to_string(), what));
+            }
+        }
+        out.sort();
+        out
+    }
+
     #[test]
-    fn every_escape_is_refused_and_nothing_lands_outside() {
+    fn escapes_are_refused_or_stay_inside_and_nothing_lands_outside() {
         use tar::EntryType::*;
-        let cases: &[&[(&str, tar::EntryType, &str)]] = &[
+        // Refused outright: paths that name the outside, hard links out, devices.
+        let refused: &[&[(&str, tar::EntryType, &str)]] = &[
             &[("/etc/evil", Regular, "x")],
             &[("../evil", Regular, "x")],
             &[("a/../../evil", Regular, "x")],
-            &[("out", Symlink, "/etc")],
-            &[("out", Symlink, "../..")],
-            &[("a/out", Symlink, "../../evil")],
             &[("hard", Link, "../evil")],
             &[("hard", Link, "/etc/passwd")],
-            // A link that stays inside, then a write through it.
+            &[("dev", Char, "")],
+            &[("fifo", Fifo, "")],
+        ];
+        // Applied, every link resolving inside the root as in a chroot: links out by
+        // any route, writes through them, and the lexical chain the review found
+        // (each link looks inside by depth; the kernel would climb above the root).
+        let confined: &[&[(&str, tar::EntryType, &str)]] = &[
+            &[
+                ("etc/", Directory, ""),
+                ("out", Symlink, "/etc"),
+                ("out/evil", Regular, "x"),
+            ],
+            &[("out", Symlink, "../.."), ("out/evil", Regular, "x")],
+            &[
+                ("a/", Directory, ""),
+                ("a/out", Symlink, "../../evil"),
+                ("a/out", Regular, "x"),
+            ],
             &[
                 ("sub/", Directory, ""),
                 ("via", Symlink, "sub"),
                 ("via/f", Regular, "x"),
             ],
-            &[("dev", Char, "")],
-            &[("fifo", Fifo, "")],
+            &[
+                ("d1/d2/", Directory, ""),
+                ("d1/d2/l1", Symlink, ".."),
+                ("d1/l2", Symlink, "d2/l1/../.."),
+                ("evil", Symlink, "d1/l2/../../evil"),
+                ("evil", Regular, "x"),
+                ("d1/l2/evil", Regular, "x"),
+            ],
+            &[
+                ("hard-src", Symlink, "/../../outside/secret"),
+                ("hard", Link, "hard-src"),
+            ],
         ];
-        for entries in cases {
+        for (entries, ok) in refused
+            .iter()
+            .map(|e| (e, false))
+            .chain(confined.iter().map(|e| (e, true)))
+        {
             let base = tempfile::tempdir().unwrap();
-            let root = base.path().join("root");
-            std::fs::create_dir(&root).unwrap();
-            let err = apply_tar(&root, "l", tar_of(entries).as_slice()).unwrap_err();
-            assert!(
-                matches!(err, Error::UnsafeLayer { .. }),
-                "{entries:?}: {err}"
-            );
-            assert!(!base.path().join("evil").exists());
-            assert!(!root.join("sub/f").exists(), "{entries:?}");
+            std::fs::create_dir_all(base.path().join("outside")).unwrap();
+            std::fs::write(base.path().join("outside/secret"), "s").unwrap();
+            let root_dir = base.path().join("a/b/root");
+            std::fs::create_dir_all(&root_dir).unwrap();
+            let outside = |snap: Vec<(String, String)>| -> Vec<(String, String)> {
+                snap.into_iter()
+                    .filter(|(p, _)| !Path::new(p).starts_with(&root_dir))
+                    .collect()
+            };
+            let before = outside(snapshot(base.path()));
+            let root = wpkg_fsroot::Root::open(&root_dir).unwrap();
+            let result = apply(&root, entries);
+            if ok && !entries.iter().any(|(_, k, _)| *k == Link) {
+                result.unwrap_or_else(|e| panic!("{entries:?}: {e}"));
+            } else if !ok {
+                let err = result.unwrap_err();
+                assert!(
+                    matches!(err, Error::UnsafeLayer { .. }),
+                    "{entries:?}: {err}"
+                );
+            }
+            let after = outside(snapshot(base.path()));
+            assert_eq!(before, after, "{entries:?} changed the outside");
         }
-        // Control: the same shapes inside the root are applied.
-        let ok = tempfile::tempdir().unwrap();
-        apply_tar(
-            ok.path(),
-            "l",
-            tar_of(&[
-                ("sub/", Directory, ""),
-                ("sub/f", Regular, "x"),
-                ("in", Symlink, "sub/f"),
-            ])
-            .as_slice(),
-        )
-        .unwrap();
-        assert_eq!(std::fs::read_to_string(ok.path().join("in")).unwrap(), "x");
+        // Control: the chain written with std::fs from the host's side leaves the root.
+        let base = tempfile::tempdir().unwrap();
+        let root_dir = base.path().join("a/b/root");
+        std::fs::create_dir_all(root_dir.join("d1/d2")).unwrap();
+        std::os::unix::fs::symlink("..", root_dir.join("d1/d2/l1")).unwrap();
+        std::os::unix::fs::symlink("d2/l1/../..", root_dir.join("d1/l2")).unwrap();
+        std::fs::write(root_dir.join("d1/l2/evil"), "x").unwrap();
+        assert!(base.path().join("a/b/evil").exists());
     }
 }

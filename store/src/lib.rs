@@ -19,6 +19,7 @@ pub mod digest;
 mod gc;
 pub mod image;
 pub mod layout;
+pub mod unpack;
 
 pub use digest::sha256_digest;
 pub use layout::{IndexLock, Origin, Store, StoredImage, Summary};
@@ -116,6 +117,30 @@ pub enum Error {
         path: String,
         /// What makes it unsafe.
         reason: String,
+    },
+    /// Unpacking would produce more than the limit allows.
+    #[error("{what} unpacks to more than {limit} bytes; nothing was extracted")]
+    TooLarge {
+        /// The layer or file.
+        what: String,
+        /// The limit in bytes.
+        limit: u64,
+    },
+    /// A layer's entry cannot be applied inside the directory being built.
+    #[error("cannot apply layer {layer}; nothing was extracted")]
+    Unpack {
+        /// The layer digest.
+        layer: String,
+        /// Why (the path inside the image).
+        source: wpkg_fsroot::Error,
+    },
+    /// A file wpkg unpacked earlier no longer has the digest it had then.
+    #[error("`{path}` in {} changed since it was unpacked", dir.display())]
+    DerivedChanged {
+        /// The unpacked directory.
+        dir: PathBuf,
+        /// The file, in the image.
+        path: String,
     },
     /// An archive names its image by a bare tag, and no repository was given.
     #[error(

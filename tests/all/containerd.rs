@@ -398,3 +398,124 @@ fn the_shim_serves_http_with_the_allow_list() {
     );
     ctd.remove("h-fetch");
 }
+
+/// A `--format image` image made by hand: the hostile guest, its capabilities (bundling
+/// `/static`), `extra` entries, and compiled code planted where the shim once cached it.
+fn edge_image(layout: &Layout, wasm: &[u8], extra: &[Item<'_>]) -> serde_json::Value {
+    let manifest = wpkg_spec::Manifest::parse(
+        "manifest_version = 1\n[package]\nname = \"edge\"\nversion = \"1\"\nwasm = \"a.wasm\"\n\
+         [trigger]\ntype = \"command\"\n\
+         [capabilities]\nfiles = [{ source = \"static\", guest = \"/static\" }]\n",
+    )
+    .unwrap();
+    let caps = wpkg_spec::image::EmbeddedCapabilities {
+        wasm: "/app.wasm".into(),
+        wasm_digest: wpkg_store::sha256_digest(wasm),
+        capabilities: manifest.to_artifact_capabilities(),
+    }
+    .to_bytes();
+    let mut items = vec![
+        Item::File("app.wasm", wasm),
+        Item::Dir(".wpkg/"),
+        Item::File(".wpkg/capabilities.json", &caps),
+        Item::Dir("assets/"),
+        Item::Dir("assets/v2/"),
+        Item::File("assets/v2/index.html", b"bundled v2"),
+    ];
+    items.extend_from_slice(extra);
+    layout.image(
+        serde_json::json!({"architecture": "wasm", "os": "wasip1",
+                           "config": {"Entrypoint": ["/app.wasm"]}}),
+        &[(TAR, tar(&items))],
+    )
+}
+
+#[test]
+fn the_shim_opens_nothing_outside_the_image_and_loads_no_code_from_it() {
+    let env = Env::new();
+    let ctd = Containerd::start(&shim_dir());
+    let wasm = std::fs::read(guest("hostile", "wasm32-wasip1")).unwrap();
+    // Compiled code of another program (hello, a marker), keyed as the shim's cache
+    // would key the hostile guest's: what an image could ship in /.wpkg/cache.
+    let planted = env.path("planted");
+    let other = std::fs::read(guest("example-hello-p1", "wasm32-wasip1")).unwrap();
+    let digest = wpkg_store::sha256_digest(&wasm);
+    let runner = wpkg_runner::Runner::new(Some(planted.clone())).unwrap();
+    runner.compile(&digest, &other).unwrap();
+    // Control: that entry is valid for this engine; a cache reading it runs the marker.
+    let (_, status) = runner.compile(&digest, &wasm).unwrap();
+    assert_eq!(status, wpkg_runner::CacheStatus::Hit);
+    let mut code_files = Vec::new();
+    for e in std::fs::read_dir(&planted).unwrap().flatten() {
+        let name = format!(".wpkg/cache/{}", e.file_name().to_string_lossy());
+        code_files.push((name, std::fs::read(e.path()).unwrap()));
+    }
+    assert_eq!(code_files.len(), 2, "a .cwasm and its .sum");
+    let mut layout = Layout::new(&env.path("layout"));
+    let mut cache_items = vec![Item::Dir(".wpkg/cache/"), Item::Dir("static/")];
+    cache_items.extend(code_files.iter().map(|(n, b)| Item::File(n, b)));
+    for (tag, extra) in [
+        ("docker.io/edge/cache:1", cache_items),
+        (
+            "docker.io/edge/proc:1",
+            vec![Item::Symlink("static", "/proc/self")],
+        ),
+        (
+            "docker.io/edge/volume:1",
+            vec![Item::Symlink("static", "/undeclared")],
+        ),
+        (
+            "docker.io/edge/inside:1",
+            vec![Item::Symlink("static", "/assets/v2")],
+        ),
+    ] {
+        let img = edge_image(&layout, &wasm, &extra);
+        layout.tag(tag, &img);
+    }
+    let archive = env.path("edge.tar");
+    layout.archive(&archive);
+    ctd.import(&archive);
+
+    // The planted code is not loaded: the image's own wasm runs.
+    let r = ctd.run(
+        &[],
+        "docker.io/edge/cache:1",
+        "e-cache",
+        &["/app.wasm", "env", "X"],
+        LIMIT,
+    );
+    assert!(
+        !r.stdout.contains("Hello from WASIp1"),
+        "planted code ran: {r:#?}"
+    );
+    r.code(0).stdout_has("denied:");
+    // A declared directory that is an absolute link: to the container's /proc (the
+    // shim's own environment) or onto a volume at an undeclared path.
+    let secret = env.path("secret");
+    std::fs::create_dir_all(&secret).unwrap();
+    std::fs::write(secret.join("environ"), "not for the guest").unwrap();
+    for (image, id) in [
+        ("docker.io/edge/proc:1", "e-proc"),
+        ("docker.io/edge/volume:1", "e-vol"),
+    ] {
+        let r = ctd.run(
+            &["--mount", &bind(&secret, "/undeclared", "ro")],
+            image,
+            id,
+            &["/app.wasm", "read", "/static/environ"],
+            LIMIT,
+        );
+        assert!(!r.stdout.contains("LEAK"), "{image}: {r:#?}");
+        r.code(125).stderr_has("/static");
+    }
+    // Control: a link to a directory of the image itself is the bundled directory.
+    ctd.run(
+        &[],
+        "docker.io/edge/inside:1",
+        "e-inside",
+        &["/app.wasm", "read", "/static/index.html"],
+        LIMIT,
+    )
+    .code(42)
+    .stdout_has("LEAK: read /static/index.html: 10 bytes");
+}

@@ -7,6 +7,7 @@ mod containerd;
 mod demo;
 mod docker_wasm;
 mod faults;
+mod fs_edge;
 mod fuzz_replay;
 mod hostile;
 mod http;

@@ -693,3 +693,72 @@ fn keyless_signatures_verify_for_the_trusted_identity_only() {
         "for another signature",
     );
 }
+
+/// cosign appends one layer to the `.sig` manifest per signing, so a busy image's has
+/// many. One with 60 layers, the only valid one last, verifies; the control, the same
+/// manifest without that layer, does not.
+#[test]
+fn a_sig_manifest_with_60_layers_verifies_by_its_last() {
+    let reg = Registry::start(Setup::Plain);
+    let publisher = Env::new();
+    let (key, pubkey) = keygen(&publisher, "acme");
+    let digest = hello(&publisher, "Busy");
+    let app = format!("{}/acme/busy:1", reg.host);
+    wpkg_pw(
+        &publisher,
+        &["push", "--sign", "--key", &key, "hello:0.1.0", &app],
+    )
+    .ok();
+    let sig: serde_json::Value =
+        serde_json::from_str(&local_sig_manifest(&publisher, &digest)).unwrap();
+    let valid = sig["layers"][0].clone();
+    let mut layers = Vec::new();
+    for i in 0..59 {
+        // Well-formed signature layers by another key: each payload its own blob.
+        let payload = valid_payload_variant(&digest, i);
+        let d = upload(&reg.host, "acme/busy", payload.as_bytes());
+        let mut l = valid.clone();
+        l["digest"] = d.into();
+        l["size"] = payload.len().into();
+        layers.push(l);
+    }
+    let tag = format!("{}.sig", digest.replacen(':', "-", 1));
+    let put = |layers: &[serde_json::Value]| {
+        let mut m = sig.clone();
+        m["layers"] = layers.to_vec().into();
+        put_manifest(
+            &reg.host,
+            "acme/busy",
+            &tag,
+            "application/vnd.oci.image.manifest.v1+json",
+            &m.to_string(),
+        );
+    };
+    // Control: 59 layers, none valid for the trusted key: refused.
+    put(&layers);
+    let scope = format!("{}/acme/*", reg.host);
+    refused(
+        consumer(&scope, &pubkey).wpkg(&["run", &app]),
+        "does not verify",
+    );
+    layers.push(valid);
+    put(&layers);
+    consumer(&scope, &pubkey)
+        .wpkg(&["run", &app])
+        .ok()
+        .stdout_has("Busy, world!");
+}
+
+/// A simple-signing payload for `digest` that differs per `i` (so its blob is new),
+/// which the signature annotation copied beside it does not sign.
+fn valid_payload_variant(digest: &str, i: usize) -> String {
+    serde_json::json!({
+        "critical": {
+            "identity": {"docker-reference": "acme/busy"},
+            "image": {"docker-manifest-digest": digest},
+            "type": "cosign container image signature",
+        },
+        "optional": {"n": i},
+    })
+    .to_string()
+}

@@ -87,6 +87,8 @@ pub const OCI_CONFIG: &str = "application/vnd.oci.image.config.v1+json";
 pub const TAR_GZIP: &str = "application/vnd.oci.image.layer.v1.tar+gzip";
 /// A plain tar layer.
 pub const TAR: &str = "application/vnd.oci.image.layer.v1.tar";
+/// A raw Wasm layer (the bytes are the wasm, not a tar).
+pub const WASM: &str = "application/wasm";
 
 impl Layout {
     /// A new layout at `dir`.
@@ -112,7 +114,8 @@ impl Layout {
     }
 
     /// An image: `config` (JSON; `rootfs.diff_ids` filled in) and layers given as
-    /// (media type, uncompressed tar); gzip layers are compressed here.
+    /// (media type, uncompressed tar, or the wasm for [`WASM`]); gzip layers are
+    /// compressed here. A [`WASM`] layer is titled `component.wasm`.
     pub fn image(
         &self,
         mut config: serde_json::Value,
@@ -122,12 +125,17 @@ impl Layout {
         let mut diff_ids = Vec::new();
         for (media_type, tar) in layers {
             diff_ids.push(sha(tar));
-            let bytes = if *media_type == TAR {
+            let bytes = if *media_type == TAR || *media_type == WASM {
                 tar.clone()
             } else {
                 gzip(tar)
             };
-            descs.push(self.blob(media_type, &bytes));
+            let mut desc = self.blob(media_type, &bytes);
+            if *media_type == WASM {
+                desc["annotations"] =
+                    serde_json::json!({"org.opencontainers.image.title": "component.wasm"});
+            }
+            descs.push(desc);
         }
         config["rootfs"] = serde_json::json!({"type": "layers", "diff_ids": diff_ids});
         let config = self.blob(OCI_CONFIG, config.to_string().as_bytes());

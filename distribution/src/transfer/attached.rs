@@ -11,8 +11,10 @@ pub(crate) const MAX_SIGNATURE_BLOB: u64 = 256 * 1024;
 /// Largest simple-signing payload wpkg reads.
 pub(crate) const MAX_PAYLOAD: u64 = 64 * 1024;
 
-/// Most signatures (layers or referrers) wpkg reads for one image.
-pub(crate) const MAX_SIGNATURES: usize = 50;
+/// Most signatures (layers of the `.sig` manifest, or referrers) wpkg reads for one
+/// image: the newest ones (cosign appends a layer per signing). A `.sig` manifest with
+/// more is stored as fetched: rewritten to the layers wpkg read.
+pub const MAX_SIGNATURES: usize = 1000;
 
 /// A manifest and the blobs it names, fetched.
 #[derive(Clone, Debug)]
@@ -132,11 +134,26 @@ pub fn fetch_signatures(
                 .iter()
                 .all(|l| l.media_type == wpkg_store::associated::SIMPLE_SIGNING);
             if m.digest != digest && only_signatures {
+                let mut parsed = parsed;
+                let skip = parsed.layers.len().saturating_sub(MAX_SIGNATURES);
                 let mut blobs = Vec::new();
-                for l in parsed.layers.iter().take(MAX_SIGNATURES) {
+                for l in &parsed.layers[skip..] {
                     blobs.push(registry.get_small_blob(remote, l, MAX_PAYLOAD)?);
                 }
-                out.classic = Some(FetchedSet { manifest: m, blobs });
+                // Stored only as fetched: a manifest naming blobs wpkg did not read
+                // would never verify, and would name blobs the store lacks.
+                let manifest = if skip == 0 {
+                    m
+                } else {
+                    parsed.layers.drain(..skip);
+                    let bytes = serde_json::to_vec(&parsed).expect("JSON serializes");
+                    FetchedManifest {
+                        digest: wpkg_store::sha256_digest(&bytes),
+                        bytes,
+                        media_type: m.media_type,
+                    }
+                };
+                out.classic = Some(FetchedSet { manifest, blobs });
             }
         }
     }
@@ -147,7 +164,8 @@ pub fn fetch_signatures(
             .and_then(|m| serde_json::from_slice::<ImageIndex>(&m.bytes).ok()),
     };
     let entries = index.map(|i| i.manifests).unwrap_or_default();
-    for entry in entries.iter().take(MAX_SIGNATURES) {
+    let skip = entries.len().saturating_sub(MAX_SIGNATURES);
+    for entry in &entries[skip..] {
         if !wpkg_spec::reference::is_valid_digest(&entry.digest) || entry.digest == digest {
             continue;
         }

@@ -1,18 +1,21 @@
 //! Files: bundled directories (always read-only) and operator mounts (read-only or
 //! read-write as planned). No other preopen exists; `..` and symlinks cannot leave a
-//! preopen (cap-std resolves every path beneath its directory).
+//! preopen (cap-std resolves every path beneath its directory), and a bundled
+//! directory itself is opened inside the bundled files by [`wpkg_fsroot`].
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use wasmtime_wasi::{FsPerms, WasiCtxBuilder};
+use wpkg_fsroot::Root;
 use wpkg_spec::manifest::Access;
 use wpkg_spec::plan::RunPlan;
 
 use crate::Error;
 
-/// Checks that every mount names an existing host directory and that the bundled
-/// files were extracted.
-pub fn validate(plan: &RunPlan, bundled_root: Option<&Path>) -> Result<(), Error> {
+/// Checks that every mount names an existing host directory and that every bundled
+/// directory opens inside the bundled files (`bundled_root`): a declared directory that
+/// is a link resolves inside them, never onto the host, another mount or `/proc`.
+pub fn validate(plan: &RunPlan, bundled_root: Option<&Root>) -> Result<(), Error> {
     for m in &plan.mounts {
         if !Path::new(&m.host).is_dir() {
             return Err(Error::MountNotADirectory {
@@ -21,46 +24,57 @@ pub fn validate(plan: &RunPlan, bundled_root: Option<&Path>) -> Result<(), Error
             });
         }
     }
-    if plan.rootfs && !bundled_root.is_some_and(Path::is_dir) {
+    if plan.rootfs && bundled_root.is_none() {
         return Err(Error::BundledMissing { guest: "/".into() });
     }
     for g in &plan.bundled {
-        if !bundled_root.is_some_and(|root| host_dir(root, g.as_str()).is_dir()) {
-            return Err(Error::BundledMissing {
-                guest: g.to_string(),
-            });
-        }
+        bundled_dir(bundled_root, g.as_str())?;
     }
     Ok(())
 }
 
-fn host_dir(root: &Path, guest: &str) -> PathBuf {
-    root.join(guest.trim_start_matches('/'))
+/// The bundled directory at `guest`, opened inside `root`.
+fn bundled_dir(root: Option<&Root>, guest: &str) -> Result<Root, Error> {
+    let root = root.ok_or_else(|| Error::BundledMissing {
+        guest: guest.to_owned(),
+    })?;
+    root.open_dir(guest).map_err(|source| match source {
+        wpkg_fsroot::Error::NotFound { .. } => Error::BundledMissing {
+            guest: guest.to_owned(),
+        },
+        source => Error::BundledUnsafe {
+            guest: guest.to_owned(),
+            source,
+        },
+    })
 }
 
-/// Preopens the bundled directories read-only and the mounts as planned.
+/// Preopens the bundled directories read-only and the mounts as planned. Bundled
+/// directories are handed to wasmtime as the handle [`Root`] opened (its
+/// `/proc/self/fd` path), so what the guest gets is exactly what resolved inside.
 pub fn apply(
     plan: &RunPlan,
-    bundled_root: Option<&Path>,
+    bundled_root: Option<&Root>,
     builder: &mut WasiCtxBuilder,
 ) -> Result<(), Error> {
     if let Some(root) = bundled_root {
         if plan.rootfs {
             builder
-                .preopened_dir(root, "/", FsPerms::ReadOnly)
+                .preopened_dir(root.handle_path(), "/", FsPerms::ReadOnly)
                 .map_err(|e| Error::BundledOpen {
                     guest: "/".into(),
                     source: as_io(e),
                 })?;
         }
-        for g in &plan.bundled {
-            builder
-                .preopened_dir(host_dir(root, g.as_str()), g.as_str(), FsPerms::ReadOnly)
-                .map_err(|e| Error::BundledOpen {
-                    guest: g.to_string(),
-                    source: as_io(e),
-                })?;
-        }
+    }
+    for g in &plan.bundled {
+        let dir = bundled_dir(bundled_root, g.as_str())?;
+        builder
+            .preopened_dir(dir.handle_path(), g.as_str(), FsPerms::ReadOnly)
+            .map_err(|e| Error::BundledOpen {
+                guest: g.to_string(),
+                source: as_io(e),
+            })?;
     }
     for m in &plan.mounts {
         let perms = match m.access {
@@ -122,7 +136,15 @@ mod tests {
             Err(Error::BundledMissing { .. })
         ));
         std::fs::create_dir(dir.path().join("static")).unwrap();
-        assert!(validate(&plan(vec![], &["/static"]), Some(dir.path())).is_ok());
+        let root = Root::open(dir.path()).unwrap();
+        assert!(validate(&plan(vec![], &["/static"]), Some(&root)).is_ok());
+        // A bundled directory that is a link to a host directory is refused.
+        let host = tempfile::tempdir().unwrap();
+        std::os::unix::fs::symlink(host.path(), dir.path().join("linked")).unwrap();
+        assert!(matches!(
+            validate(&plan(vec![], &["/linked"]), Some(&root)),
+            Err(Error::BundledMissing { .. } | Error::BundledUnsafe { .. })
+        ));
     }
 
     #[test]
