@@ -238,8 +238,8 @@ fn shown(names: &[&OsStr]) -> String {
     s
 }
 
-fn kind_of(mode: u32) -> Kind {
-    match rustix::fs::FileType::from_raw_mode(mode as _) {
+fn kind_of(st: &rustix::fs::Stat) -> Kind {
+    match rustix::fs::FileType::from_raw_mode(st.st_mode) {
         rustix::fs::FileType::RegularFile => Kind::File,
         rustix::fs::FileType::Directory => Kind::Dir,
         rustix::fs::FileType::Symlink => Kind::Link,
@@ -410,7 +410,7 @@ impl Root {
         let names = names(rel.as_ref())?;
         let fd = self.resolve(&names, OFlags::RDONLY)?;
         let st = rustix::fs::fstat(&fd).map_err(|e| Error::from_errno(&shown(&names), e))?;
-        if kind_of(st.st_mode as u32) != Kind::File {
+        if kind_of(&st) != Kind::File {
             return Err(Error::NotAFile {
                 path: shown(&names),
             });
@@ -444,7 +444,7 @@ impl Root {
             Err(e) => return Err(e),
         };
         match rustix::fs::statat(&dir, last, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) => Ok(Some(kind_of(st.st_mode as u32))),
+            Ok(st) => Ok(Some(kind_of(&st))),
             Err(Errno::NOENT) => Ok(None),
             Err(e) => Err(Error::from_errno(&shown(&names), e)),
         }
@@ -469,7 +469,7 @@ impl Root {
     pub fn make_dir(&self, rel: impl AsRef<Path>) -> Result<(), Error> {
         let (dir, last, names) = self.parent(rel.as_ref())?;
         match rustix::fs::statat(&dir, last, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if kind_of(st.st_mode as u32) == Kind::Dir => return Ok(()),
+            Ok(st) if kind_of(&st) == Kind::Dir => return Ok(()),
             Ok(_) => remove_at(&dir, last, &shown(&names))?,
             Err(Errno::NOENT) => {}
             Err(e) => return Err(Error::from_errno(&shown(&names), e)),
@@ -547,7 +547,7 @@ impl Root {
         let (src_dir, src_last, src_names) = self.parent(existing.as_ref())?;
         let src = shown(&src_names);
         match rustix::fs::statat(&src_dir, src_last, AtFlags::SYMLINK_NOFOLLOW) {
-            Ok(st) if kind_of(st.st_mode as u32) == Kind::File => {}
+            Ok(st) if kind_of(&st) == Kind::File => {}
             Ok(_) => return Err(Error::NotAFile { path: src }),
             Err(e) => return Err(Error::from_errno(&src, e)),
         }
@@ -616,7 +616,7 @@ fn remove_at(dir: &OwnedFd, name: &OsStr, path: &str) -> Result<(), Error> {
         Err(Errno::NOENT) => return Ok(()),
         Err(e) => return Err(Error::from_errno(path, e)),
     };
-    if kind_of(st.st_mode as u32) != Kind::Dir {
+    if kind_of(&st) != Kind::Dir {
         return match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
             Ok(()) | Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(Error::from_errno(path, e)),
