@@ -3,8 +3,8 @@
 # files, measured with hyperfine. First run: the layers are applied (store/rootfs removed
 # before each run; the compiled-code cache kept). Later runs: the unpacked files are
 # reused (their record checked). With BASE=<git ref>, the same is measured for wpkg built
-# from that ref (a worktree under target/, its own target dir: a second release build),
-# side by side, and the ratio printed. Figures are printed, not asserted.
+# from that ref (a worktree under target/, sharing the target dir: only wpkg's own crates
+# build again), side by side, and the ratio printed. Figures are printed, not asserted.
 #
 #     bash bench/extract.sh                 # this checkout only
 #     BASE=53af7da bash bench/extract.sh    # against an older wpkg
@@ -14,20 +14,22 @@ N=${N:-30}
 FILES=${FILES:-200}
 command -v hyperfine >/dev/null || { echo "hyperfine is needed: apt-get install hyperfine" >&2; exit 1; }
 
-cargo build -q --release -p wpkg
 cargo build -q --release --target wasm32-wasip1 -p example-hello-p1
 OUT=$(mktemp -d)
 trap 'rm -rf "$OUT"' EXIT
-cp target/release/wpkg "$OUT/wpkg-new"
 BINS=(new)
 if [ -n "${BASE:-}" ]; then
   WT=target/bench-base-src
   [ -d "$WT" ] || git worktree add -q --detach "$WT" "$BASE"
   git -C "$WT" checkout -q --detach "$BASE"
-  (cd "$WT" && CARGO_TARGET_DIR="$PWD/../bench-base" cargo build -q --release -p wpkg)
-  cp target/bench-base/release/wpkg "$OUT/wpkg-base"
+  (cd "$WT" && CARGO_TARGET_DIR="$PWD/.." cargo build -q --release -p wpkg)
+  cp target/release/wpkg "$OUT/wpkg-base"
+  cargo build -q --release -p wpkg
   BINS=(base new)
+else
+  cargo build -q --release -p wpkg
 fi
+cp target/release/wpkg "$OUT/wpkg-new"
 
 # A project bundling $FILES small files under static/ (and a few directories).
 PROJ=$OUT/proj

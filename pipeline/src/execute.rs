@@ -48,6 +48,27 @@ pub fn prepare(
     verified: &VerifiedArtifact,
     request: &OperatorRequest,
 ) -> Result<Prepared, Error> {
+    match prepare_content(home, store, verified, request) {
+        // `wpkg rm` won the race: the image was untagged and its blobs collected after
+        // it was resolved. That is a miss, said as one.
+        Err(Error::Store(wpkg_store::Error::BlobMissing(_)))
+            if matches!(
+                store.resolve(verified.reference()),
+                Err(wpkg_store::Error::NotFound(_))
+            ) =>
+        {
+            Err(wpkg_store::Error::NotFound(verified.reference().familiar()).into())
+        }
+        r => r,
+    }
+}
+
+fn prepare_content(
+    home: &Home,
+    store: &Store,
+    verified: &VerifiedArtifact,
+    request: &OperatorRequest,
+) -> Result<Prepared, Error> {
     let reference = verified.reference();
     let short_name = reference.familiar_name();
     let short_name = short_name.rsplit('/').next().unwrap_or("main").to_owned();
@@ -97,17 +118,28 @@ fn prepare_image(
     let digest = wpkg_spec::Digest::parse(&verified.descriptor().digest)
         .map_err(|_| wpkg_store::Error::InvalidDigest(verified.descriptor().digest.clone()))?;
     let dest = store.root().join("rootfs").join(digest.hex());
-    let rootfs = wpkg_store::image::apply_layers(store, img, &dest)?;
     // What was unpacked earlier is used only if the files wpkg reads from it still have
-    // the digests recorded then; otherwise it is built again from the layers.
-    let rootfs = match check_unpacked(store, img, &rootfs) {
-        Ok(()) => rootfs,
+    // the digests recorded then; otherwise it is built again from the layers, once.
+    let rootfs = wpkg_store::image::apply_layers(store, img, &dest)?;
+    match prepare_unpacked(home, store, verified, img, request, rootfs) {
         Err(Error::Store(wpkg_store::Error::DerivedChanged { .. })) => {
-            rootfs.discard()?;
-            wpkg_store::image::apply_layers(store, img, &dest)?
+            wpkg_store::unpack::discard(&dest)?;
+            let rootfs = wpkg_store::image::apply_layers(store, img, &dest)?;
+            prepare_unpacked(home, store, verified, img, request, rootfs)
         }
-        Err(e) => return Err(e),
-    };
+        r => r,
+    }
+}
+
+/// [`prepare_image`] once the layers are unpacked into `rootfs`.
+fn prepare_unpacked(
+    home: &Home,
+    store: &Store,
+    verified: &VerifiedArtifact,
+    img: &LoadedImage,
+    request: &OperatorRequest,
+    rootfs: wpkg_store::unpack::Unpacked,
+) -> Result<Prepared, Error> {
     let rc = img.config.config.clone().unwrap_or_default();
     if let Some(embedded) = read_embedded(store, &rootfs)? {
         return prepare_embedded(home, store, verified, rootfs, rc, embedded, request);
@@ -165,7 +197,7 @@ fn prepare_image(
     let plan = RunPlan::unmanifested(trigger, request, &image_env, true)?;
     Ok(Prepared {
         plan,
-        wasm_digest: wpkg_store::sha256_digest(&wasm),
+        wasm_digest: recorded_digest(&rootfs, &path, &wasm),
         wasm,
         bundled_root: Some(rootfs.into_root()),
         program: path,
@@ -173,24 +205,6 @@ fn prepare_image(
         name: verified.reference().familiar(),
         code_cache: home.code_cache(),
     })
-}
-
-/// Reads every file the record of `rootfs` names, so that a change since it was
-/// unpacked is found before anything is used.
-fn check_unpacked(
-    store: &Store,
-    img: &LoadedImage,
-    rootfs: &wpkg_store::unpack::Unpacked,
-) -> Result<(), Error> {
-    let limit = store.unpack_limits().file_bytes;
-    let mut paths = vec![CAPABILITIES_FILE.to_owned()];
-    if let Some(e) = Entry::of(&img.config.config.clone().unwrap_or_default()) {
-        paths.push(e.path);
-    }
-    for p in paths {
-        rootfs.read_recorded(&p, limit)?;
-    }
-    Ok(())
 }
 
 /// The capabilities an image made by `wpkg build --format image` carries in its
@@ -242,7 +256,7 @@ fn prepare_embedded(
         }
     }
     let wasm = read_entry(store, &rootfs, &embedded.wasm)?;
-    let actual = wpkg_store::sha256_digest(&wasm);
+    let actual = recorded_digest(&rootfs, &embedded.wasm, &wasm);
     if actual != embedded.wasm_digest {
         return Err(bad(format!(
             "`{}` has digest {actual}, and they are for {}",
@@ -263,6 +277,15 @@ fn prepare_embedded(
         name: reference.familiar(),
         code_cache: home.code_cache(),
     })
+}
+
+/// The digest of `bytes`, read from `path` in `rootfs`: the one recorded when it was
+/// unpacked (which the read just checked), without hashing again.
+fn recorded_digest(rootfs: &wpkg_store::unpack::Unpacked, path: &str, bytes: &[u8]) -> String {
+    rootfs
+        .recorded_digest(path)
+        .map(str::to_owned)
+        .unwrap_or_else(|| wpkg_store::sha256_digest(bytes))
 }
 
 /// Reads the image's entry file: a regular file of the image (links resolved inside

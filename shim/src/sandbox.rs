@@ -138,6 +138,7 @@ struct Prepared {
 }
 
 fn prepare(args: &[String], envs: &[String]) -> Result<Prepared, Refusal> {
+    #[allow(clippy::disallowed_methods)] // the kernel's mount table
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").map_err(Refusal::MountTable)?;
     let mounts = grant::parse_mountinfo(&mounts);
     let cap_dir = Path::new(CAPABILITIES_FILE)
@@ -234,6 +235,7 @@ fn read_capabilities(root: &Root) -> Result<EmbeddedCapabilities, Refusal> {
 /// at the mount's root (where runtimes bind the container's own cgroup). Kubernetes
 /// mounts the cgroup file system read-only in every container; where it is not mounted
 /// the capabilities' limit stands alone (a pod's limit is then only the kernel's).
+#[allow(clippy::disallowed_methods)] // the kernel's cgroup files
 fn memory_limit() -> Option<u64> {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
     grant::memory_limit_files(&own)

@@ -312,14 +312,18 @@ impl Unpacked {
         Ok(Some(bytes))
     }
 
-    /// Removes the directory, so that the next unpack builds it again.
-    pub fn discard(self) -> Result<(), Error> {
-        let Unpacked { dir, root, .. } = self;
-        drop(root);
-        remove_dir(&dir)
+    /// The digest recorded for `path` when it was unpacked.
+    pub fn recorded_digest(&self, path: &str) -> Option<&str> {
+        self.record.files.get(path).map(String::as_str)
     }
 }
 
+/// Removes the unpacked directory `dest`, so that the next unpack builds it again.
+pub fn discard(dest: &Path) -> Result<(), Error> {
+    remove_dir(dest)
+}
+
+#[allow(clippy::disallowed_methods)] // `dir` is a path wpkg chose
 fn remove_dir(dir: &Path) -> Result<(), Error> {
     // std's remove_dir_all does not follow links (and `dir` is a path wpkg chose).
     match std::fs::remove_dir_all(dir) {
@@ -336,6 +340,7 @@ fn remove_dir(dir: &Path) -> Result<(), Error> {
 /// (in a temporary sibling, renamed into place) with `fill`, which unpacks into the
 /// root it gets and returns the paths whose digests to record (read back after
 /// everything is unpacked, so links resolve as they will when used).
+#[allow(clippy::disallowed_methods)] // `dest`, its `fs/` and record: paths wpkg chose
 pub(crate) fn unpack_dir(
     dest: &Path,
     prefix: &str,
@@ -379,6 +384,7 @@ pub(crate) fn unpack_dir(
 }
 
 /// `dest` opened, if it exists with a record of the current format.
+#[allow(clippy::disallowed_methods)] // the record: a path wpkg chose
 fn open_current(dest: &Path) -> Result<Option<Unpacked>, Error> {
     let record_path = dest.join(RECORD);
     let Ok(text) = std::fs::read(&record_path) else {

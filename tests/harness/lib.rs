@@ -28,10 +28,15 @@ fn cargo() -> Command {
     c
 }
 
-/// Builds (once per test process) and returns the `wpkg` binary of the test's profile.
+/// Builds (once per test process) and returns the `wpkg` binary of the test's profile;
+/// `WPKG_TEST_BIN=PATH` runs the tests against another binary instead (an older wpkg,
+/// to show that a new test fails there).
 pub fn wpkg_bin() -> PathBuf {
     static BIN: OnceLock<PathBuf> = OnceLock::new();
     BIN.get_or_init(|| {
+        if let Some(bin) = std::env::var_os("WPKG_TEST_BIN").filter(|b| !b.is_empty()) {
+            return PathBuf::from(bin);
+        }
         // The test executable is target/<profile>/deps/all-<hash>.
         let exe = std::env::current_exe().unwrap();
         // (or target/<profile>/demo for the demo binary).
