@@ -208,10 +208,20 @@ fn without_path(flags: OFlags) -> OFlags {
     }
 }
 
-/// The plain names of `rel` (a leading `/` and `.` dropped); `..` is refused.
+/// Most names in one path (deeper trees are refused, so that nothing built here needs
+/// more than a bounded number of open handles to walk or remove).
+const MAX_NAMES: usize = 256;
+
+/// The plain names of `rel` (a leading `/` and `.` dropped); `..` and paths of more than
+/// [`MAX_NAMES`] names are refused.
 fn names(rel: &Path) -> Result<Vec<&OsStr>, Error> {
     let mut out = Vec::new();
     for c in rel.components() {
+        if out.len() >= MAX_NAMES {
+            return Err(Error::Unsafe {
+                path: rel.display().to_string(),
+            });
+        }
         match c {
             Component::Normal(n) => out.push(n),
             Component::RootDir | Component::CurDir => {}
@@ -408,7 +418,9 @@ impl Root {
     /// Opens the regular file at `rel` (links followed inside the root) for reading.
     pub fn open_file(&self, rel: impl AsRef<Path>) -> Result<std::fs::File, Error> {
         let names = names(rel.as_ref())?;
-        let fd = self.resolve(&names, OFlags::RDONLY)?;
+        // Non-blocking and no controlling terminal: a FIFO or a device at the name must
+        // not hang or grab anything before the type check below refuses it.
+        let fd = self.resolve(&names, OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY)?;
         let st = rustix::fs::fstat(&fd).map_err(|e| Error::from_errno(&shown(&names), e))?;
         if kind_of(&st) != Kind::File {
             return Err(Error::NotAFile {
@@ -454,6 +466,11 @@ impl Root {
     /// are followed inside the root; something other than a directory is an error.
     pub fn create_dir_all(&self, rel: impl AsRef<Path>) -> Result<(), Error> {
         let names = names(rel.as_ref())?;
+        // Usually it is there already: one resolution.
+        match self.resolve(&names, dir_handle_flags()) {
+            Err(Error::NotFound { .. }) => {}
+            r => return r.map(drop),
+        }
         for i in 0..names.len() {
             let dir = self.resolve(&names[..i], dir_handle_flags())?;
             match rustix::fs::mkdirat(&dir, names[i], Mode::from_raw_mode(0o755)) {

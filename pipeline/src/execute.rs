@@ -14,7 +14,7 @@ use wpkg_spec::plan::{OperatorRequest, RunPlan};
 use wpkg_store::Store;
 
 use wpkg_spec::image::{EmbeddedCapabilities, Entry, RuntimeConfig, CAPABILITIES_FILE};
-use wpkg_store::image::{Content, LoadedImage};
+use wpkg_store::image::{Content, ImageFile, LoadedImage};
 
 use crate::verify::VerifiedArtifact;
 use crate::{Error, Home};
@@ -115,16 +115,13 @@ fn prepare_image(
     img: &LoadedImage,
     request: &OperatorRequest,
 ) -> Result<Prepared, Error> {
-    let digest = wpkg_spec::Digest::parse(&verified.descriptor().digest)
-        .map_err(|_| wpkg_store::Error::InvalidDigest(verified.descriptor().digest.clone()))?;
-    let dest = store.root().join("rootfs").join(digest.hex());
     // What was unpacked earlier is used only if the files wpkg reads from it still have
     // the digests recorded then; otherwise it is built again from the layers, once.
-    let rootfs = wpkg_store::image::apply_layers(store, img, &dest)?;
+    let rootfs = wpkg_store::image::unpack(store, img)?;
     match prepare_unpacked(home, store, verified, img, request, rootfs) {
         Err(Error::Store(wpkg_store::Error::DerivedChanged { .. })) => {
-            wpkg_store::unpack::discard(&dest)?;
-            let rootfs = wpkg_store::image::apply_layers(store, img, &dest)?;
+            wpkg_store::unpack::discard(&wpkg_store::image::rootfs_dir(store, img)?)?;
+            let rootfs = wpkg_store::image::unpack(store, img)?;
             prepare_unpacked(home, store, verified, img, request, rootfs)
         }
         r => r,
@@ -217,12 +214,11 @@ fn read_embedded(
         file: CAPABILITIES_FILE,
         reason,
     };
-    match rootfs.read_recorded(CAPABILITIES_FILE, store.unpack_limits().file_bytes)? {
-        Some(bytes) => EmbeddedCapabilities::parse(&bytes).map(Some).map_err(bad),
-        None => match rootfs.root().kind(CAPABILITIES_FILE) {
-            Ok(None) | Err(wpkg_fsroot::Error::NotFound { .. }) => Ok(None),
-            _ => Err(bad("it is not a regular file of the image".into())),
-        },
+    // As the shim reads it: a regular file at that name, not a link to one.
+    match rootfs.read_file(CAPABILITIES_FILE, store.unpack_limits().file_bytes)? {
+        ImageFile::Absent => Ok(None),
+        ImageFile::Regular(bytes) => EmbeddedCapabilities::parse(&bytes).map(Some).map_err(bad),
+        ImageFile::Other => Err(bad("it is not a regular file".into())),
     }
 }
 

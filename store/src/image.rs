@@ -7,8 +7,6 @@
 use std::io::Read;
 use std::path::Path;
 
-use crate::unpack::relative;
-
 use wpkg_spec::image::{ImageConfig, LayerKind, CAPABILITIES_FILE};
 use wpkg_spec::media::{Descriptor, ImageManifest};
 
@@ -134,11 +132,8 @@ pub fn apply_layers(
             match kind {
                 LayerKind::Wasm => {
                     let path = wasm_layer_path(layer);
-                    root.write(&path, &mut bytes.as_slice(), u64::MAX)
-                        .map_err(|source| Error::Unpack {
-                            layer: layer.digest.clone(),
-                            source,
-                        })?;
+                    root.write(&path, &mut bytes.as_slice(), limits.file_bytes)
+                        .map_err(|source| crate::unpack::fs_error(&layer.digest, source))?;
                     recorded.push(path);
                 }
                 LayerKind::Tar => apply_tar(root, &layer.digest, bytes.as_slice(), limits)?,
@@ -173,7 +168,7 @@ fn apply_tar(
     crate::unpack::apply_tar(root, layer, reader, crate::unpack::Entries::Image, limits)
 }
 
-/// What the layers of an image hold at one path, as applying them in order would leave it.
+/// What an image's files hold at one path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ImageFile {
     /// Nothing (never added, or removed by a later layer's whiteout).
@@ -184,87 +179,17 @@ pub enum ImageFile {
     Other,
 }
 
-/// Reads the file at `path` (absolute, in the image's files) from the layers of
-/// `image`, every blob digest-checked, without unpacking the rest: later layers replace
-/// earlier ones and whiteouts remove, as in [`apply_layers`].
-pub fn read_file(store: &Store, image: &LoadedImage, path: &str) -> Result<ImageFile, Error> {
-    let target = relative(Path::new(path.trim_start_matches('/'))).unwrap_or_default();
-    let mut found = ImageFile::Absent;
-    for (layer, kind) in &image.layers {
-        let bytes = store.read_descriptor(layer)?;
-        match kind {
-            LayerKind::Wasm => {
-                if Path::new(wasm_layer_path(layer).trim_start_matches('/')) == target {
-                    found = ImageFile::Regular(bytes);
-                }
-            }
-            LayerKind::Tar => scan_tar(
-                &layer.digest,
-                bytes.as_slice(),
-                &target,
-                &mut found,
-                store.unpack_limits(),
-            )?,
-            LayerKind::TarGzip => scan_tar(
-                &layer.digest,
-                flate2::read::GzDecoder::new(bytes.as_slice()),
-                &target,
-                &mut found,
-                store.unpack_limits(),
-            )?,
-        }
-    }
-    Ok(found)
+/// Where the files of `image` are unpacked in `store`: `rootfs/<manifest hex>`.
+pub fn rootfs_dir(store: &Store, image: &LoadedImage) -> Result<std::path::PathBuf, Error> {
+    let digest = wpkg_spec::Digest::parse(&image.descriptor.digest)
+        .map_err(|_| Error::InvalidDigest(image.descriptor.digest.clone()))?;
+    Ok(store.root().join("rootfs").join(digest.hex()))
 }
 
-/// One layer's effect on `target` (see [`read_file`]).
-fn scan_tar(
-    layer: &str,
-    reader: impl Read,
-    target: &Path,
-    found: &mut ImageFile,
-    limits: crate::unpack::UnpackLimits,
-) -> Result<(), Error> {
-    let bad = |e: std::io::Error| crate::unpack::stream_error(layer, limits.layer_bytes, e);
-    let mut archive = tar::Archive::new(crate::unpack::Bounded::new(reader, limits.layer_bytes));
-    for entry in archive.entries().map_err(bad)? {
-        let mut entry = entry.map_err(bad)?;
-        let raw = entry.path().map_err(bad)?.into_owned();
-        let Some(rel) = relative(&raw) else { continue };
-        let name = rel.file_name().and_then(|n| n.to_str()).unwrap_or("");
-        let dir = rel.parent().unwrap_or(Path::new(""));
-        if name == ".wh..wh..opq" {
-            if target.starts_with(dir) && target != dir {
-                *found = ImageFile::Absent;
-            }
-            continue;
-        }
-        if let Some(hidden) = name.strip_prefix(".wh.") {
-            if target.starts_with(dir.join(hidden)) {
-                *found = ImageFile::Absent;
-            }
-            continue;
-        }
-        if rel == target {
-            *found = if entry.header().entry_type().is_file() {
-                if entry.header().size().unwrap_or(0) > limits.file_bytes {
-                    return Err(Error::TooLarge {
-                        what: format!("`/{}` in layer {layer}", rel.display()),
-                        limit: limits.file_bytes,
-                    });
-                }
-                let mut data = Vec::new();
-                entry.read_to_end(&mut data).map_err(bad)?;
-                ImageFile::Regular(data)
-            } else {
-                ImageFile::Other
-            };
-        } else if target.starts_with(&rel) && !entry.header().entry_type().is_dir() {
-            // A file or link where a parent directory should be.
-            *found = ImageFile::Other;
-        }
-    }
-    Ok(())
+/// The files of `image` as `wpkg run` and `wpkg inspect` both see them: its layers
+/// applied ([`apply_layers`]) into [`rootfs_dir`], reused while their record is current.
+pub fn unpack(store: &Store, image: &LoadedImage) -> Result<crate::unpack::Unpacked, Error> {
+    apply_layers(store, image, &rootfs_dir(store, image)?)
 }
 
 #[cfg(test)]
@@ -343,57 +268,6 @@ mod tests {
         assert!(!r.join("app/old.txt").exists());
         assert!(!r.join("app/opaque/x").exists());
         assert_eq!(read("app/opaque/y"), "y");
-    }
-
-    #[test]
-    fn one_file_is_read_as_applying_the_layers_would_leave_it() {
-        use tar::EntryType::*;
-        let scan = |layers: &[&[(&str, tar::EntryType, &str)]], path: &str| {
-            let mut found = ImageFile::Absent;
-            for l in layers {
-                scan_tar(
-                    "l",
-                    tar_of(l).as_slice(),
-                    Path::new(path),
-                    &mut found,
-                    Default::default(),
-                )
-                .unwrap();
-            }
-            found
-        };
-        let file = |s: &str| ImageFile::Regular(s.as_bytes().to_vec());
-        let l1: &[_] = &[
-            ("./.wpkg/", Directory, ""),
-            ("./.wpkg/capabilities.json", Regular, "v1"),
-            ("other", Regular, "o"),
-        ];
-        assert_eq!(scan(&[l1], ".wpkg/capabilities.json"), file("v1"));
-        assert_eq!(scan(&[l1], "missing"), ImageFile::Absent);
-        assert_eq!(scan(&[l1], ".wpkg"), ImageFile::Other);
-        // A later layer replaces it; whiteouts of it, of its directory, and an opaque
-        // directory remove it.
-        let l2: &[_] = &[(".wpkg/capabilities.json", Regular, "v2")];
-        assert_eq!(scan(&[l1, l2], ".wpkg/capabilities.json"), file("v2"));
-        for wh in [
-            ".wpkg/.wh.capabilities.json",
-            ".wh..wpkg",
-            ".wpkg/.wh..wh..opq",
-        ] {
-            let l3: &[_] = &[(wh, Regular, "")];
-            assert_eq!(
-                scan(&[l1, l3], ".wpkg/capabilities.json"),
-                ImageFile::Absent,
-                "{wh}"
-            );
-        }
-        // A whiteout of a sibling leaves it; a link or a file in its place is not it.
-        let l3: &[_] = &[(".wpkg/.wh.capabilities.jsonx", Regular, "")];
-        assert_eq!(scan(&[l1, l3], ".wpkg/capabilities.json"), file("v1"));
-        let l4: &[_] = &[(".wpkg/capabilities.json", Symlink, "/etc/passwd")];
-        assert_eq!(scan(&[l1, l4], ".wpkg/capabilities.json"), ImageFile::Other);
-        let l5: &[_] = &[(".wh..wpkg", Regular, ""), (".wpkg", Regular, "f")];
-        assert_eq!(scan(&[l1, l5], ".wpkg/capabilities.json"), ImageFile::Other);
     }
 
     /// Every file under `dir`, with its contents (links as `-> target`).

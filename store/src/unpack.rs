@@ -106,6 +106,21 @@ pub(crate) fn stream_error(layer: &str, limit: u64, e: std::io::Error) -> Error 
     }
 }
 
+/// An error of applying `layer` through the root: past a size bound it is
+/// [`Error::TooLarge`], else [`Error::Unpack`].
+pub(crate) fn fs_error(layer: &str, source: wpkg_fsroot::Error) -> Error {
+    match source {
+        wpkg_fsroot::Error::TooLarge { path, limit } => Error::TooLarge {
+            what: format!("`{path}` in layer {layer}"),
+            limit,
+        },
+        source => Error::Unpack {
+            layer: layer.to_owned(),
+            source,
+        },
+    }
+}
+
 /// What a layer may contain.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Entries {
@@ -154,10 +169,7 @@ pub(crate) fn apply_tar(
         path: path.display().to_string(),
         reason: reason.to_owned(),
     };
-    let fs_err = |source: wpkg_fsroot::Error| Error::Unpack {
-        layer: layer.to_owned(),
-        source,
-    };
+    let fs_err = |source: wpkg_fsroot::Error| fs_error(layer, source);
     let stream = |e: std::io::Error| stream_error(layer, limits.layer_bytes, e);
     let mut archive = tar::Archive::new(Bounded::new(reader, limits.layer_bytes));
     for entry in archive.entries().map_err(stream)? {
@@ -310,6 +322,32 @@ impl Unpacked {
             });
         }
         Ok(Some(bytes))
+    }
+
+    /// What is at `path` (absolute in the image), its last name not followed, as a run
+    /// reads it: a regular file is read (checked against its record when it has one),
+    /// anything else is [`crate::image::ImageFile::Other`].
+    pub fn read_file(&self, path: &str, limit: u64) -> Result<crate::image::ImageFile, Error> {
+        use crate::image::ImageFile;
+        match self.root.kind(path) {
+            Ok(None) | Err(wpkg_fsroot::Error::NotFound { .. }) => Ok(ImageFile::Absent),
+            Ok(Some(wpkg_fsroot::Kind::File)) => match self.read_recorded(path, limit)? {
+                Some(bytes) => Ok(ImageFile::Regular(bytes)),
+                None => self
+                    .root
+                    .read(path, limit)
+                    .map(ImageFile::Regular)
+                    .map_err(|source| Error::Unpack {
+                        layer: "(unpacked)".into(),
+                        source,
+                    }),
+            },
+            Ok(Some(_)) | Err(wpkg_fsroot::Error::NotADirectory { .. }) => Ok(ImageFile::Other),
+            Err(source) => Err(Error::Unpack {
+                layer: "(unpacked)".into(),
+                source,
+            }),
+        }
     }
 
     /// The digest recorded for `path` when it was unpacked.

@@ -235,3 +235,57 @@ fn an_unpacked_image_that_changed_is_rebuilt_not_trusted() {
     run(&env, "edge/changed:1", &[]).ok().stdout_has("denied:");
     assert_eq!(std::fs::read(&unpacked).unwrap(), wasm);
 }
+
+#[test]
+fn inspect_shows_the_capabilities_a_run_uses_even_when_a_layer_writes_through_a_link() {
+    let env = Env::new();
+    let wasm = std::fs::read(guest("hostile", "wasm32-wasip1")).unwrap();
+    let caps = |env_line: &str| {
+        let manifest = wpkg_spec::Manifest::parse(&format!(
+            "manifest_version = 1\n[package]\nname = \"edge\"\nversion = \"1\"\nwasm = \"a.wasm\"\n\
+             [trigger]\ntype = \"command\"\n[capabilities]\n{env_line}\n"
+        ))
+        .unwrap();
+        wpkg_spec::image::EmbeddedCapabilities {
+            wasm: "/hostile.wasm".into(),
+            wasm_digest: wpkg_store::sha256_digest(&wasm),
+            capabilities: manifest.to_artifact_capabilities(),
+        }
+        .to_bytes()
+    };
+    let lower = caps("env = { SHOWN = \"lower\" }");
+    let upper = caps("env = { WIDER = \"upper\" }");
+    let mut layout = Layout::new(&env.path("layout"));
+    // The upper layer replaces the capabilities through a link to their directory.
+    let img = layout.image(
+        json!({"architecture": "wasm", "os": "wasip1",
+               "config": {"Entrypoint": ["/hostile.wasm"]}}),
+        &[
+            (
+                TAR,
+                tar(&[
+                    Item::File("hostile.wasm", &wasm),
+                    Item::Dir(".wpkg/"),
+                    Item::File(".wpkg/capabilities.json", &lower),
+                ]),
+            ),
+            (
+                TAR,
+                tar(&[
+                    Item::Symlink("x", ".wpkg"),
+                    Item::File("x/capabilities.json", &upper),
+                ]),
+            ),
+        ],
+    );
+    load(&env, &mut layout, "edge/through:1", &img);
+    let shown = env.wpkg(&["inspect", "edge/through:1"]).ok();
+    run(&env, "edge/through:1", &["env", "WIDER"])
+        .code(42)
+        .stdout_has("LEAK");
+    // What inspect shows is what ran: the upper layer's.
+    assert!(
+        shown.stdout.contains("WIDER") && !shown.stdout.contains("SHOWN"),
+        "{shown:#?}"
+    );
+}

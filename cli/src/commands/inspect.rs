@@ -72,7 +72,20 @@ impl InspectArgs {
         img: &wpkg_store::image::LoadedImage,
     ) -> Result<ExitCode> {
         let rc = img.config.config.clone().unwrap_or_default();
-        let embedded = match wpkg_store::image::read_file(store, img, CAPABILITIES_FILE)? {
+        // As a run reads them: from the image's files unpacked under the store (links
+        // in the image resolve inside it), so inspect and run never disagree.
+        let limit = store.unpack_limits().file_bytes;
+        let read = || -> Result<ImageFile, wpkg_store::Error> {
+            wpkg_store::image::unpack(store, img)?.read_file(CAPABILITIES_FILE, limit)
+        };
+        let file = match read() {
+            Err(wpkg_store::Error::DerivedChanged { .. }) => {
+                wpkg_store::unpack::discard(&wpkg_store::image::rootfs_dir(store, img)?)?;
+                read()?
+            }
+            r => r?,
+        };
+        let embedded = match file {
             ImageFile::Absent => None,
             ImageFile::Regular(bytes) => Some(EmbeddedCapabilities::parse(&bytes)),
             ImageFile::Other => Some(Err("it is not a regular file".to_owned())),
