@@ -91,7 +91,10 @@ impl Store {
                     continue;
                 };
                 if !keep.contains(digest.as_str()) {
-                    fs::remove_dir_all(entry.path()).map_err(|e| io_err(&entry.path(), e))?;
+                    // Derived from blobs already collected: one that cannot be removed
+                    // now (busy, or deeper than one walk removes) is tried again at the
+                    // next collection, and never fails the removal of the image.
+                    let _ = fs::remove_dir_all(entry.path());
                 }
             }
         }
