@@ -342,7 +342,9 @@ impl Root {
                 stack.pop();
                 continue;
             }
-            let last = queue.iter().all(|n| n.is_empty() || n == ".");
+            // A `.` still to come (a link's `dir/.` or `dir/`) makes this name a
+            // directory that must be entered, as the kernel requires: not the last.
+            let last = queue.is_empty();
             let cur: BorrowedFd<'_> = stack.last().map_or(self.fd.as_fd(), |f| f.as_fd());
             // O_PATH | O_NOFOLLOW would open a link itself: the walk reads links.
             let step = if last {
@@ -369,17 +371,20 @@ impl Root {
                     if links > MAX_LINKS {
                         return Err(err(Errno::LOOP));
                     }
+                    // Split by hand, not by `Path::components`, which drops a trailing
+                    // `/.` or `/` that makes the kernel require a directory there.
                     use std::os::unix::ffi::OsStrExt;
-                    let target = PathBuf::from(OsStr::from_bytes(target.as_bytes()));
-                    if target.is_absolute() {
+                    let target = target.as_bytes();
+                    let (absolute, rest) = match target.strip_prefix(b"/") {
+                        Some(rest) => (true, rest),
+                        None => (false, target),
+                    };
+                    if absolute {
                         stack.clear();
                     }
-                    for c in target.components().rev() {
-                        match c {
-                            Component::Normal(n) => queue.push_front(n.to_os_string()),
-                            Component::ParentDir => queue.push_front("..".into()),
-                            _ => {}
-                        }
+                    for part in rest.split(|b| *b == b'/').rev() {
+                        let part = if part.is_empty() { b"." as &[u8] } else { part };
+                        queue.push_front(OsStr::from_bytes(part).to_os_string());
                     }
                 }
                 Err(e) => return Err(err(e)),
