@@ -27,18 +27,20 @@
 //! `clippy.toml` and docs/architecture.md).
 #![deny(missing_docs)]
 
-use std::collections::VecDeque;
-use std::ffi::{OsStr, OsString};
+mod remove;
+mod resolve;
+
+use std::ffi::OsStr;
 use std::io::{Read, Write};
 
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::{Component, Path, PathBuf};
 
 use rustix::fs::{AtFlags, Mode, OFlags};
-use rustix::io::Errno;
 
-/// Most symbolic links one resolution expands (as the kernel's `MAXSYMLINKS`).
-const MAX_LINKS: usize = 40;
+use remove::{children, remove_at};
+use resolve::dir_handle_flags;
+use rustix::io::Errno;
 
 /// Errors, each naming the path inside the root (`/`-separated, from the root).
 #[derive(Debug, thiserror::Error)]
@@ -184,30 +186,6 @@ pub struct Root {
     resolver: Resolver,
 }
 
-/// Flags of a handle that only resolves further (no reading).
-fn dir_handle_flags() -> OFlags {
-    #[cfg(target_os = "linux")]
-    {
-        OFlags::PATH | OFlags::DIRECTORY
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        OFlags::RDONLY | OFlags::DIRECTORY
-    }
-}
-
-/// `flags` with `O_PATH` (where the system has it) turned into a plain read-only open.
-fn without_path(flags: OFlags) -> OFlags {
-    #[cfg(target_os = "linux")]
-    {
-        flags - OFlags::PATH
-    }
-    #[cfg(not(target_os = "linux"))]
-    {
-        flags
-    }
-}
-
 /// Most names in one path (deeper trees are refused, so that nothing built here needs
 /// more than a bounded number of open handles to walk or remove).
 const MAX_NAMES: usize = 256;
@@ -295,104 +273,6 @@ impl Root {
         #[cfg(not(target_os = "linux"))]
         let base = "/dev/fd";
         PathBuf::from(format!("{base}/{}", self.fd.as_raw_fd()))
-    }
-
-    /// Resolves `names` inside the root and opens the result with `flags` (the final
-    /// component is followed when it is a link, inside the root).
-    fn resolve(&self, names: &[&OsStr], flags: OFlags) -> Result<OwnedFd, Error> {
-        let flags = flags | OFlags::CLOEXEC;
-        match self.resolver {
-            #[cfg(target_os = "linux")]
-            Resolver::Kernel => {
-                use rustix::fs::ResolveFlags;
-                let mut rel = PathBuf::new();
-                for n in names {
-                    rel.push(n);
-                }
-                if rel.as_os_str().is_empty() {
-                    rel.push(".");
-                }
-                let how =
-                    ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS | ResolveFlags::NO_XDEV;
-                let mut tries = 0;
-                loop {
-                    match rustix::fs::openat2(&self.fd, &rel, flags, Mode::empty(), how) {
-                        // A rename raced with `..`: the kernel asks to try again.
-                        Err(Errno::AGAIN) if tries < 16 => tries += 1,
-                        r => return r.map_err(|e| Error::from_errno(&shown(names), e)),
-                    }
-                }
-            }
-            _ => self.walk(names, flags),
-        }
-    }
-
-    /// [`Resolver::Walk`]: one component at a time, nothing followed by the kernel.
-    fn walk(&self, names: &[&OsStr], flags: OFlags) -> Result<OwnedFd, Error> {
-        let err = |e: Errno| Error::from_errno(&shown(names), e);
-        let root_dev = rustix::fs::fstat(&self.fd).map_err(err)?.st_dev;
-        let mut stack: Vec<OwnedFd> = Vec::new();
-        let mut queue: VecDeque<OsString> = names.iter().map(|n| n.to_os_string()).collect();
-        let mut links = 0;
-        while let Some(name) = queue.pop_front() {
-            if name.is_empty() || name == "." {
-                continue;
-            }
-            if name == ".." {
-                stack.pop();
-                continue;
-            }
-            // A `.` still to come (a link's `dir/.` or `dir/`) makes this name a
-            // directory that must be entered, as the kernel requires: not the last.
-            let last = queue.is_empty();
-            let cur: BorrowedFd<'_> = stack.last().map_or(self.fd.as_fd(), |f| f.as_fd());
-            // O_PATH | O_NOFOLLOW would open a link itself: the walk reads links.
-            let step = if last {
-                without_path(flags)
-            } else {
-                OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC
-            } | OFlags::NOFOLLOW;
-            match rustix::fs::openat(cur, &name, step, Mode::empty()) {
-                Ok(fd) => {
-                    if rustix::fs::fstat(&fd).map_err(err)?.st_dev != root_dev {
-                        return Err(err(Errno::XDEV));
-                    }
-                    if last {
-                        return Ok(fd);
-                    }
-                    stack.push(fd);
-                }
-                Err(e @ (Errno::LOOP | Errno::NOTDIR | Errno::MLINK)) => {
-                    let target = match rustix::fs::readlinkat(cur, &name, Vec::new()) {
-                        Ok(t) => t,
-                        Err(_) => return Err(err(e)),
-                    };
-                    links += 1;
-                    if links > MAX_LINKS {
-                        return Err(err(Errno::LOOP));
-                    }
-                    // Split by hand, not by `Path::components`, which drops a trailing
-                    // `/.` or `/` that makes the kernel require a directory there.
-                    use std::os::unix::ffi::OsStrExt;
-                    let target = target.as_bytes();
-                    let (absolute, rest) = match target.strip_prefix(b"/") {
-                        Some(rest) => (true, rest),
-                        None => (false, target),
-                    };
-                    if absolute {
-                        stack.clear();
-                    }
-                    for part in rest.split(|b| *b == b'/').rev() {
-                        let part = if part.is_empty() { b"." as &[u8] } else { part };
-                        queue.push_front(OsStr::from_bytes(part).to_os_string());
-                    }
-                }
-                Err(e) => return Err(err(e)),
-            }
-        }
-        // Everything resolved to a directory already open (the root, `..`, a link to one).
-        let cur: BorrowedFd<'_> = stack.last().map_or(self.fd.as_fd(), |f| f.as_fd());
-        rustix::fs::openat(cur, ".", without_path(flags), Mode::empty()).map_err(err)
     }
 
     /// The directory that holds `rel`'s last name, and that name.
@@ -612,62 +492,6 @@ impl AsFd for Root {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
-}
-
-/// The names in the open directory `dir` (without `.` and `..`).
-fn children(dir: &OwnedFd, path: &str) -> Result<Vec<OsString>, Error> {
-    let mut out = Vec::new();
-    let mut rd = rustix::fs::Dir::read_from(dir).map_err(|e| Error::from_errno(path, e))?;
-    while let Some(entry) = rd.read() {
-        let entry = entry.map_err(|e| Error::from_errno(path, e))?;
-        let name = entry.file_name().to_bytes();
-        if name == b"." || name == b".." {
-            continue;
-        }
-        use std::os::unix::ffi::OsStrExt;
-        out.push(OsStr::from_bytes(name).to_os_string());
-    }
-    Ok(out)
-}
-
-/// Removes `name` in `dir` without following it; a directory with its contents (never
-/// descending onto another mount). Nothing there is not an error.
-fn remove_at(dir: &OwnedFd, name: &OsStr, path: &str) -> Result<(), Error> {
-    let st = match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
-        Ok(st) => st,
-        Err(Errno::NOENT) => return Ok(()),
-        Err(e) => return Err(Error::from_errno(path, e)),
-    };
-    if kind_of(&st) != Kind::Dir {
-        return match rustix::fs::unlinkat(dir, name, AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => Ok(()),
-            Err(e) => Err(Error::from_errno(path, e)),
-        };
-    }
-    let sub = rustix::fs::openat(
-        dir,
-        name,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(|e| Error::from_errno(path, e))?;
-    let parent_dev = rustix::fs::fstat(dir)
-        .map_err(|e| Error::from_errno(path, e))?
-        .st_dev;
-    if rustix::fs::fstat(&sub)
-        .map_err(|e| Error::from_errno(path, e))?
-        .st_dev
-        != parent_dev
-    {
-        return Err(Error::CrossesMount {
-            path: path.to_owned(),
-        });
-    }
-    for child in children(&sub, path)? {
-        remove_at(&sub, &child, path)?;
-    }
-    drop(sub);
-    rustix::fs::unlinkat(dir, name, AtFlags::REMOVEDIR).map_err(|e| Error::from_errno(path, e))
 }
 
 #[cfg(test)]

@@ -122,7 +122,7 @@ struct EntryNames<'a> {
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
-    limits: crate::unpack::UnpackLimits,
+    pub(crate) limits: crate::unpack::UnpackLimits,
 }
 
 /// One tagged manifest in the store.
@@ -198,16 +198,6 @@ pub(crate) fn build_dir_atomically(
 }
 
 impl Store {
-    /// The bounds on unpacking layers of this store's images.
-    pub fn unpack_limits(&self) -> crate::unpack::UnpackLimits {
-        self.limits
-    }
-
-    /// Sets the bounds on unpacking layers (the default is [`crate::unpack::UnpackLimits::DEFAULT`]).
-    pub fn set_unpack_limits(&mut self, limits: crate::unpack::UnpackLimits) {
-        self.limits = limits;
-    }
-
     /// Opens the store at `root`, creating the layout if needed.
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, Error> {
         let root = root.into();

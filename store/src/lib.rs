@@ -26,6 +26,7 @@ pub mod image;
 #[allow(clippy::disallowed_methods)]
 pub mod layout;
 pub mod unpack;
+mod wasm;
 
 pub use digest::sha256_digest;
 pub use layout::{IndexLock, Origin, Store, StoredImage, Summary};

@@ -46,6 +46,18 @@ impl Default for UnpackLimits {
     }
 }
 
+impl crate::Store {
+    /// The bounds on unpacking layers of this store's images.
+    pub fn unpack_limits(&self) -> UnpackLimits {
+        self.limits
+    }
+
+    /// Sets the bounds on unpacking layers (the default is [`UnpackLimits::DEFAULT`]).
+    pub fn set_unpack_limits(&mut self, limits: UnpackLimits) {
+        self.limits = limits;
+    }
+}
+
 /// A reader that fails once more than `limit` bytes came through it.
 pub(crate) struct Bounded<R> {
     inner: R,

@@ -402,18 +402,11 @@ fn the_shim_serves_http_with_the_allow_list() {
 /// A `--format image` image made by hand: the hostile guest, its capabilities (bundling
 /// `/static`), `extra` entries, and compiled code planted where the shim once cached it.
 fn edge_image(layout: &Layout, wasm: &[u8], extra: &[Item<'_>]) -> serde_json::Value {
-    let manifest = wpkg_spec::Manifest::parse(
-        "manifest_version = 1\n[package]\nname = \"edge\"\nversion = \"1\"\nwasm = \"a.wasm\"\n\
-         [trigger]\ntype = \"command\"\n\
-         [capabilities]\nfiles = [{ source = \"static\", guest = \"/static\" }]\n",
-    )
-    .unwrap();
-    let caps = wpkg_spec::image::EmbeddedCapabilities {
-        wasm: "/app.wasm".into(),
-        wasm_digest: wpkg_store::sha256_digest(wasm),
-        capabilities: manifest.to_artifact_capabilities(),
-    }
-    .to_bytes();
+    let caps = crate::fs_edge::embedded_capabilities(
+        "/app.wasm",
+        wasm,
+        "files = [{ source = \"static\", guest = \"/static\" }]",
+    );
     let mut items = vec![
         Item::File("app.wasm", wasm),
         Item::Dir(".wpkg/"),

@@ -97,21 +97,30 @@ fn a_link_chain_and_a_raw_wasm_layer_write_nothing_outside_the_image() {
     );
 }
 
-/// An image made as `wpkg build --format image` makes one (capabilities in its files,
-/// bound to the wasm) that bundles `/static`, where `/static` is what `link` says.
-fn files_image(layout: &Layout, wasm: &[u8], link: Item<'_>) -> serde_json::Value {
-    let manifest = wpkg_spec::Manifest::parse(
+/// `/.wpkg/capabilities.json` as `wpkg build --format image` writes it: a command whose
+/// `[capabilities]` section is `capabilities`, bound to `wasm` at `path`.
+pub(crate) fn embedded_capabilities(path: &str, wasm: &[u8], capabilities: &str) -> Vec<u8> {
+    let manifest = wpkg_spec::Manifest::parse(&format!(
         "manifest_version = 1\n[package]\nname = \"edge\"\nversion = \"1\"\nwasm = \"a.wasm\"\n\
-         [trigger]\ntype = \"command\"\n\
-         [capabilities]\nfiles = [{ source = \"static\", guest = \"/static\" }]\n",
-    )
+         [trigger]\ntype = \"command\"\n[capabilities]\n{capabilities}\n"
+    ))
     .unwrap();
-    let caps = wpkg_spec::image::EmbeddedCapabilities {
-        wasm: "/hostile.wasm".into(),
+    wpkg_spec::image::EmbeddedCapabilities {
+        wasm: path.into(),
         wasm_digest: wpkg_store::sha256_digest(wasm),
         capabilities: manifest.to_artifact_capabilities(),
     }
-    .to_bytes();
+    .to_bytes()
+}
+
+/// An image made as `wpkg build --format image` makes one (capabilities in its files,
+/// bound to the wasm) that bundles `/static`, where `/static` is what `link` says.
+fn files_image(layout: &Layout, wasm: &[u8], link: Item<'_>) -> serde_json::Value {
+    let caps = embedded_capabilities(
+        "/hostile.wasm",
+        wasm,
+        "files = [{ source = \"static\", guest = \"/static\" }]",
+    );
     let mut items = vec![
         Item::File("hostile.wasm", wasm),
         Item::Dir(".wpkg/"),
@@ -241,19 +250,7 @@ fn an_unpacked_image_that_changed_is_rebuilt_not_trusted() {
 fn inspect_shows_the_capabilities_a_run_uses_even_when_a_layer_writes_through_a_link() {
     let env = Env::new();
     let wasm = std::fs::read(guest("hostile", "wasm32-wasip1")).unwrap();
-    let caps = |env_line: &str| {
-        let manifest = wpkg_spec::Manifest::parse(&format!(
-            "manifest_version = 1\n[package]\nname = \"edge\"\nversion = \"1\"\nwasm = \"a.wasm\"\n\
-             [trigger]\ntype = \"command\"\n[capabilities]\n{env_line}\n"
-        ))
-        .unwrap();
-        wpkg_spec::image::EmbeddedCapabilities {
-            wasm: "/hostile.wasm".into(),
-            wasm_digest: wpkg_store::sha256_digest(&wasm),
-            capabilities: manifest.to_artifact_capabilities(),
-        }
-        .to_bytes()
-    };
+    let caps = |line: &str| embedded_capabilities("/hostile.wasm", &wasm, line);
     let lower = caps("env = { SHOWN = \"lower\" }");
     let upper = caps("env = { WIDER = \"upper\" }");
     let mut layout = Layout::new(&env.path("layout"));
