@@ -43,20 +43,22 @@ pub enum CacheStatus {
     Off,
 }
 
-/// Compiles `wasm`; the second value serializes the code (only a cache needs it).
-#[allow(clippy::type_complexity)]
-fn compile(
-    engine: &Engine,
-    wasm: &[u8],
-) -> wasmtime::Result<(Compiled, Box<dyn FnOnce() -> wasmtime::Result<Vec<u8>>>)> {
-    if is_component(wasm) {
-        let c = Component::new(engine, wasm)?;
-        let s = c.clone();
-        Ok((Compiled::Component(c), Box::new(move || s.serialize())))
+/// Compiles `wasm`.
+fn compile(engine: &Engine, wasm: &[u8]) -> wasmtime::Result<Compiled> {
+    Ok(if is_component(wasm) {
+        Compiled::Component(Component::new(engine, wasm)?)
     } else {
-        let m = Module::new(engine, wasm)?;
-        let s = m.clone();
-        Ok((Compiled::Module(m), Box::new(move || s.serialize())))
+        Compiled::Module(Module::new(engine, wasm)?)
+    })
+}
+
+impl Compiled {
+    /// The code as wasmtime serializes it (what the cache stores).
+    fn serialize(&self) -> wasmtime::Result<Vec<u8>> {
+        match self {
+            Compiled::Component(c) => c.serialize(),
+            Compiled::Module(m) => m.serialize(),
+        }
     }
 }
 
@@ -125,7 +127,7 @@ impl CodeCache {
         wasm: &[u8],
     ) -> wasmtime::Result<(Compiled, CacheStatus)> {
         if self.dir.is_none() {
-            return compile(engine, wasm).map(|(code, _)| (code, CacheStatus::Off));
+            return compile(engine, wasm).map(|code| (code, CacheStatus::Off));
         }
         let path = self.entry_path(wasm_digest);
         let sum_path = self.sum_path(wasm_digest);
@@ -144,8 +146,8 @@ impl CodeCache {
             status = CacheStatus::Replaced;
             let _ = std::fs::remove_file(&path);
         }
-        let (code, serialized) = compile(engine, wasm)?;
-        let serialized = serialized()?;
+        let code = compile(engine, wasm)?;
+        let serialized = code.serialize()?;
         // A cache that cannot be written is not an error: the run goes on.
         let _ = self.write_entry(&path, &sum_path, wasm_digest, &serialized);
         Ok((code, status))

@@ -401,7 +401,6 @@ pub(crate) fn unpack_dir(
     }
     // Absent, from an older wpkg, or half removed: built again.
     remove_dir(dest)?;
-    let mut fill = Some(fill);
     crate::layout::build_dir_atomically(dest, prefix, |tmp| {
         let files = tmp.join(FILES);
         std::fs::create_dir(&files).map_err(|source| Error::Io {
@@ -412,7 +411,6 @@ pub(crate) fn unpack_dir(
             layer: "(new)".into(),
             source,
         })?;
-        let fill = fill.take().expect("filled once");
         let mut record = Record {
             format: FORMAT,
             files: BTreeMap::new(),
