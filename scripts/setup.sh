@@ -24,6 +24,10 @@ pkg-config --exists dbus-1 2>/dev/null || need_apt+=(libdbus-1-dev)
 command -v containerd >/dev/null || need_apt+=(containerd)
 command -v runc >/dev/null || need_apt+=(runc)
 command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)
+# The first-service guide's test edits wpkg.toml with perl; the release tests strip a
+# copy of wpkg (binutils) and serve archives with python3's http.server.
+command -v perl >/dev/null || need_apt+=(perl)
+command -v strip >/dev/null || need_apt+=(binutils)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
@@ -42,6 +46,17 @@ fi
 # scripts/try-action.sh reads action.yml with PyYAML.
 if ! python3 -c 'import yaml' 2>/dev/null; then
   python3 -m pip install -q pyyaml 2>/dev/null || python3 -m pip install -q --break-system-packages pyyaml
+fi
+# The http-js and http-python templates' toolchains (tests/all/templates.rs), installed
+# globally so a project from `wpkg new` builds without its own npm install or venv.
+command -v npm >/dev/null || { SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"; $SUDO apt-get install -y -qq nodejs npm; }
+if ! command -v componentize-js >/dev/null; then
+  npm install -g --no-audit --no-fund -q @bytecodealliance/componentize-js@0.23.0
+fi
+if ! command -v componentize-py >/dev/null; then
+  python3 -m pip install -q componentize-py==0.25.1 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages componentize-py==0.25.1
+  command -v pyenv >/dev/null && pyenv rehash || true
 fi
 # scripts/gates.sh (run by CI) checks licenses, duplicate versions and advisories.
 if ! command -v cargo-deny >/dev/null; then

@@ -12,6 +12,8 @@ use wpkg_signing::trust::TrustError;
 use wpkg_spec::plan::PlanError;
 use wpkg_store::Error as StoreError;
 
+use crate::scaffold::{self, ScaffoldError};
+
 /// Renders an error chain: `error: ...` then any `hint: ...` lines (no trailing newline).
 pub fn render(e: &anyhow::Error) -> String {
     let mut text = String::new();
@@ -49,6 +51,7 @@ enum Known<'a> {
     Registry(&'a RegistryError),
     Keyless(&'a KeylessError),
     Trust(&'a TrustError),
+    Scaffold(&'a ScaffoldError),
 }
 
 fn known<'a>(e: &'a (dyn StdError + 'static)) -> Option<Known<'a>> {
@@ -76,6 +79,7 @@ fn known<'a>(e: &'a (dyn StdError + 'static)) -> Option<Known<'a>> {
         .or_else(|| view::<RegistryError>(e).map(Known::Registry))
         .or_else(|| view::<KeylessError>(e).map(Known::Keyless))
         .or_else(|| view::<TrustError>(e).map(Known::Trust))
+        .or_else(|| view::<ScaffoldError>(e).map(Known::Scaffold))
 }
 
 /// The CLI's wording of a link, where it names the flag the operator used.
@@ -127,6 +131,7 @@ pub fn hints(e: &anyhow::Error) -> Vec<String> {
                 Some("fix the file or manage it with `wpkg trust`".into())
             }
             Some(Known::Trust(_)) => None,
+            Some(Known::Scaffold(x)) => scaffold_hint(x),
             None => None,
         };
         if let Some(h) = found.filter(|h| !out.contains(h)) {
@@ -134,6 +139,27 @@ pub fn hints(e: &anyhow::Error) -> Vec<String> {
         }
     }
     out
+}
+
+fn scaffold_hint(e: &ScaffoldError) -> Option<String> {
+    Some(match e {
+        ScaffoldError::UnknownTemplate { .. } => {
+            let names: Vec<&str> = scaffold::TEMPLATES.iter().map(|t| t.name).collect();
+            format!(
+                "the templates are {}; `wpkg new --list` says what each needs",
+                names.join(", ")
+            )
+        }
+        ScaffoldError::NotEmpty { .. } | ScaffoldError::NotADirectory { .. } => {
+            "give a new or empty directory: `wpkg new TEMPLATE DIR`".into()
+        }
+        ScaffoldError::BadName { .. } => {
+            "choose the name with --name, e.g. --name my-service".into()
+        }
+        ScaffoldError::Write { .. } => {
+            "nothing was created; choose a directory you can write".into()
+        }
+    })
 }
 
 fn plan_hint(p: &PlanError) -> Option<String> {
@@ -160,7 +186,8 @@ fn runner_hint(r: &RunnerError) -> Option<String> {
             Some("the address is in use; pick another with --listen".into())
         }
         RunnerError::BundledUnsafe { guest, .. } => Some(format!(
-            "the image's {guest} must be a directory of the image itself (a link may point              only at another directory of the image); rebuild it with `wpkg build`"
+            "the image's {guest} must be a directory of the image itself (a link may point \
+             only at another directory of the image); rebuild it with `wpkg build`"
         )),
         _ => None,
     }

@@ -12,6 +12,9 @@ pub const XDG_DATA_HOME: &str = "XDG_DATA_HOME";
 pub const HOME: &str = "HOME";
 /// Docker's configuration directory (credentials in `config.json`); default `~/.docker`.
 pub const DOCKER_CONFIG: &str = "DOCKER_CONFIG";
+/// A containers `auth.json` (podman, skopeo) read for registry credentials after
+/// Docker's `config.json`.
+pub const REGISTRY_AUTH_FILE: &str = "REGISTRY_AUTH_FILE";
 /// For CI: the registry that `WPKG_REGISTRY_USERNAME`/`WPKG_REGISTRY_PASSWORD` are for.
 pub const WPKG_REGISTRY: &str = "WPKG_REGISTRY";
 /// For CI: a user name for `WPKG_REGISTRY` (overrides `config.json` for that registry).

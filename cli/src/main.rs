@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser, Subcommand};
 use wpkg_pipeline::timings;
 
 mod commands;
@@ -15,6 +15,7 @@ mod env_vars;
 mod policy;
 mod project;
 mod remote;
+mod scaffold;
 mod settings;
 mod signing;
 
@@ -30,7 +31,7 @@ pub const EXIT_WPKG: u8 = 125;
 and runs it under wasmtime with exactly the permissions the manifest declares: no files, \
 environment, network or DNS unless declared.",
     after_help = "Exit codes of `wpkg run`: the guest's own exit code; 124 time limit; 134 trap; \
-137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH, DOCKER_CONFIG (registry credentials; default ~/.docker), WPKG_CA_FILE, WPKG_INSECURE_REGISTRIES, WPKG_REGISTRY_TIMEOUT, WPKG_TRUST_POLICY, COSIGN_PASSWORD (key password), WPKG_TIMINGS (print how long each phase took), WPKG_MAX_LAYER_SIZE and WPKG_MAX_FILE_SIZE (bounds on unpacking an image's layers; default 1GiB and 512MiB), and for CI WPKG_REGISTRY with \
+137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH, DOCKER_CONFIG (registry credentials; default ~/.docker), REGISTRY_AUTH_FILE (podman/skopeo auth.json, read after Docker's config), WPKG_CA_FILE, WPKG_INSECURE_REGISTRIES, WPKG_REGISTRY_TIMEOUT, WPKG_TRUST_POLICY, COSIGN_PASSWORD (key password), WPKG_TIMINGS (print how long each phase took), WPKG_MAX_LAYER_SIZE and WPKG_MAX_FILE_SIZE (bounds on unpacking an image's layers; default 1GiB and 512MiB), and for CI WPKG_REGISTRY with \
 WPKG_REGISTRY_USERNAME and WPKG_REGISTRY_PASSWORD."
 )]
 struct Cli {
@@ -40,6 +41,7 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    New(commands::new::NewArgs),
     Build(commands::build::BuildArgs),
     Run(commands::run::RunArgs),
     Images(commands::images::ImagesArgs),
@@ -57,6 +59,9 @@ enum Command {
     Save(commands::save::SaveArgs),
     Load(commands::save::LoadArgs),
     Schema(commands::schema::SchemaArgs),
+    Completions(commands::completions::CompletionsArgs),
+    #[command(hide = true)]
+    Man(commands::completions::ManArgs),
 }
 
 fn main() -> ExitCode {
@@ -67,6 +72,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     timings::mark("arguments");
     let result = match cli.command {
+        Command::New(a) => a.run(),
         Command::Build(a) => a.run(),
         Command::Run(a) => a.run(),
         Command::Images(a) => a.run(),
@@ -84,6 +90,8 @@ fn main() -> ExitCode {
         Command::Save(a) => a.run(),
         Command::Load(a) => a.run(),
         Command::Schema(a) => a.run(),
+        Command::Completions(a) => a.run(Cli::command()),
+        Command::Man(a) => a.run(Cli::command()),
     };
     if timed {
         timings::mark("rest of the command");

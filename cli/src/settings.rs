@@ -43,6 +43,14 @@ fn unpack_limits() -> Result<wpkg_store::unpack::UnpackLimits> {
     Ok(limits)
 }
 
+/// A throwaway store in `dir` with the same bounds as the local one: for reading a
+/// remote image without keeping it.
+pub fn scratch_store(dir: &std::path::Path) -> Result<wpkg_store::Store> {
+    let mut home = Home::new(dir.to_path_buf());
+    home.set_unpack_limits(unpack_limits()?);
+    Ok(home.open_store()?)
+}
+
 /// Opens the local store under [`home`].
 pub fn open_store() -> Result<wpkg_store::Store> {
     Ok(home()?.open_store()?)
@@ -87,8 +95,11 @@ pub fn credentials() -> Result<wpkg_distribution::credentials::Credentials> {
             "WPKG_REGISTRY_PASSWORD is set but WPKG_REGISTRY_USERNAME is not; set both or neither"
         ),
     };
-    Ok(wpkg_distribution::credentials::Credentials::new(
-        docker_config_dir()?,
-        env,
-    ))
+    let creds = wpkg_distribution::credentials::Credentials::new(docker_config_dir()?, env);
+    Ok(
+        match std::env::var_os(env_vars::REGISTRY_AUTH_FILE).filter(|f| !f.is_empty()) {
+            Some(file) => creds.with_auth_file(file),
+            None => creds,
+        },
+    )
 }

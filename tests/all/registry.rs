@@ -106,6 +106,16 @@ fn plain_registry_push_pull_run_and_repush_uploads_nothing() {
         .stderr_has("no image");
     assert_eq!(blob_count(&d), 0);
 
+    // inspect --remote reads the registry and keeps nothing.
+    let e = Env::new();
+    e.wpkg(&["inspect", "--remote", &remote])
+        .ok()
+        .stdout_has(&digest)
+        .stdout_has("GREETING");
+    assert_eq!(blob_count(&e), 0, "inspect --remote stored blobs");
+    assert!(!images(&e).contains("demo/hello"));
+    e.wpkg(&["inspect", &remote]).code(125).stderr_has("hint:");
+
     // --pull always picks up a new push to the same tag.
     hello(&a, "Updated");
     a.wpkg(&["push", "hello:0.1.0", &remote]).ok();
@@ -204,6 +214,21 @@ fn tls_registry_with_basic_auth() {
         .output()
         .unwrap();
     assert!(push.status.success(), "{push:?}");
+    // podman/skopeo's auth.json, named by REGISTRY_AUTH_FILE, is read after Docker's
+    // config (which this fresh environment does not have): control first.
+    let podman = Env::new();
+    podman
+        .wpkg(&["pull", &remote, "--ca-file", &ca])
+        .code(125)
+        .stderr_has("wpkg login");
+    let auth_json = podman.path("auth.json");
+    std::fs::write(&auth_json, &config).unwrap();
+    let pulled = podman
+        .cmd(&["pull", &remote, "--ca-file", &ca])
+        .env("REGISTRY_AUTH_FILE", &auth_json)
+        .output()
+        .unwrap();
+    assert!(pulled.status.success(), "{pulled:?}");
     let fresh = Env::new();
     // Share the login with a fresh store.
     std::fs::create_dir_all(fresh.path("docker")).unwrap();

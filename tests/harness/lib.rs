@@ -337,5 +337,6 @@ pub mod containerd;
 pub mod demo;
 pub mod images;
 pub mod registry;
+pub mod release;
 pub mod serve;
 pub mod sigstore_services;

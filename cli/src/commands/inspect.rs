@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Args;
 use wpkg_spec::image::{EmbeddedCapabilities, CAPABILITIES_FILE};
 use wpkg_spec::manifest::ArtifactCapabilities;
@@ -16,14 +16,32 @@ pub struct InspectArgs {
     /// Print JSON for scripts: {reference, digest, manifest, config}.
     #[arg(long)]
     json: bool,
+    /// Read the image from its registry, not the local store. Nothing is kept; every
+    /// digest is checked as on a pull.
+    #[arg(long)]
+    remote: bool,
+    #[command(flatten)]
+    remote_args: crate::remote::RemoteArgs,
 }
 
 impl InspectArgs {
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
         let r = super::parse_ref(&self.reference)?;
-        let store = crate::settings::open_store()?;
-        let desc = store.resolve(&r)?;
+        // A remote image goes into a scratch store that is removed when this returns.
+        let scratch;
+        let (store, desc) = if self.remote {
+            wpkg_pipeline::resolve::check_remote(&r)?;
+            scratch = tempfile::tempdir().context("creating a scratch directory")?;
+            let store = crate::settings::scratch_store(scratch.path())?;
+            let client = self.remote_args.client()?;
+            let desc = crate::remote::pull(&client, &store, &r, true)?;
+            (store, desc)
+        } else {
+            let store = crate::settings::open_store()?;
+            let desc = store.resolve(&r)?;
+            (store, desc)
+        };
         let art = match wpkg_store::image::load_any(&store, &desc)? {
             wpkg_store::image::Content::Artifact(a) => *a,
             wpkg_store::image::Content::Image(img) => return self.image(&store, &r, &desc, &img),

@@ -7,9 +7,11 @@ use anyhow::{Context, Result};
 use wpkg_spec::Reference;
 
 pub mod build;
+pub mod completions;
 pub mod images;
 pub mod inspect;
 pub mod login;
+pub mod new;
 pub mod push;
 pub mod rm;
 pub mod run;

@@ -129,6 +129,7 @@ pub struct EnvCredential {
 pub struct Credentials {
     dir: PathBuf,
     env: Option<EnvCredential>,
+    auth_file: Option<PathBuf>,
 }
 
 /// Normalises a registry name or `auths` key to a host[:port]: no scheme, no path, then
@@ -159,7 +160,16 @@ impl Credentials {
         Credentials {
             dir: dir.into(),
             env,
+            auth_file: None,
         }
+    }
+
+    /// Also reads `auths` from `file`, a containers `auth.json` (podman, skopeo, buildah:
+    /// `REGISTRY_AUTH_FILE`), when Docker's configuration has nothing for a registry.
+    /// It is only read; `store` and `erase` keep to Docker's configuration.
+    pub fn with_auth_file(mut self, file: impl Into<PathBuf>) -> Credentials {
+        self.auth_file = Some(file.into());
+        self
     }
 
     /// The `config.json` path.
@@ -168,7 +178,11 @@ impl Credentials {
     }
 
     fn read_config(&self) -> Result<Value, CredentialError> {
-        let path = self.config_path();
+        Self::read_json(self.config_path())
+    }
+
+    /// A JSON object from `path`; a missing or blank file is an empty one.
+    fn read_json(path: PathBuf) -> Result<Value, CredentialError> {
         match std::fs::read(&path) {
             Ok(bytes) if bytes.iter().all(u8::is_ascii_whitespace) => {
                 Ok(Value::Object(Default::default()))
@@ -230,6 +244,23 @@ impl Credentials {
                 return Ok(Some((c, Source::Helper(helper))));
             }
         }
+        if let Some(found) = Self::from_auths(&config, self.config_path(), &want)? {
+            return Ok(Some(found));
+        }
+        match &self.auth_file {
+            Some(file) => Self::from_auths(&Self::read_json(file.clone())?, file.clone(), &want),
+            None => Ok(None),
+        }
+    }
+
+    /// The credential for registry `want` in `config`'s `auths`, read from `path`. Keys
+    /// may carry a scheme or a repository path (`quay.io/org`), as Docker and podman
+    /// write them.
+    fn from_auths(
+        config: &Value,
+        path: PathBuf,
+        want: &str,
+    ) -> Result<Option<(Credential, Source)>, CredentialError> {
         let Some(auths) = config.get("auths").and_then(Value::as_object) else {
             return Ok(None);
         };
@@ -238,10 +269,10 @@ impl Credentials {
                 continue;
             }
             if let Some(c) = parse_auth_entry(entry).map_err(|reason| CredentialError::Config {
-                path: self.config_path(),
-                reason: format!("the entry for `{k}` {reason}; run `wpkg login {want}` again"),
+                path: path.clone(),
+                reason: format!("the entry for `{k}` {reason}; log in to {want} again"),
             })? {
-                return Ok(Some((c, Source::ConfigFile(self.config_path()))));
+                return Ok(Some((c, Source::ConfigFile(path))));
             }
         }
         Ok(None)

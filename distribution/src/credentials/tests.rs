@@ -144,3 +144,37 @@ fn one_registry_spelling_for_keys_and_references() {
         );
     }
 }
+
+#[test]
+fn a_containers_auth_file_is_read_after_dockers_config() {
+    let docker = tempfile::tempdir().unwrap();
+    let podman = tempfile::tempdir().unwrap();
+    let auth_json = podman.path().join("auth.json");
+    // podman writes keys with a repository path; user "p", password "q".
+    std::fs::write(&auth_json, r#"{"auths":{"quay.io/acme":{"auth":"cDpx"}}}"#).unwrap();
+    let creds = Credentials::new(docker.path(), None);
+    assert!(
+        creds.get("quay.io").unwrap().is_none(),
+        "control: no auth file, no credential"
+    );
+    let creds = creds.with_auth_file(&auth_json);
+    let (c, source) = creds.get("quay.io").unwrap().expect("from auth.json");
+    assert_eq!(c.username(), Some("p"));
+    assert_eq!(source, Source::ConfigFile(auth_json.clone()));
+    // Docker's config wins when it has the registry ("d:e").
+    std::fs::write(
+        docker.path().join("config.json"),
+        r#"{"auths":{"quay.io":{"auth":"ZDpl"}}}"#,
+    )
+    .unwrap();
+    let (c, source) = creds.get("quay.io").unwrap().unwrap();
+    assert_eq!(c.username(), Some("d"));
+    assert_eq!(
+        source,
+        Source::ConfigFile(docker.path().join("config.json"))
+    );
+    // A broken auth file is an error naming it, not an anonymous pull.
+    std::fs::write(&auth_json, "nope").unwrap();
+    let e = creds.get("ghcr.io").unwrap_err().to_string();
+    assert!(e.contains("auth.json"), "{e}");
+}

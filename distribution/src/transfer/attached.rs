@@ -157,13 +157,21 @@ pub fn fetch_signatures(
             }
         }
     }
-    let index = match registry.referrers(remote, digest)? {
-        Some(i) => Some(i),
-        None => registry
-            .find_manifest(remote, &wpkg_store::associated::referrers_tag(digest))?
-            .and_then(|m| serde_json::from_slice::<ImageIndex>(&m.bytes).ok()),
-    };
-    let entries = index.map(|i| i.manifests).unwrap_or_default();
+    // The referrers API where the registry has one, and the `sha256-<hex>` fallback tag
+    // in any case: a registry that gained the API later (Docker Hub) still holds the
+    // signatures pushed before under the tag, and its API does not list them.
+    let mut entries = registry
+        .referrers(remote, digest)?
+        .map(|i| i.manifests)
+        .unwrap_or_default();
+    let tagged = registry
+        .find_manifest(remote, &wpkg_store::associated::referrers_tag(digest))?
+        .and_then(|m| serde_json::from_slice::<ImageIndex>(&m.bytes).ok());
+    for m in tagged.map(|i| i.manifests).unwrap_or_default() {
+        if !entries.iter().any(|e| e.digest == m.digest) {
+            entries.push(m);
+        }
+    }
     let skip = entries.len().saturating_sub(MAX_SIGNATURES);
     for entry in &entries[skip..] {
         if !wpkg_spec::reference::is_valid_digest(&entry.digest) || entry.digest == digest {
