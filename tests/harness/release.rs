@@ -2,7 +2,7 @@
 //! `scripts/package.sh`, exactly as the release workflow packs it, with `SHA256SUMS` and
 //! `install.sh`, under `BASE/download/vVERSION/` and `BASE/latest/download/`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,11 +32,27 @@ pub fn wpkg_version() -> String {
         .to_owned()
 }
 
-/// Packs the wpkg under test into `out` with `scripts/package.sh`.
-pub fn package(out: &Path, version: &str) {
+/// A copy of the wpkg under test in `dir` without debug information, as a release
+/// build has none (a smaller archive, faster to pack).
+pub fn stripped_wpkg(dir: &Path) -> PathBuf {
+    let out = dir.join("wpkg");
+    let stripped = Command::new("strip")
+        .arg("-o")
+        .arg(&out)
+        .arg(wpkg_bin())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !stripped {
+        std::fs::copy(wpkg_bin(), &out).unwrap();
+    }
+    out
+}
+
+/// Packs `bin` (a wpkg) into `out` with `scripts/package.sh`.
+pub fn package(bin: &Path, out: &Path, version: &str) {
     let status = Command::new("bash")
         .arg(root().join("scripts/package.sh"))
-        .arg(wpkg_bin())
+        .arg(bin)
         .args([TARGET, version])
         .arg(out)
         .stdout(Stdio::null())
@@ -50,8 +66,10 @@ impl Release {
     pub fn serve() -> Release {
         let dir = tempfile::tempdir().unwrap();
         let version = wpkg_version();
+        let bin_dir = dir.path().join("bin");
+        std::fs::create_dir(&bin_dir).unwrap();
         let tagged = dir.path().join(format!("download/v{version}"));
-        package(&tagged, &version);
+        package(&stripped_wpkg(&bin_dir), &tagged, &version);
         let latest = dir.path().join("latest/download");
         std::fs::create_dir_all(&latest).unwrap();
         for entry in std::fs::read_dir(&tagged).unwrap() {

@@ -122,8 +122,19 @@ impl OutboundPolicy {
             {
                 return Decision::Allow(SocketAddr::new(ip, port));
             }
+            let has_names = self.patterns.iter().any(|p| {
+                matches!(
+                    p.host,
+                    HostPattern::Name(_) | HostPattern::Subdomains(_)
+                )
+            });
+            let reason = if has_names {
+                "the address is not in outbound_http (host name entries never allow IP literals)"
+            } else {
+                "the address is not in outbound_http"
+            };
             return Decision::Deny {
-                reason: "the address is not in outbound_http (host name entries never allow IP literals)".into(),
+                reason: reason.into(),
                 entry: Some(entry_for(scheme, &ip.to_string(), port)),
             };
         }
