@@ -1,16 +1,12 @@
 #!/usr/bin/env bash
-# Step 3 of action.yml: wpkg build, and the remote reference to push to.
+# Step `build` of action.yml: wpkg build of INPUT_PATH into the local store as
+# wpkg-action/build:latest (pushed by the next step to the reference `check` chose).
 set -euo pipefail
-[ -f "$INPUT_PATH/wpkg.toml" ] || { echo "::error::path: no wpkg.toml in $INPUT_PATH"; exit 1; }
-remote="${INPUT_IMAGE:-}"
-if [ -z "$remote" ]; then
-  [ -n "${GITHUB_REPOSITORY:-}" ] && [ -n "${GITHUB_REF_NAME:-}" ] \
-    || { echo "::error::image: give the reference to push to (e.g. ghcr.io/owner/app:1.0)"; exit 1; }
-  remote="ghcr.io/${GITHUB_REPOSITORY,,}:${GITHUB_REF_NAME//\//-}"
+# `wpkg build` runs the guest's build command, which needs the wasm targets of the
+# workflow's own toolchain (this runs in the workspace: its rust-toolchain.toml applies).
+if command -v rustup >/dev/null; then
+  (cd "$INPUT_PATH" && rustup target add wasm32-wasip2 wasm32-wasip1 >/dev/null)
 fi
 local_ref="wpkg-action/build:latest"
 wpkg build "$INPUT_PATH" -t "$local_ref"
-{
-  echo "local=$local_ref"
-  echo "remote=$remote"
-} >> "$GITHUB_OUTPUT"
+echo "local=$local_ref" >> "$GITHUB_OUTPUT"
