@@ -122,12 +122,10 @@ impl OutboundPolicy {
             {
                 return Decision::Allow(SocketAddr::new(ip, port));
             }
-            let has_names = self.patterns.iter().any(|p| {
-                matches!(
-                    p.host,
-                    HostPattern::Name(_) | HostPattern::Subdomains(_)
-                )
-            });
+            let has_names = self
+                .patterns
+                .iter()
+                .any(|p| matches!(p.host, HostPattern::Name(_) | HostPattern::Subdomains(_)));
             let reason = if has_names {
                 "the address is not in outbound_http (host name entries never allow IP literals)"
             } else {
