@@ -28,6 +28,9 @@ command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)
 # copy of wpkg (binutils) and serve archives with python3's http.server.
 command -v perl >/dev/null || need_apt+=(perl)
 command -v strip >/dev/null || need_apt+=(binutils)
+command -v wget >/dev/null || need_apt+=(wget)
+# The template tests' JavaScript toolchain runs on Node.js (20 here; Debian's is 18).
+command -v npm >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then
   SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
   $SUDO apt-get update -qq
@@ -49,7 +52,6 @@ if ! python3 -c 'import yaml' 2>/dev/null; then
 fi
 # The http-js and http-python templates' toolchains (tests/all/templates.rs), installed
 # globally so a project from `wpkg new` builds without its own npm install or venv.
-command -v npm >/dev/null || { SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"; $SUDO apt-get install -y -qq nodejs npm; }
 if ! command -v componentize-js >/dev/null; then
   npm install -g --no-audit --no-fund -q @bytecodealliance/componentize-js@0.23.0
 fi

@@ -16,6 +16,8 @@ pub struct Template {
     pub name: &'static str,
     /// One line on what it makes.
     pub summary: &'static str,
+    /// An HTTP service (else a command).
+    pub http: bool,
     /// The toolchain its build command needs, and how to install it.
     pub needs: &'static str,
     /// The command that installs the toolchain's project dependencies, if any, run by the
@@ -35,6 +37,7 @@ macro_rules! files {
 pub const TEMPLATES: &[Template] = &[
     Template {
         name: "http-rust",
+        http: true,
         summary: "HTTP service in Rust (wasi:http): / answers, /fetch?url= calls out when allowed",
         needs: "Rust with the wasm32-wasip2 target: rustup target add wasm32-wasip2",
         prepare: None,
@@ -48,6 +51,7 @@ pub const TEMPLATES: &[Template] = &[
     },
     Template {
         name: "command-rust",
+        http: false,
         summary: "Command-line program in Rust (wasi:cli): greets its arguments",
         needs: "Rust with the wasm32-wasip2 target: rustup target add wasm32-wasip2",
         prepare: None,
@@ -61,6 +65,7 @@ pub const TEMPLATES: &[Template] = &[
     },
     Template {
         name: "http-js",
+        http: true,
         summary: "HTTP service in JavaScript (componentize-js): / answers, /fetch?url= calls out when allowed",
         needs: "Node.js 20+ and componentize-js: npm install in the project \
                 (or npm install -g @bytecodealliance/componentize-js@0.23.0)",
@@ -76,6 +81,7 @@ pub const TEMPLATES: &[Template] = &[
     },
     Template {
         name: "http-python",
+        http: true,
         summary: "HTTP service in Python (componentize-py): / answers, /fetch?url= calls out when allowed",
         needs: "Python 3.10+ and componentize-py 0.25.1: a venv in the project \
                 (or pip install componentize-py==0.25.1)",
@@ -165,8 +171,9 @@ pub fn name_from_dir(dir: &Path) -> String {
 }
 
 /// Writes `template` as a new project named `name` into `dir`, which must not exist or
-/// be an empty directory. The files are written into a sibling directory first and
-/// renamed into place, so `dir` ends up complete or untouched. Returns the paths written,
+/// be an empty directory. The files are written into a staging directory first (beside a
+/// new `dir`, inside an empty one) and renamed into place, so `dir` ends up complete or
+/// as it was. Returns the paths written,
 /// relative to `dir`.
 pub fn create(
     template: &Template,
@@ -178,47 +185,105 @@ pub fn create(
         let path = path.to_path_buf();
         move |source| ScaffoldError::Write { path, source }
     };
-    match fs::symlink_metadata(dir) {
+    let exists = match fs::metadata(dir) {
         Ok(m) if m.is_dir() => {
             let mut entries = fs::read_dir(dir).map_err(write_err(dir))?;
             if entries.next().is_some() {
                 return Err(ScaffoldError::NotEmpty { dir: dir.into() });
             }
+            true
         }
         Ok(_) => return Err(ScaffoldError::NotADirectory { dir: dir.into() }),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+        Err(e) if e.kind() == io::ErrorKind::NotFound => false,
         Err(e) => return Err(write_err(dir)(e)),
-    }
-    let parent = match dir.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
     };
-    fs::create_dir_all(&parent).map_err(write_err(&parent))?;
-    let staging = tempfile::Builder::new()
-        .prefix(".wpkg-new-")
-        .tempdir_in(&parent)
-        .map_err(write_err(&parent))?;
     let crate_name = name.replace('-', "_");
-    for (path, text) in template.files {
-        let dest = staging.path().join(path);
-        if let Some(d) = dest.parent() {
-            fs::create_dir_all(d).map_err(write_err(&dir.join(path)))?;
+    let render = |staging: &Path| -> Result<(), ScaffoldError> {
+        for (path, text) in template.files {
+            let dest = staging.join(path);
+            if let Some(d) = dest.parent() {
+                fs::create_dir_all(d).map_err(write_err(&dir.join(path)))?;
+            }
+            let text = text
+                .replace("{{name}}", name)
+                .replace("{{crate_name}}", &crate_name);
+            fs::write(&dest, text).map_err(write_err(&dir.join(path)))?;
         }
-        let text = text
-            .replace("{{name}}", name)
-            .replace("{{crate_name}}", &crate_name);
-        fs::write(&dest, text).map_err(write_err(&dir.join(path)))?;
-    }
-    // Over an empty directory, rename(2) replaces it; otherwise it creates `dir`.
-    let staged = staging.keep();
-    if let Err(source) = fs::rename(&staged, dir) {
-        let _ = fs::remove_dir_all(&staged);
-        return Err(ScaffoldError::Write {
-            path: dir.into(),
-            source,
-        });
+        Ok(())
+    };
+    let staging_in = |at: &Path| {
+        tempfile::Builder::new()
+            .prefix(".wpkg-new-")
+            .tempdir_in(at)
+            .map_err(write_err(at))
+    };
+    if exists {
+        // An existing empty directory (`.` included) keeps its inode, mode and owner:
+        // stage inside it, then move each top-level entry out of the staging directory.
+        let staging = staging_in(dir)?;
+        render(staging.path())?;
+        let mut moved = Vec::new();
+        for top in top_level(template) {
+            if let Err(source) = fs::rename(staging.path().join(top), dir.join(top)) {
+                for m in moved {
+                    let _ =
+                        fs::remove_dir_all(dir.join(m)).or_else(|_| fs::remove_file(dir.join(m)));
+                }
+                return Err(ScaffoldError::Write {
+                    path: dir.join(top),
+                    source,
+                });
+            }
+            moved.push(top);
+        }
+    } else {
+        // A new directory: its missing parents, then one rename of the whole staging
+        // directory. On failure, the parents this made are removed again.
+        let parent = match dir.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        let first_missing = parent
+            .ancestors()
+            .take_while(|a| !a.as_os_str().is_empty() && !a.exists())
+            .last()
+            .map(Path::to_path_buf);
+        let undo = || {
+            if let Some(m) = &first_missing {
+                let _ = fs::remove_dir_all(m);
+            }
+        };
+        let result = (|| {
+            fs::create_dir_all(&parent).map_err(write_err(&parent))?;
+            let staging = staging_in(&parent)?;
+            render(staging.path())?;
+            let staged = staging.keep();
+            fs::rename(&staged, dir).map_err(|source| {
+                let _ = fs::remove_dir_all(&staged);
+                ScaffoldError::Write {
+                    path: dir.into(),
+                    source,
+                }
+            })
+        })();
+        if result.is_err() {
+            undo();
+        }
+        result?;
     }
     Ok(template.files.iter().map(|(p, _)| *p).collect())
+}
+
+/// The distinct first components of a template's paths (`src`, `wpkg.toml`, ...).
+fn top_level(template: &Template) -> Vec<&'static str> {
+    let mut tops: Vec<&'static str> = Vec::new();
+    for (path, _) in template.files {
+        let top = path.split('/').next().unwrap_or(path);
+        if !tops.contains(&top) {
+            tops.push(top);
+        }
+    }
+    tops
 }
 
 #[cfg(test)]
@@ -289,6 +354,22 @@ mod tests {
             Err(ScaffoldError::BadName { .. })
         ));
         assert!(!bad.exists());
+        // An empty directory keeps its inode (a shell inside it stays inside it).
+        use std::os::unix::fs::MetadataExt;
+        let here = tmp.path().join("here");
+        fs::create_dir(&here).unwrap();
+        let inode = fs::metadata(&here).unwrap().ino();
+        create(t, "here", &here.join(".")).unwrap();
+        assert_eq!(fs::metadata(&here).unwrap().ino(), inode);
+        assert!(here.join("src/lib.rs").is_file());
+        assert_eq!(
+            fs::read_dir(&here).unwrap().count(),
+            5,
+            "no staging dir left inside"
+        );
+        // Missing parents are made.
+        create(t, "deep", &tmp.path().join("a/b/deep")).unwrap();
+        assert!(tmp.path().join("a/b/deep/wpkg.toml").is_file());
         // No staging directory is left behind.
         let left: Vec<_> = fs::read_dir(tmp.path())
             .unwrap()

@@ -63,8 +63,9 @@ fn the_first_service_guide_runs_as_written() {
     let home = tempfile::tempdir().unwrap();
     let real_home = std::env::var("HOME").unwrap_or_default();
     let keep = |k: &str, default: String| std::env::var(k).unwrap_or(default);
-    let out = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &script])
+    // A regression that leaves a server running fails the test instead of hanging it.
+    let out = Command::new("timeout")
+        .args(["600", "bash", "-euo", "pipefail", "-c", &script])
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", home.path())
@@ -77,6 +78,7 @@ fn the_first_service_guide_runs_as_written() {
             keep("RUSTUP_HOME", format!("{real_home}/.rustup")),
         )
         .env("WPKG_INSTALL_BASE_URL", &release.base_url)
+        .envs(std::env::var_os("RUSTUP_TOOLCHAIN").map(|t| ("RUSTUP_TOOLCHAIN", t)))
         .current_dir(home.path())
         .output()
         .expect("running bash");

@@ -258,6 +258,18 @@ fn bad_input_to_new_writes_nothing() {
         .stderr_has("`my-tool`")
         .stderr_has("next: cd 'My Tool' && wpkg run . -- alice");
 
+    // `wpkg new T .` in an empty directory fills it in place, named after it.
+    std::fs::create_dir(env.path("dot")).unwrap();
+    let r = wpkg_tests::Run::from(
+        env.cmd(&["new", "command-rust", "."])
+            .current_dir(env.path("dot"))
+            .output()
+            .unwrap(),
+    )
+    .ok();
+    assert!(r.stderr.contains("`dot`"), "{}", r.stderr);
+    assert!(env.path("dot/src/main.rs").is_file());
+
     // A parent that cannot be made (a file is in the way): refused, nothing written.
     env.wpkg(&["new", "http-rust", "file/svc"])
         .code(125)

@@ -9,8 +9,16 @@ use std::time::{Duration, Instant};
 use crate::registry::free_port;
 use crate::{root, wpkg_bin};
 
-/// The host's release target.
-pub const TARGET: &str = "x86_64-unknown-linux-musl";
+/// The host's release target, as install.sh picks it.
+pub const TARGET: &str = if cfg!(all(target_os = "linux", target_arch = "aarch64")) {
+    "aarch64-unknown-linux-musl"
+} else if cfg!(all(target_os = "macos", target_arch = "aarch64")) {
+    "aarch64-apple-darwin"
+} else if cfg!(target_os = "macos") {
+    "x86_64-apple-darwin"
+} else {
+    "x86_64-unknown-linux-musl"
+};
 
 /// A running release server. Stopped on drop.
 pub struct Release {

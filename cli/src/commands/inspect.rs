@@ -35,7 +35,7 @@ impl InspectArgs {
             scratch = tempfile::tempdir().context("creating a scratch directory")?;
             let store = crate::settings::scratch_store(scratch.path())?;
             let client = self.remote_args.client()?;
-            let desc = crate::remote::pull(&client, &store, &r, true)?;
+            let desc = crate::remote::pull(&client, &store, &r, false)?;
             (store, desc)
         } else {
             let store = crate::settings::open_store()?;

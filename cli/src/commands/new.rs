@@ -56,7 +56,7 @@ impl NewArgs {
         );
         eprintln!("needs {}", template.needs);
         let cd = format!("cd {}", shell_word(&dir.display().to_string()));
-        let run = if template.summary.starts_with("HTTP") {
+        let run = if template.http {
             "wpkg run . --listen 127.0.0.1:8080"
         } else {
             "wpkg run . -- alice"

@@ -101,7 +101,7 @@ impl Registry {
     }
 
     /// The referrers of `digest` from the referrers API, or `None` when the registry
-    /// does not offer it (the caller then reads the `sha256-<hex>` fallback tag).
+    /// does not offer it (callers also read the `sha256-<hex>` fallback tag).
     pub fn referrers(
         &self,
         r: &Reference,

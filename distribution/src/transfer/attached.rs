@@ -160,13 +160,16 @@ pub fn fetch_signatures(
     // The referrers API where the registry has one, and the `sha256-<hex>` fallback tag
     // in any case: a registry that gained the API later (Docker Hub) still holds the
     // signatures pushed before under the tag, and its API does not list them.
-    let mut entries = registry
-        .referrers(remote, digest)?
-        .map(|i| i.manifests)
-        .unwrap_or_default();
-    let tagged = registry
-        .find_manifest(remote, &wpkg_store::associated::referrers_tag(digest))?
-        .and_then(|m| serde_json::from_slice::<ImageIndex>(&m.bytes).ok());
+    let api = registry.referrers(remote, digest)?;
+    let api_answered = api.is_some();
+    let mut entries = api.map(|i| i.manifests).unwrap_or_default();
+    let tagged =
+        match registry.find_manifest(remote, &wpkg_store::associated::referrers_tag(digest)) {
+            Ok(m) => m.and_then(|m| serde_json::from_slice::<ImageIndex>(&m.bytes).ok()),
+            // The API answered: the tag is only a supplement.
+            Err(_) if api_answered => None,
+            Err(e) => return Err(e.into()),
+        };
     for m in tagged.map(|i| i.manifests).unwrap_or_default() {
         if !entries.iter().any(|e| e.digest == m.digest) {
             entries.push(m);
