@@ -306,3 +306,84 @@ pub(crate) fn a_registry_refusing_the_referrer_leaves_an_image_reported_unsigned
     .stderr_has("UNSIGNED");
     assert!(!r.stderr.contains("signed 127"), "{r:#?}");
 }
+
+/// A registry with the OCI referrers API (the front adds it to docker-registry, which has
+/// none) and one without: wpkg pushes through the API when there is one, and a registry
+/// that gained it later still verifies what was signed before, under the fallback tag.
+#[test]
+fn signatures_through_the_referrers_api_and_through_the_fallback_tag() {
+    use std::sync::atomic::Ordering;
+    use wpkg_tests::referrers::ReferrersFront;
+    let reg = Registry::start(Setup::Plain);
+    let front = ReferrersFront::start(&reg.host);
+    let publisher = Env::new();
+    let ts = TestSigstore::start(publisher.dir.path());
+    let digest = hello(&publisher, "Referred");
+    let tag = digest.replacen(':', "-", 1);
+    let root = ts.trusted_root.to_str().unwrap();
+    let consumer = trusting(&ts, &format!("{}/acme/*", front.host), &ts.identity);
+
+    // With the API: the bundle is listed there, so no fallback tag is written.
+    let app = format!("{}/acme/app:1", front.host);
+    run_with(
+        &publisher,
+        &["push", "--sign", "--keyless", "hello:0.1.0", &app],
+        &ci_env(&ts),
+    )
+    .ok();
+    assert!(
+        front.api_requests.load(Ordering::Relaxed) > 0,
+        "the push asked the API"
+    );
+    assert!(
+        registry_get(&reg.host, "acme/app", &tag, OCI_INDEX).is_none(),
+        "a fallback tag was written although the registry has the referrers API"
+    );
+    let asked = front.api_requests.load(Ordering::Relaxed);
+    consumer
+        .wpkg(&["run", &app, "--trusted-root", root])
+        .ok()
+        .stdout_has("Referred, world!");
+    assert!(
+        front.api_requests.load(Ordering::Relaxed) > asked,
+        "verify read the API"
+    );
+
+    // Signed while the registry had no API (pushed past the front: the fallback tag),
+    // read through the API, which lists nothing for it: the tag still counts.
+    let old = format!("{}/acme/old:1", reg.host);
+    run_with(
+        &publisher,
+        &["push", "--sign", "--keyless", "hello:0.1.0", &old],
+        &ci_env(&ts),
+    )
+    .ok();
+    assert!(registry_get(&reg.host, "acme/old", &tag, OCI_INDEX).is_some());
+    let asked = front.api_requests.load(Ordering::Relaxed);
+    // A consumer that has not seen this digest's signatures yet.
+    trusting(&ts, &format!("{}/acme/*", front.host), &ts.identity)
+        .wpkg(&[
+            "run",
+            &format!("{}/acme/old:1", front.host),
+            "--trusted-root",
+            root,
+        ])
+        .ok()
+        .stdout_has("Referred, world!");
+    assert!(front.api_requests.load(Ordering::Relaxed) > asked);
+
+    // Control: an unsigned image through the front is refused.
+    let bare = format!("{}/acme/bare:1", reg.host);
+    let other = Env::new();
+    hello(&other, "Unsigned");
+    other.wpkg(&["push", "hello:0.1.0", &bare]).ok();
+    refused(
+        consumer.wpkg(&[
+            "run",
+            &format!("{}/acme/bare:1", front.host),
+            "--trusted-root",
+            root,
+        ]),
+        "",
+    );
+}
