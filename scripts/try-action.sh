@@ -19,7 +19,7 @@
 #   3. the fallback: a release that is not there -> a warning, and wpkg from the
 #      action's source (here restored from the simulated cache: no compile).
 #      With TRY_ACTION_SOURCE=1 also the compile itself, timed: install: source runs
-#      `cargo install --locked --path cli` (a release build: ~15 min on 2 cores; target/
+#      `cargo install --locked --path cli` (a release build: ~8 min cold on 2 cores; target/
 #      is shared, so later runs are incremental), saves it in the simulated cache, and a
 #      second run restores it.
 # With WPKG_TRY_OUT=DIR it leaves there: manifest.json (the signed manifest),
@@ -304,7 +304,7 @@ if [ "${TRY_ACTION_SOURCE:-}" = 1 ]; then
   grep -q "simulated: saved $KEY" "$WORK/source-build.log" || fail "the build was not saved in the cache"
   [ "$("$WORK/source-build/wpkg-source/bin/wpkg" --version)" = "wpkg $VERSION" ]
 else
-  step "SKIPPED: compiling wpkg from source (a release build, ~15 min on 2 cores); run with TRY_ACTION_SOURCE=1 for it"
+  step "SKIPPED: compiling wpkg from source (a release build, ~8 min cold on 2 cores); run with TRY_ACTION_SOURCE=1 for it"
   # What that build would have saved: the fallback below restores it.
   mkdir -p "$WPKG_TRY_CACHE/$KEY/bin"
   cp "$WORK/bin/wpkg" "$WPKG_TRY_CACHE/$KEY/bin/wpkg"
