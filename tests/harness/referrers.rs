@@ -109,7 +109,7 @@ fn serve(
 
     // Everything else: to the registry, with the body's length and `Connection: close`.
     let mut server = TcpStream::connect(upstream)?;
-    let mut head = format!("{line}");
+    let mut head = line.clone();
     for h in &headers {
         let name = h.split(':').next().unwrap_or("").to_ascii_lowercase();
         if !matches!(
