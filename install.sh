@@ -29,6 +29,7 @@ Options:
                    or WPKG_INSTALL_BASE_URL); files at URL/download/vV/ and URL/latest/download/
   --target T       the release target instead of this machine's; one of:
                      $TARGETS
+  --print-target   print the release target for this machine and exit
   -h, --help       this help
 
 The archive is checked against the release's SHA256SUMS before anything is installed.
@@ -176,6 +177,7 @@ main() {
   while [ $# -gt 0 ]; do
     case "$1" in
       -h | --help) usage; exit 0 ;;
+      --print-target) detect_target; exit 0 ;;
       --version | --prefix | --base-url | --target)
         if [ $# -lt 2 ] || [ -z "$2" ]; then err "$1 needs a value; see sh install.sh --help"; fi
         opt=$1 val=$2

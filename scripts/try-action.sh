@@ -39,13 +39,8 @@ secs() { awk -v ms="$1" 'BEGIN { printf "%.1f s", ms / 1000 }'; }
 
 [ -x /usr/bin/docker-registry ] || { echo "docker-registry is missing: run bash scripts/setup.sh" >&2; exit 1; }
 python3 -c 'import yaml' 2>/dev/null || { echo "python3 yaml is missing: run bash scripts/setup.sh" >&2; exit 1; }
-case "$(uname -s)/$(uname -m)" in
-  Linux/x86_64 | Linux/amd64) TARGET=x86_64-unknown-linux-musl ;;
-  Linux/aarch64 | Linux/arm64) TARGET=aarch64-unknown-linux-musl ;;
-  Darwin/x86_64) TARGET=x86_64-apple-darwin ;;
-  Darwin/arm64) TARGET=aarch64-apple-darwin ;;
-  *) echo "try-action: no release target for $(uname -s) $(uname -m)" >&2; exit 1 ;;
-esac
+# The release target for this machine, as install.sh picks it (one place decides).
+TARGET=$(sh install.sh --print-target)
 
 step "build wpkg and test-sigstore"
 cargo build -q --locked -p wpkg -p wpkg-tests --bins

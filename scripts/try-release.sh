@@ -22,13 +22,8 @@ CURRENT=start
 trap 'echo "try-release: FAILED at: $CURRENT" >&2' ERR
 fail() { echo "try-release: $*" >&2; false; }
 
-case "$(uname -s)/$(uname -m)" in
-  Linux/x86_64 | Linux/amd64) TARGET=x86_64-unknown-linux-musl ;;
-  Linux/aarch64 | Linux/arm64) TARGET=aarch64-unknown-linux-musl ;;
-  Darwin/x86_64) TARGET=x86_64-apple-darwin ;;
-  Darwin/arm64) TARGET=aarch64-apple-darwin ;;
-  *) echo "try-release: no release target for $(uname -s) $(uname -m)" >&2; exit 1 ;;
-esac
+# The release target for this machine, as install.sh picks it (one place decides).
+TARGET=$(sh install.sh --print-target)
 
 step "check install.sh (sh -n, dash -n, shellcheck)"
 sh -n install.sh

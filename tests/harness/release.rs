@@ -9,16 +9,20 @@ use std::time::{Duration, Instant};
 use crate::registry::free_port;
 use crate::{root, wpkg_bin};
 
-/// The host's release target, as install.sh picks it.
-pub const TARGET: &str = if cfg!(all(target_os = "linux", target_arch = "aarch64")) {
-    "aarch64-unknown-linux-musl"
-} else if cfg!(all(target_os = "macos", target_arch = "aarch64")) {
-    "aarch64-apple-darwin"
-} else if cfg!(target_os = "macos") {
-    "x86_64-apple-darwin"
-} else {
-    "x86_64-unknown-linux-musl"
-};
+/// The host's release target, as install.sh picks it (`install.sh --print-target`).
+pub fn target() -> String {
+    let out = Command::new("sh")
+        .arg(root().join("install.sh"))
+        .arg("--print-target")
+        .output()
+        .expect("running sh install.sh --print-target");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
 
 /// A running release server. Stopped on drop.
 pub struct Release {
@@ -61,7 +65,7 @@ pub fn package(bin: &Path, out: &Path, version: &str) {
     let status = Command::new("bash")
         .arg(root().join("scripts/package.sh"))
         .arg(bin)
-        .args([TARGET, version])
+        .args([target().as_str(), version])
         .arg(out)
         .stdout(Stdio::null())
         .status()
