@@ -9,6 +9,8 @@ use wpkg_distribution::transfer::TransferError;
 use wpkg_pipeline::{Error as Pipeline, Refusal, RunnerError};
 use wpkg_signing::keyless_sign::KeylessError;
 use wpkg_signing::trust::TrustError;
+use wpkg_spec::config::ConfigError;
+use wpkg_spec::keyvalue::KeyValueError;
 use wpkg_spec::plan::PlanError;
 use wpkg_store::Error as StoreError;
 
@@ -106,6 +108,20 @@ fn cli_text(e: &(dyn StdError + 'static)) -> Option<String> {
                 "--{grant}: the artifact has a wpkg manifest; its permissions come from it"
             ),
             PlanError::NoRootfs => format!("--rootfs: {p}"),
+            PlanError::Config(c) => match c {
+                ConfigError::Undeclared { key, .. } | ConfigError::TooLong { key, .. } => {
+                    format!("--config {key}: {c}")
+                }
+                ConfigError::Twice { key } => format!("--config {key} is given twice"),
+                ConfigError::Missing { .. } => return None,
+            },
+            PlanError::KeyValue(k) => match k {
+                KeyValueError::Undeclared { name, .. } => format!("--kv {name}: {k}"),
+                KeyValueError::Twice { name } => format!("--kv {name} is given twice"),
+                KeyValueError::BadBinding { binding, reason } => {
+                    format!("--kv {binding}: {reason}")
+                }
+            },
             PlanError::EnvMissing { .. } => return None,
         }),
         Known::Runner(RunnerError::MountNotADirectory { host, guest }) => Some(format!(
@@ -176,6 +192,18 @@ fn plan_hint(p: &PlanError) -> Option<String> {
         PlanError::MountUndeclared { guest, .. } => {
             format!("add `mounts = [{{ guest = \"{guest}\" }}]` to wpkg.toml and rebuild")
         }
+        PlanError::Config(ConfigError::Undeclared { key, .. }) => {
+            format!("declare it in wpkg.toml (`[config]` then `{key} = {{}}`) and rebuild")
+        }
+        PlanError::Config(ConfigError::Missing { key }) => {
+            format!("supply it with `--config {key}=VALUE` or `--config-file FILE`")
+        }
+        PlanError::KeyValue(KeyValueError::Undeclared { name, .. }) => format!(
+            "declare it in wpkg.toml (`key_value = [\"{name}\"]` under [capabilities]) and rebuild"
+        ),
+        PlanError::KeyValue(KeyValueError::BadBinding { .. }) => {
+            "write --kv NAME=redis://HOST[:PORT][/DB]".into()
+        }
         _ => return None,
     })
 }
@@ -185,6 +213,15 @@ fn runner_hint(r: &RunnerError) -> Option<String> {
         RunnerError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
             Some("the address is in use; pick another with --listen".into())
         }
+        RunnerError::Undeclared { declaration, .. } => Some(format!(
+            "to grant it, add {declaration} to wpkg.toml and rebuild"
+        )),
+        RunnerError::KeyValue { reason, .. } if reason.contains("another wpkg process") => Some(
+            "an embedded store belongs to one process at a time; stop the other run, or bind the store to Redis with --kv NAME=redis://HOST".into(),
+        ),
+        RunnerError::KeyValue { .. } => Some(
+            "check the address and that the server runs (`redis-cli -u URL ping`)".into(),
+        ),
         RunnerError::BundledUnsafe { guest, .. } => Some(format!(
             "the image's {guest} must be a directory of the image itself (a link may point \
              only at another directory of the image); rebuild it with `wpkg build`"
@@ -311,4 +348,112 @@ pub fn keyless_hint(e: &KeylessError) -> Option<String> {
         }
         .into(),
     )
+}
+
+/// The CLI's [`Observer`](wpkg_pipeline::Observer): events of a running guest, rendered
+/// on stderr. Access-log lines go through one writer thread that writes whatever has
+/// queued up in one `write` call: no stderr lock or syscall on the request path.
+pub struct Events {
+    tx: std::sync::Mutex<std::sync::mpsc::Sender<LogMsg>>,
+}
+
+enum LogMsg {
+    Line(String),
+    Flush(std::sync::mpsc::Sender<()>),
+}
+
+impl Events {
+    /// Starts the writer.
+    pub fn stderr() -> std::sync::Arc<Events> {
+        let (tx, rx) = std::sync::mpsc::channel::<LogMsg>();
+        std::thread::Builder::new()
+            .name("wpkg-log".into())
+            .spawn(move || {
+                use std::io::Write;
+                let mut batch = String::new();
+                while let Ok(first) = rx.recv() {
+                    let mut flushed = Vec::new();
+                    batch.clear();
+                    let mut next = Some(first);
+                    while let Some(msg) = next.take() {
+                        match msg {
+                            LogMsg::Line(l) => batch.push_str(&l),
+                            LogMsg::Flush(done) => flushed.push(done),
+                        }
+                        if batch.len() < 64 * 1024 {
+                            next = rx.try_recv().ok();
+                        }
+                    }
+                    let _ = std::io::stderr().write_all(batch.as_bytes());
+                    for done in flushed {
+                        let _ = done.send(());
+                    }
+                }
+            })
+            .expect("spawning the log writer");
+        std::sync::Arc::new(Events {
+            tx: std::sync::Mutex::new(tx),
+        })
+    }
+
+    fn send(&self, msg: LogMsg) {
+        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let _ = tx.send(msg);
+    }
+
+    /// Waits until every line sent so far is written.
+    pub fn flush(&self) {
+        let (done, wait) = std::sync::mpsc::channel();
+        self.send(LogMsg::Flush(done));
+        let _ = wait.recv_timeout(std::time::Duration::from_secs(2));
+    }
+}
+
+impl wpkg_pipeline::Observer for Events {
+    fn event(&self, event: &wpkg_pipeline::Event<'_>) {
+        use wpkg_pipeline::Event;
+        match event {
+            Event::OutboundDenied {
+                guest,
+                method,
+                destination,
+                reason,
+                entry,
+            } => {
+                let hint = match entry {
+                    Some(e) => {
+                        format!("; to allow it, add to wpkg.toml: outbound_http = [\"{e}\"]")
+                    }
+                    None => String::new(),
+                };
+                eprintln!("wpkg: {guest}: outbound request denied: {method} {destination}: {reason}{hint}");
+            }
+            Event::Served {
+                guest,
+                method,
+                path,
+                status,
+                elapsed,
+                failure,
+            } => {
+                let note = failure
+                    .and_then(|f| f.describe())
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default();
+                self.send(LogMsg::Line(format!(
+                    "{guest} {method} {path} {status} {:.1}ms{note}\n",
+                    elapsed.as_secs_f64() * 1000.0
+                )));
+            }
+            Event::Draining => {
+                self.flush();
+                eprintln!("wpkg: shutting down; waiting for in-flight requests");
+            }
+            Event::DrainTimedOut { waited } => eprintln!(
+                "wpkg: some requests did not finish within {}s; stopping anyway",
+                waited.as_secs()
+            ),
+            _ => {}
+        }
+    }
 }

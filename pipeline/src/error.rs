@@ -166,6 +166,22 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A config file cannot be read.
+    #[error("cannot read config file {}", path.display())]
+    ConfigFileUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A config file is not a TOML table of strings.
+    #[error("config file {}: {reason}", path.display())]
+    ConfigFile {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong.
+        reason: String,
+    },
     /// An HTTP handler was given command-line arguments.
     #[error("an HTTP handler takes no arguments")]
     HttpTakesNoArgs,

@@ -2,13 +2,16 @@
 //! (the wasm read back digest-checked, bundled files extracted), execute (a command
 //! run or an HTTP server). Only a [`VerifiedArtifact`] can be prepared.
 
+use std::future::Future;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
 
 use wpkg_fsroot::Root;
 use wpkg_runner::caps::outbound::HostsOverride;
 use wpkg_runner::command::CommandRun;
-use wpkg_runner::{Outcome, Runner};
+use wpkg_runner::{HostSetup, Observer, Outcome, Runner};
 use wpkg_spec::manifest::Trigger;
 use wpkg_spec::plan::{OperatorRequest, RunPlan};
 use wpkg_store::Store;
@@ -37,6 +40,7 @@ pub struct Prepared {
     argv: Argv,
     name: String,
     code_cache: PathBuf,
+    data_dir: PathBuf,
 }
 
 /// Plans and prepares a run of `verified` with the operator's `request`. Content with a
@@ -100,6 +104,7 @@ fn prepare_content(
                 argv: Argv::Given,
                 name: reference.familiar(),
                 code_cache: home.code_cache(),
+                data_dir: home.kv_dir(&reference.familiar_name()),
             })
         }
         Content::Image(img) => prepare_image(home, store, verified, img, request),
@@ -201,6 +206,7 @@ fn prepare_unpacked(
         argv: Argv::Image(rc),
         name: verified.reference().familiar(),
         code_cache: home.code_cache(),
+        data_dir: home.kv_dir(&verified.reference().familiar_name()),
     })
 }
 
@@ -272,6 +278,7 @@ fn prepare_embedded(
         argv: Argv::Image(rc),
         name: reference.familiar(),
         code_cache: home.code_cache(),
+        data_dir: home.kv_dir(&verified.reference().familiar_name()),
     })
 }
 
@@ -318,6 +325,9 @@ pub struct ServeOptions {
     pub max_concurrent: usize,
     /// Called once the socket is bound.
     pub on_ready: Box<dyn FnOnce(SocketAddr) + Send + Sync>,
+    /// Makes the future whose completion stops the server (called inside its runtime,
+    /// so it may install signal handlers).
+    pub shutdown: Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>,
 }
 
 /// Reads a hosts file (`IP NAME...` lines) for outbound name resolution.
@@ -332,6 +342,30 @@ pub fn read_hosts_file(path: &Path) -> Result<HostsOverride, Error> {
     })
 }
 
+/// Reads config values from a TOML file of `key = "value"` lines.
+pub fn read_config_file(path: &Path) -> Result<Vec<(String, String)>, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigFileUnreadable {
+        path: path.to_owned(),
+        source,
+    })?;
+    let bad = |reason: String| Error::ConfigFile {
+        path: path.to_owned(),
+        reason,
+    };
+    let table: toml::Table =
+        toml::from_str(&text).map_err(|e| bad(e.message().trim().to_owned()))?;
+    table
+        .into_iter()
+        .map(|(k, v)| match v {
+            toml::Value::String(s) => Ok((k, s)),
+            other => Err(bad(format!(
+                "`{k}` is a {}; every value must be a string (`{k} = \"...\"`)",
+                other.type_str()
+            ))),
+        })
+        .collect()
+}
+
 impl Prepared {
     /// Exactly what the run grants.
     pub fn plan(&self) -> &RunPlan {
@@ -343,29 +377,46 @@ impl Prepared {
         &self.name
     }
 
-    /// Runs a command guest with `args` (after `argv[0]`, the repository's last part).
-    pub fn run_command(&self, args: &[String]) -> Result<Outcome, Error> {
+    /// Runs a command guest with `args` (after `argv[0]`, the repository's last part);
+    /// what happens goes to `observer`.
+    pub fn run_command(
+        self,
+        args: &[String],
+        observer: Arc<dyn Observer>,
+    ) -> Result<Outcome, Error> {
         if self.plan.trigger == Trigger::Http {
             return Err(Error::NotACommand);
         }
         let runner = Runner::new(Some(self.code_cache.clone()))?;
         let (code, _status) = runner.compile(&self.wasm_digest, &self.wasm)?;
+        let args = match &self.argv {
+            Argv::Given => args.to_vec(),
+            Argv::Image(rc) => wpkg_spec::image::arguments(rc, Some(args)),
+        };
+        let program = self.program.clone();
         Ok(runner.run_command(
             &code,
+            self.host_setup(observer),
             &CommandRun {
-                program: &self.program,
-                args: &match &self.argv {
-                    Argv::Given => args.to_vec(),
-                    Argv::Image(rc) => wpkg_spec::image::arguments(rc, Some(args)),
-                },
-                plan: &self.plan,
-                bundled_root: self.bundled_root.as_ref(),
+                program: &program,
+                args: &args,
             },
         )?)
     }
 
-    /// Serves an HTTP handler until interrupted; one fresh instance per request.
-    pub fn serve(self, options: ServeOptions) -> Result<(), Error> {
+    fn host_setup(self, observer: Arc<dyn Observer>) -> HostSetup {
+        HostSetup {
+            plan: self.plan,
+            bundled_root: self.bundled_root,
+            name: self.program,
+            observer,
+            data_dir: Some(self.data_dir),
+        }
+    }
+
+    /// Serves an HTTP handler until `options.shutdown` completes; one fresh instance
+    /// per request.
+    pub fn serve(self, options: ServeOptions, observer: Arc<dyn Observer>) -> Result<(), Error> {
         let runner = Runner::new_pooled(
             Some(self.code_cache.clone()),
             options.max_concurrent,
@@ -374,14 +425,13 @@ impl Prepared {
         let (code, _status) = runner.compile(&self.wasm_digest, &self.wasm)?;
         runner.serve_blocking(
             &code,
+            self.host_setup(observer),
             wpkg_runner::http::ServeConfig {
                 listen: options.listen,
-                plan: self.plan,
-                bundled_root: self.bundled_root,
                 max_concurrent: options.max_concurrent,
-                name: self.program,
                 on_ready: options.on_ready,
             },
+            options.shutdown,
         )?;
         Ok(())
     }

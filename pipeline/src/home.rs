@@ -45,6 +45,23 @@ impl Home {
         self.root.join("cache").join("files")
     }
 
+    /// The embedded key-value stores of one repository (`NAME` without tag or digest),
+    /// kept across its versions: `kv/<sha256 of the name, 16 hex>-<name's last part,
+    /// letters and digits only>`. The name never becomes a path itself.
+    pub fn kv_dir(&self, repository: &str) -> PathBuf {
+        let hash = wpkg_store::sha256_digest(repository.as_bytes());
+        let hex = hash.trim_start_matches("sha256:");
+        let slug: String = repository
+            .rsplit('/')
+            .next()
+            .unwrap_or("")
+            .chars()
+            .filter(|c| c.is_ascii_alphanumeric())
+            .take(32)
+            .collect();
+        self.root.join("kv").join(format!("{}-{slug}", &hex[..16]))
+    }
+
     /// The default trust policy file.
     pub fn trust_policy(&self) -> PathBuf {
         self.root.join("trust.toml")

@@ -32,4 +32,4 @@ pub use execute::{prepare, Prepared, ServeOptions};
 pub use home::Home;
 pub use resolve::{resolve, PullPolicy, Resolved};
 pub use verify::{admit, Basis, Refusal, TrustSettings, VerifiedArtifact};
-pub use wpkg_runner::{timings, Error as RunnerError, Outcome};
+pub use wpkg_runner::{timings, Error as RunnerError, Event, Observer, Outcome};

@@ -5,97 +5,59 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
-use wasmtime::component::{Linker as ComponentLinker, ResourceTable};
-use wasmtime::{Linker, Store};
-use wasmtime_wasi::p1::WasiP1Ctx;
-use wasmtime_wasi::{I32Exit, WasiCtx, WasiCtxBuilder, WasiCtxView, WasiView};
+use wasmtime::Store;
+use wasmtime_wasi::I32Exit;
 use wpkg_spec::plan::RunPlan;
 
-use crate::caps::{self, limits::MemoryLimiter};
+use crate::caps;
+use crate::host::{Host, HostSetup, Invocation};
 use crate::{Compiled, Error, Outcome, Runner};
 
-/// One command run.
+/// One command run: what the guest is called with.
 pub struct CommandRun<'a> {
     /// `argv[0]` as the guest sees it.
     pub program: &'a str,
     /// The remaining arguments.
     pub args: &'a [String],
-    /// What the guest may touch.
-    pub plan: &'a RunPlan,
-    /// The bundled files (or an image's files), if the artifact has any.
-    pub bundled_root: Option<&'a wpkg_fsroot::Root>,
-}
-
-struct P2State {
-    ctx: WasiCtx,
-    table: ResourceTable,
-    limiter: MemoryLimiter,
-}
-
-impl WasiView for P2State {
-    fn ctx(&mut self) -> WasiCtxView<'_> {
-        WasiCtxView {
-            ctx: &mut self.ctx,
-            table: &mut self.table,
-        }
-    }
-}
-
-struct P1State {
-    wasi: WasiP1Ctx,
-    limiter: MemoryLimiter,
-}
-
-/// Builds the WASI context for a plan: empty, then exactly what is granted. The caller
-/// has run [`crate::validate`] once for the plan (not per instance).
-pub fn wasi_builder(run: &CommandRun<'_>) -> Result<WasiCtxBuilder, Error> {
-    let mut b = WasiCtxBuilder::new();
-    b.inherit_stdio();
-    b.arg(run.program);
-    b.args(run.args);
-    caps::env::apply(run.plan, &mut b);
-    caps::files::apply(run.plan, run.bundled_root, &mut b)?;
-    caps::network::apply(&mut b);
-    Ok(b)
 }
 
 impl Runner {
-    /// Runs a command guest to completion.
-    pub fn run_command(&self, code: &Compiled, run: &CommandRun<'_>) -> Result<Outcome, Error> {
+    /// Runs a command guest to completion with exactly the capabilities of `setup`.
+    pub fn run_command(
+        &self,
+        code: &Compiled,
+        setup: HostSetup,
+        run: &CommandRun<'_>,
+    ) -> Result<Outcome, Error> {
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
         crate::timings::mark("runtime");
-        rt.block_on(self.run_command_async(code, run))
+        rt.block_on(async {
+            let host = Host::new(setup).await?;
+            self.run_command_async(code, &host, run).await
+        })
     }
 
     async fn run_command_async(
         &self,
         code: &Compiled,
+        host: &Host,
         run: &CommandRun<'_>,
     ) -> Result<Outcome, Error> {
-        crate::validate(run.plan, run.bundled_root)?;
-        let mut builder = wasi_builder(run)?;
-        let limiter = MemoryLimiter::new(run.plan.memory.0);
-        let mem_hit = limiter.hit.clone();
+        let inv = Invocation {
+            program: run.program,
+            args: run.args,
+        };
+        let plan = host.plan();
         let timed_out = Arc::new(AtomicBool::new(false));
-        let deadline = run.plan.timeout.map(|t| Instant::now() + t);
-        let result: wasmtime::Result<Result<(), ()>> = match code {
+        let deadline = plan.timeout.map(|t| Instant::now() + t);
+        let (result, mem_hit): (wasmtime::Result<Result<(), ()>>, _) = match code {
             Compiled::Component(component) => {
-                let mut linker: ComponentLinker<P2State> = ComponentLinker::new(&self.engine);
-                wasmtime_wasi::p2::add_to_linker_async(&mut linker)
-                    .map_err(|e| Error::Link(format!("{e:#}")))?;
-                let mut store = Store::new(
-                    &self.engine,
-                    P2State {
-                        ctx: builder.build(),
-                        table: ResourceTable::new(),
-                        limiter,
-                    },
-                );
-                store.limiter(|s| &mut s.limiter);
-                caps::limits::arm_deadline(&mut store, deadline, timed_out.clone());
+                let linker = host.component_linker(&self.engine, component, false)?;
+                let mut store = Store::new(&self.engine, host.component_state(&inv)?);
+                let mem_hit = crate::host::arm(&mut store, deadline, timed_out.clone());
                 let fut = async {
                     let pre = linker
                         .instantiate_pre(component)
@@ -112,21 +74,12 @@ impl Runner {
                     crate::timings::mark("guest");
                     Ok::<_, Error>(ran)
                 };
-                with_timeout(run.plan.timeout, &timed_out, fut).await?
+                (with_timeout(plan.timeout, &timed_out, fut).await?, mem_hit)
             }
             Compiled::Module(module) => {
-                let mut linker: Linker<P1State> = Linker::new(&self.engine);
-                wasmtime_wasi::p1::add_to_linker_async(&mut linker, |s| &mut s.wasi)
-                    .map_err(|e| Error::Link(format!("{e:#}")))?;
-                let mut store = Store::new(
-                    &self.engine,
-                    P1State {
-                        wasi: builder.build_p1(),
-                        limiter,
-                    },
-                );
-                store.limiter(|s| &mut s.limiter);
-                caps::limits::arm_deadline(&mut store, deadline, timed_out.clone());
+                let linker = host.module_linker(&self.engine)?;
+                let mut store = Store::new(&self.engine, host.module_state(&inv)?);
+                let mem_hit = crate::host::arm(&mut store, deadline, timed_out.clone());
                 let fut = async {
                     let pre = linker.instantiate_pre(module).map_err(|e| link_error(&e))?;
                     crate::timings::mark("link");
@@ -142,21 +95,21 @@ impl Runner {
                     crate::timings::mark("guest");
                     Ok::<_, Error>(r.map(Ok))
                 };
-                with_timeout(run.plan.timeout, &timed_out, fut).await?
+                (with_timeout(plan.timeout, &timed_out, fut).await?, mem_hit)
             }
         };
         Ok(classify(
             result,
             timed_out.load(Ordering::SeqCst),
             mem_hit.load(Ordering::SeqCst),
-            run,
+            plan,
         ))
     }
 }
 
 fn link_error(e: &wasmtime::Error) -> Error {
     Error::Link(format!(
-        "{e:#}; wpkg provides WASI 0.2 (wasi:cli, wasi:filesystem, wasi:clocks, wasi:random, wasi:sockets, wasi:io) and WASI preview 1"
+        "{e:#}; wpkg provides WASI 0.2 (wasi:cli, wasi:filesystem, wasi:clocks, wasi:random, wasi:sockets, wasi:io), WASI preview 1, and when wpkg.toml declares them wasi:config and wasi:keyvalue"
     ))
 }
 
@@ -188,7 +141,7 @@ fn classify(
     result: wasmtime::Result<Result<(), ()>>,
     timed_out: bool,
     mem_hit: bool,
-    run: &CommandRun<'_>,
+    plan: &RunPlan,
 ) -> Outcome {
     match result {
         Ok(Ok(())) => Outcome::Exited(0),
@@ -198,13 +151,13 @@ fn classify(
                 return Outcome::Exited(exit.0);
             }
             if timed_out {
-                return Outcome::TimedOut(run.plan.timeout.unwrap_or_default());
+                return Outcome::TimedOut(plan.timeout.unwrap_or_default());
             }
             if mem_hit
                 || e.downcast_ref::<caps::limits::MemoryLimitExceeded>()
                     .is_some()
             {
-                return Outcome::MemoryExceeded(run.plan.memory.0);
+                return Outcome::MemoryExceeded(plan.memory.0);
             }
             let msg = match e.downcast_ref::<wasmtime::Trap>() {
                 Some(trap) => format!("{trap}"),

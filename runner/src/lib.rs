@@ -11,10 +11,12 @@ use std::path::PathBuf;
 pub mod cache;
 pub mod caps;
 pub mod command;
+pub mod host;
 pub mod http;
 pub mod timings;
 
 pub use cache::{CacheStatus, CodeCache, Compiled};
+pub use host::{Event, HostSetup, Observer, Silent};
 use wpkg_spec::plan::RunPlan;
 
 /// Errors before the guest starts (compiling, linking, setting up capabilities).
@@ -78,6 +80,24 @@ pub enum Error {
     /// The async runtime cannot start.
     #[error("cannot start the async runtime")]
     Runtime(#[source] std::io::Error),
+    /// The guest imports a capability the plan does not grant.
+    #[error("the guest imports `{import}` ({capability}), which its wpkg.toml does not declare")]
+    Undeclared {
+        /// The import.
+        import: String,
+        /// The capability, in words.
+        capability: &'static str,
+        /// What to declare to grant it.
+        declaration: &'static str,
+    },
+    /// A key-value store cannot be opened.
+    #[error("cannot open key-value store `{store}`: {reason}")]
+    KeyValue {
+        /// The store's name.
+        store: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// How a guest run ended.
@@ -91,6 +111,13 @@ pub enum Outcome {
     TimedOut(std::time::Duration),
     /// The guest tried to grow its memory beyond the limit (bytes).
     MemoryExceeded(u64),
+    /// HTTP: the request was not run, over the concurrency cap.
+    Busy,
+    /// HTTP: the request could not be handed to the guest.
+    BadRequest(String),
+    /// HTTP: the instance ended without a usable response (it answered with an error
+    /// code, returned without answering, or could not be set up).
+    Failed(String),
 }
 
 impl Outcome {
@@ -103,6 +130,19 @@ impl Outcome {
             Outcome::Trapped(_) => 134,
             Outcome::TimedOut(_) => 124,
             Outcome::MemoryExceeded(_) => 137,
+            Outcome::Busy | Outcome::BadRequest(_) | Outcome::Failed(_) => 125,
+        }
+    }
+
+    /// The HTTP status a server answers this outcome with, when the guest did not
+    /// answer itself: 504 past the time limit, 503 over the concurrency cap, 400 for a
+    /// request that cannot be handed over, 500 otherwise.
+    pub fn http_status(&self) -> u16 {
+        match self {
+            Outcome::TimedOut(_) => 504,
+            Outcome::Busy => 503,
+            Outcome::BadRequest(_) => 400,
+            _ => 500,
         }
     }
 
@@ -124,6 +164,9 @@ impl Outcome {
                 "the guest tried to use more than its memory limit of {} (limits.memory) and was stopped",
                 ByteSize(*max)
             )),
+            Outcome::Busy => Some("server busy: too many concurrent requests".into()),
+            Outcome::BadRequest(m) => Some(format!("bad request: {m}")),
+            Outcome::Failed(m) => Some(m.clone()),
         }
     }
 }
@@ -187,6 +230,12 @@ fn base_config() -> wasmtime::Config {
     let mut config = wasmtime::Config::new();
     config.epoch_interruption(true);
     config.wasm_component_model(true);
+    // Wasm GC and typed function references (garbage-collected languages compiled to
+    // Wasm: Kotlin, Dart, OCaml, Scheme); collected by wasmtime's deferred reference
+    // counting collector, within the instance's memory limit. Threads stay off: a
+    // guest that imports `wasi:thread-spawn` or declares shared memory is refused.
+    config.wasm_function_references(true);
+    config.wasm_gc(true);
     config
 }
 

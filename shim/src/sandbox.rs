@@ -4,13 +4,14 @@
 //! a `wpkg: error:` and a `wpkg: hint:` line on the container's stderr.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use wpkg_fsroot::Root;
 
 use containerd_shim_wasm::sandbox::context::{RuntimeContext, Source};
 use containerd_shim_wasm::sandbox::Sandbox;
 use wpkg_runner::command::CommandRun;
-use wpkg_runner::Runner;
+use wpkg_runner::{Event, HostSetup, Observer, Runner};
 use wpkg_spec::image::{EmbeddedCapabilities, CAPABILITIES_FILE};
 use wpkg_spec::manifest::Trigger;
 use wpkg_spec::plan::{PlanError, RunPlan};
@@ -269,11 +270,16 @@ impl Prepared {
                 let outcome = runner
                     .run_command(
                         &code,
+                        HostSetup {
+                            plan: self.plan,
+                            bundled_root: Some(self.root),
+                            name: program.clone(),
+                            observer: Arc::new(StderrEvents),
+                            data_dir: None,
+                        },
                         &CommandRun {
                             program: &program,
                             args: &self.args,
-                            plan: &self.plan,
-                            bundled_root: Some(&self.root),
                         },
                     )
                     .map_err(Refusal::Runner)?;
@@ -292,18 +298,79 @@ impl Prepared {
                 runner
                     .serve_blocking(
                         &code,
-                        wpkg_runner::http::ServeConfig {
-                            listen,
+                        HostSetup {
                             plan: self.plan,
                             bundled_root: Some(self.root),
-                            max_concurrent: MAX_CONCURRENT,
                             name: program,
+                            observer: Arc::new(StderrEvents),
+                            data_dir: None,
+                        },
+                        wpkg_runner::http::ServeConfig {
+                            listen,
+                            max_concurrent: MAX_CONCURRENT,
                             on_ready: Box::new(|addr| eprintln!("wpkg: serving on http://{addr}")),
                         },
+                        stopped,
                     )
                     .map_err(Refusal::Runner)?;
                 Ok(0)
             }
+        }
+    }
+}
+
+/// Completes when containerd stops the task (SIGTERM) or on SIGINT.
+async fn stopped() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+        }
+    }
+}
+
+/// The guest's events as lines on the container's stderr (its log).
+struct StderrEvents;
+
+impl Observer for StderrEvents {
+    fn event(&self, event: &Event<'_>) {
+        match event {
+            Event::OutboundDenied {
+                guest,
+                method,
+                destination,
+                reason,
+                ..
+            } => eprintln!(
+                "wpkg: {guest}: outbound request denied: {method} {destination}: {reason}"
+            ),
+            Event::Served {
+                guest,
+                method,
+                path,
+                status,
+                elapsed,
+                failure,
+            } => eprintln!(
+                "{guest} {method} {path} {status} {:.1}ms{}",
+                elapsed.as_secs_f64() * 1000.0,
+                failure
+                    .and_then(|f| f.describe())
+                    .map(|d| format!(" ({d})"))
+                    .unwrap_or_default()
+            ),
+            Event::Draining => eprintln!("wpkg: shutting down; waiting for in-flight requests"),
+            Event::DrainTimedOut { waited } => eprintln!(
+                "wpkg: some requests did not finish within {}s; stopping anyway",
+                waited.as_secs()
+            ),
+            _ => {}
         }
     }
 }

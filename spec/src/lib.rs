@@ -6,8 +6,10 @@
 //! must build for wasm32 too.
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod digest;
 pub mod image;
+pub mod keyvalue;
 pub mod manifest;
 pub mod media;
 pub mod outbound;

@@ -9,6 +9,8 @@ use std::collections::BTreeMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+use crate::config::ConfigTable;
+use crate::keyvalue::StoreName;
 use crate::outbound::OutboundPattern;
 use crate::units::{ByteSize, DurationSpec, EnvName, GuestPath, PackageName};
 
@@ -35,6 +37,9 @@ pub struct Manifest {
     /// Resource limits for every run or request.
     #[serde(default)]
     pub limits: Limits,
+    /// Configuration keys the guest may read through `wasi:config/store`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: ConfigTable,
 }
 
 /// `[package]`.
@@ -100,6 +105,9 @@ pub struct Capabilities {
     /// Directories the operator binds at run: `--mount HOST:GUEST`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub mounts: Vec<MountEntry>,
+    /// Key-value stores the guest may open through `wasi:keyvalue`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub key_value: Vec<StoreName>,
 }
 
 /// One bundled directory.
@@ -179,6 +187,11 @@ pub struct ManifestError {
 }
 
 impl ManifestError {
+    /// An error without a location.
+    pub(crate) fn plain(message: impl Into<String>) -> Self {
+        ManifestError::new(message)
+    }
+
     fn new(message: impl Into<String>) -> Self {
         ManifestError {
             message: message.into(),
@@ -250,6 +263,7 @@ impl Manifest {
             ));
         }
         self.capabilities.validate()?;
+        crate::config::validate(&self.config)?;
         self.limits.validate()
     }
 
@@ -260,6 +274,7 @@ impl Manifest {
             trigger: self.trigger,
             capabilities: self.capabilities.clone(),
             limits: self.limits.clone(),
+            config: self.config.clone(),
         }
     }
 }
@@ -311,6 +326,7 @@ impl Capabilities {
                 }
             }
         }
+        crate::keyvalue::validate(&self.key_value)?;
         let mut outbound = std::collections::BTreeSet::new();
         for o in &self.outbound_http {
             if !outbound.insert(o.original.to_ascii_lowercase()) {
@@ -359,6 +375,9 @@ pub struct ArtifactCapabilities {
     pub capabilities: Capabilities,
     /// Resource limits.
     pub limits: Limits,
+    /// Configuration keys the guest may read.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: ConfigTable,
 }
 
 impl ArtifactCapabilities {
@@ -371,6 +390,7 @@ impl ArtifactCapabilities {
             )));
         }
         self.capabilities.validate()?;
+        crate::config::validate(&self.config)?;
         self.limits.validate()
     }
 
@@ -412,6 +432,8 @@ impl ArtifactCapabilities {
                 m.access.as_str()
             ));
         }
+        out.extend(crate::config::describe(&self.config));
+        out.extend(crate::keyvalue::describe(&c.key_value));
         out.push("network sockets and DNS: none".into());
         out.push(format!(
             "memory: at most {}",

@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use std::net::IpAddr;
 use std::time::Duration;
 
+use crate::config::PlannedConfig;
+use crate::keyvalue::PlannedStore;
 use crate::manifest::{Access, ArtifactCapabilities, Trigger};
 use crate::outbound::OutboundPattern;
 use crate::units::{ByteSize, EnvName, GuestPath};
@@ -37,6 +39,10 @@ pub struct OperatorRequest {
     pub rootfs_read_only: bool,
     /// For container images only: their `Env`.
     pub image_env: bool,
+    /// Values for declared config keys.
+    pub config: Vec<(String, String)>,
+    /// Declared key-value stores bound to a server: `NAME=redis://HOST[:PORT][/DB]`.
+    pub key_value: Vec<String>,
 }
 
 /// The grants an operator asked for that only content without a wpkg manifest takes,
@@ -119,6 +125,10 @@ pub struct RunPlan {
     pub memory: ByteSize,
     /// Wall-clock limit per run or request.
     pub timeout: Option<Duration>,
+    /// What the guest reads through `wasi:config/store`.
+    pub config: PlannedConfig,
+    /// The key-value stores the guest may open.
+    pub key_value: Vec<PlannedStore>,
 }
 
 /// Why the operator's request cannot be applied. The messages name no front end's
@@ -211,6 +221,12 @@ pub enum PlanError {
         /// What the artifact declares.
         declared: Duration,
     },
+    /// A config value cannot be applied.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// A key-value store binding cannot be applied.
+    #[error(transparent)]
+    KeyValue(#[from] crate::keyvalue::KeyValueError),
 }
 
 impl RunPlan {
@@ -269,6 +285,8 @@ impl RunPlan {
             memory: req.memory.unwrap_or(crate::manifest::DEFAULT_MEMORY),
             timeout: req.timeout,
             resolve: req.resolve.clone(),
+            config: crate::config::plan(&Default::default(), &req.config)?,
+            key_value: crate::keyvalue::plan(&[], &req.key_value)?,
         })
     }
 
@@ -373,6 +391,8 @@ impl RunPlan {
             resolve: req.resolve.clone(),
             memory,
             timeout,
+            config: crate::config::plan(&caps.config, &req.config)?,
+            key_value: crate::keyvalue::plan(&c.key_value, &req.key_value)?,
         })
     }
 }

@@ -35,6 +35,7 @@ macro_rules! string_type {
         }
     };
 }
+pub(crate) use string_type;
 
 /// A size in bytes, written `64MiB`, `512KiB`, `1GiB`, `10MB` or a plain number of bytes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]

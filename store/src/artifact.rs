@@ -476,6 +476,7 @@ impl LoadedArtifact {
                 },
                 capabilities: Default::default(),
                 limits: Default::default(),
+                config: Default::default(),
             },
         };
         caps.validate().map_err(|e| Error::BadManifest {

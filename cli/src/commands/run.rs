@@ -40,6 +40,18 @@ pub struct RunArgs {
     /// Bind a host directory at a declared mount: HOST:GUEST[:ro|rw].
     #[arg(short = 'm', long = "mount", value_name = "HOST:GUEST[:ro|rw]")]
     pub mounts: Vec<String>,
+    /// Give a value to a key the artifact declares in `[config]` (repeatable); the
+    /// guest reads it through wasi:config.
+    #[arg(short = 'c', long = "config", value_name = "KEY=VALUE")]
+    pub config: Vec<String>,
+    /// Read config values from a TOML file of `key = "value"` lines (flags given with
+    /// --config come first and may not repeat a key).
+    #[arg(long, value_name = "FILE")]
+    pub config_file: Option<PathBuf>,
+    /// Keep a declared key-value store on a Redis or Valkey server instead of this
+    /// machine: NAME=redis://[:PASSWORD@]HOST[:PORT][/DB] (repeatable).
+    #[arg(long = "kv", value_name = "NAME=URL")]
+    pub kv: Vec<String>,
     /// Lower the memory limit (e.g. 32MiB).
     #[arg(long, value_name = "SIZE")]
     pub memory: Option<ByteSize>,
@@ -147,6 +159,18 @@ impl RunArgs {
                     .map_err(|e| anyhow::anyhow!("invalid --mount `{m}`: {e}"))?,
             );
         }
+        for c in &self.config {
+            let (k, v) = c
+                .split_once('=')
+                .with_context(|| format!("--config `{c}`: write KEY=VALUE"))?;
+            request.config.push((k.to_owned(), v.to_owned()));
+        }
+        if let Some(f) = &self.config_file {
+            request
+                .config
+                .extend(wpkg_pipeline::execute::read_config_file(f)?);
+        }
+        request.key_value = self.kv.clone();
         if let Some(f) = &self.hosts_file {
             request.resolve = wpkg_pipeline::execute::read_hosts_file(f)?;
         }
@@ -214,17 +238,27 @@ impl RunArgs {
                 eprintln!("outbound HTTP allowed to: {}", list.join(", "));
             }
             let name = prepared.name().to_owned();
-            prepared.serve(ServeOptions {
-                listen: self.listen,
-                max_concurrent: self.max_concurrent,
-                on_ready: Box::new(move |addr| {
-                    eprintln!("serving {name} on http://{addr} (Ctrl-C to stop)");
-                    let _ = super::out(&format!("http://{addr}\n"));
-                }),
-            })?;
+            let events = crate::diagnostics::Events::stderr();
+            let served = prepared.serve(
+                ServeOptions {
+                    listen: self.listen,
+                    max_concurrent: self.max_concurrent,
+                    on_ready: Box::new(move |addr| {
+                        eprintln!("serving {name} on http://{addr} (Ctrl-C to stop)");
+                        let _ = super::out(&format!("http://{addr}\n"));
+                    }),
+                    shutdown: Box::new(|| Box::pin(interrupted())),
+                },
+                events.clone(),
+            );
+            events.flush();
+            served?;
             return super::ok();
         }
-        let outcome = prepared.run_command(&self.args)?;
+        let events = crate::diagnostics::Events::stderr();
+        let outcome = prepared.run_command(&self.args, events.clone());
+        events.flush();
+        let outcome = outcome?;
         if let Some(message) = outcome.describe() {
             eprintln!("error: {message}");
         }
@@ -238,6 +272,22 @@ impl From<PullPolicy> for wpkg_pipeline::PullPolicy {
             PullPolicy::Missing => wpkg_pipeline::PullPolicy::Missing,
             PullPolicy::Always => wpkg_pipeline::PullPolicy::Always,
             PullPolicy::Never => wpkg_pipeline::PullPolicy::Never,
+        }
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn interrupted() {
+    use tokio::signal::unix::{signal, SignalKind};
+    match signal(SignalKind::terminate()) {
+        Ok(mut term) => {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        }
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
         }
     }
 }

@@ -12,11 +12,18 @@
 //! | sockets, DNS (never granted) | [`network`] |
 //! | outbound HTTP (allow-list, resolution, private addresses, client) | [`outbound`] |
 //! | memory, time, pool sizing | [`limits`] |
+//! | `wasi:config` (declared keys) | [`config`] |
+//! | `wasi:keyvalue` (declared stores, embedded or Redis) | [`keyvalue`] |
+//!
+//! The last two are plug-ins of [`crate::host`]: each implements
+//! [`crate::host::Capability`] and is linked only when the plan grants it.
 //!
 //! [`RunPlan`]: wpkg_spec::plan::RunPlan
 
+pub mod config;
 pub mod env;
 pub mod files;
+pub mod keyvalue;
 pub mod limits;
 pub mod network;
 pub mod outbound;

@@ -198,6 +198,8 @@ pub struct GuardedHooks {
     pub policy: Arc<OutboundPolicy>,
     /// The guest's name, for log lines.
     pub guest: Arc<str>,
+    /// Where denials are reported.
+    pub observer: Arc<dyn crate::host::Observer>,
 }
 
 type SendResult = Result<
@@ -218,13 +220,15 @@ impl WasiHttpHooks for GuardedHooks {
         drop(fut);
         let policy = self.policy.clone();
         let guest = self.guest.clone();
-        Box::new(async move { guarded_send(&policy, &guest, request, options).await })
+        let observer = self.observer.clone();
+        Box::new(async move { guarded_send(&policy, &guest, &*observer, request, options).await })
     }
 }
 
 async fn guarded_send(
     policy: &OutboundPolicy,
     guest: &str,
+    observer: &dyn crate::host::Observer,
     mut request: http::Request<WasiBody>,
     options: Option<RequestOptions>,
 ) -> SendResult {
@@ -237,16 +241,18 @@ async fn guarded_send(
     let addr = match policy.check(&scheme, &host, uri.port_u16()).await {
         Decision::Allow(addr) => addr,
         Decision::Deny { reason, entry } => {
-            let hint = match entry {
-                Some(e) => format!("; to allow it, add to wpkg.toml: outbound_http = [\"{e}\"]"),
-                None => String::new(),
-            };
-            eprintln!(
-                "wpkg: {guest}: outbound request denied: {} {scheme}://{}{}: {reason}{hint}",
-                request.method(),
+            let destination = format!(
+                "{scheme}://{}{}",
                 uri.authority().map(|a| a.as_str()).unwrap_or(&host),
                 uri.path()
             );
+            observer.event(&crate::host::Event::OutboundDenied {
+                guest,
+                method: request.method().as_str(),
+                destination: &destination,
+                reason: &reason,
+                entry: entry.as_deref(),
+            });
             return Err(HttpError::HttpRequestDenied);
         }
     };
