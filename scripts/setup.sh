@@ -29,6 +29,8 @@ command -v gcc >/dev/null || need_apt+=(gcc libc6-dev)
 command -v perl >/dev/null || need_apt+=(perl)
 command -v strip >/dev/null || need_apt+=(binutils)
 command -v wget >/dev/null || need_apt+=(wget)
+# The key-value tests start their own Redis server on a free loopback port.
+command -v redis-server >/dev/null || need_apt+=(redis-server)
 # The template tests' JavaScript toolchain runs on Node.js (20 here; Debian's is 18).
 command -v npm >/dev/null || need_apt+=(nodejs npm)
 if [ ${#need_apt[@]} -gt 0 ]; then

@@ -213,6 +213,9 @@ fn runner_hint(r: &RunnerError) -> Option<String> {
         RunnerError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
             Some("the address is in use; pick another with --listen".into())
         }
+        RunnerError::Threads => Some(
+            "build it without threads (wasm32-wasip1, not wasm32-wasip1-threads)".into(),
+        ),
         RunnerError::Undeclared { declaration, .. } => Some(format!(
             "to grant it, add {declaration} to wpkg.toml and rebuild"
         )),

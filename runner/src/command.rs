@@ -77,6 +77,12 @@ impl Runner {
                 (with_timeout(plan.timeout, &timed_out, fut).await?, mem_hit)
             }
             Compiled::Module(module) => {
+                if module
+                    .imports()
+                    .any(|i| i.module() == "wasi" && i.name() == "thread-spawn")
+                {
+                    return Err(Error::Threads);
+                }
                 let linker = host.module_linker(&self.engine)?;
                 let mut store = Store::new(&self.engine, host.module_state(&inv)?);
                 let mem_hit = crate::host::arm(&mut store, deadline, timed_out.clone());

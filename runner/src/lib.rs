@@ -90,6 +90,9 @@ pub enum Error {
         /// What to declare to grant it.
         declaration: &'static str,
     },
+    /// The module spawns threads (`wasi:thread-spawn`), which wpkg does not grant.
+    #[error("the module spawns threads (it imports `wasi::thread-spawn`); wpkg runs single-threaded guests only")]
+    Threads,
     /// A key-value store cannot be opened.
     #[error("cannot open key-value store `{store}`: {reason}")]
     KeyValue {

@@ -2,6 +2,7 @@
 
 mod archive;
 mod build;
+mod capabilities;
 mod cli_output;
 mod containerd;
 mod demo;

@@ -336,6 +336,7 @@ pub fn command_manifest(name: &str, extra: &str) -> String {
 pub mod containerd;
 pub mod demo;
 pub mod images;
+pub mod redis;
 pub mod referrers;
 pub mod registry;
 pub mod release;
