@@ -303,3 +303,16 @@ impl PublicKey {
             .is_ok_and(|sig| self.0.verify_prehash(digest, &sig).is_ok())
     }
 }
+
+/// DSSE pre-authentication encoding.
+pub fn dsse_pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
+    let mut out = format!(
+        "DSSEv1 {} {} {} ",
+        payload_type.len(),
+        payload_type,
+        payload.len()
+    )
+    .into_bytes();
+    out.extend_from_slice(payload);
+    out
+}

@@ -3,7 +3,7 @@
 
 use super::*;
 
-/// Sigstore's public-good trust root, as shipped (see `signing/testdata/README.md`).
+/// Sigstore's public-good trust root, as shipped (see `oci/signing/testdata/README.md`).
 pub const PUBLIC_GOOD_ROOT: &str = include_str!("sigstore-public-good-trusted-root.json");
 
 pub(crate) struct Tlog {

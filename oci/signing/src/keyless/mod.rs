@@ -227,7 +227,7 @@ pub fn verify_dsse_keyless(
     let leaf = Certificate::from_der(b.leaf_der).map_err(|e| e.to_string())?;
     let key = certificate_key(&leaf)?;
     if !key.verify(
-        &crate::bundle::dsse_pae(b.payload_type, b.payload),
+        &crate::keys::dsse_pae(b.payload_type, b.payload),
         b.signature,
     ) {
         return Err("the DSSE signature does not verify with the certificate's key".into());

@@ -8,7 +8,7 @@ use serde::Deserialize;
 use wpkg_store::associated::ClassicSignature;
 
 use crate::keys::PublicKey;
-use crate::verify::{Trusted, Verified};
+use crate::verified::{Trusted, Verified};
 
 /// The `critical.type` of a cosign image signature.
 pub const COSIGN_SIGNATURE_TYPE: &str = "cosign container image signature";

@@ -15,7 +15,7 @@ use wpkg_spec::Digest;
 use wpkg_store::associated::{decode_b64, Referrer, BUNDLE_MEDIA_PREFIX, BUNDLE_V03, OCI_EMPTY};
 
 use crate::keys::{PrivateKey, PublicKey, B64};
-use crate::verify::{Trusted, Verified};
+use crate::verified::{Trusted, Verified};
 
 /// The in-toto predicate type cosign v3 uses for image signatures.
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
@@ -171,18 +171,7 @@ struct Subject {
     digest: BTreeMap<String, String>,
 }
 
-/// DSSE pre-authentication encoding.
-pub fn dsse_pae(payload_type: &str, payload: &[u8]) -> Vec<u8> {
-    let mut out = format!(
-        "DSSEv1 {} {} {} ",
-        payload_type.len(),
-        payload_type,
-        payload.len()
-    )
-    .into_bytes();
-    out.extend_from_slice(payload);
-    out
-}
+pub use crate::keys::dsse_pae;
 
 /// Checks that an in-toto statement is a cosign image signature for `manifest_digest`.
 fn check_statement(payload: &[u8], manifest_digest: &str) -> Result<(), String> {

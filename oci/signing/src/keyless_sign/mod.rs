@@ -295,7 +295,7 @@ pub fn sign(
 
     // 2. The DSSE envelope.
     let payload = statement(name, &digest);
-    let sig: p256::ecdsa::DerSignature = key.sign(&crate::bundle::dsse_pae(IN_TOTO, &payload));
+    let sig: p256::ecdsa::DerSignature = key.sign(&crate::keys::dsse_pae(IN_TOTO, &payload));
     let envelope = serde_json::json!({
         "payload": B64.encode(&payload),
         "payloadType": IN_TOTO,

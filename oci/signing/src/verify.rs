@@ -5,26 +5,7 @@ use wpkg_store::associated::Material;
 
 use crate::bundle::verify_bundle_trusted;
 use crate::classic::{verify_classic, verify_classic_cert};
-use crate::keys::PublicKey;
-
-/// What a scope trusts: keys, and keyless identities under a Sigstore trust root.
-pub struct Trusted<'a> {
-    /// Public keys.
-    pub keys: &'a [PublicKey],
-    /// Keyless identities.
-    pub identities: &'a [crate::keyless::Identity],
-    /// The trust root for keyless signatures (loaded only when one is present).
-    pub root: &'a dyn Fn() -> Result<crate::keyless::TrustedRoot, String>,
-}
-
-/// What a signature was checked against, for messages.
-#[derive(Clone, Debug)]
-pub struct Verified {
-    /// Which key verified it (fingerprint).
-    pub key: String,
-    /// `classic` or `bundle`.
-    pub form: &'static str,
-}
+pub use crate::verified::{Trusted, Verified};
 
 /// Checks every signature for `manifest_digest` against what is trusted: the first
 /// that verifies wins; otherwise every reason, numbered.

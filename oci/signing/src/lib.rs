@@ -18,6 +18,7 @@ pub mod keyless_sign;
 pub mod keys;
 pub mod transparency;
 pub mod trust;
+pub mod verified;
 pub mod verify;
 
 #[cfg(test)]

@@ -1,0 +1,23 @@
+//! What verification checks against and what it returns: the leaf that every form of
+//! signature (classic, bundle) and the dispatcher in [`crate::verify`] share.
+
+use crate::keys::PublicKey;
+
+/// What a scope trusts: keys, and keyless identities under a Sigstore trust root.
+pub struct Trusted<'a> {
+    /// Public keys.
+    pub keys: &'a [PublicKey],
+    /// Keyless identities.
+    pub identities: &'a [crate::keyless::Identity],
+    /// The trust root for keyless signatures (loaded only when one is present).
+    pub root: &'a dyn Fn() -> Result<crate::keyless::TrustedRoot, String>,
+}
+
+/// What a signature was checked against, for messages.
+#[derive(Clone, Debug)]
+pub struct Verified {
+    /// Which key verified it (fingerprint).
+    pub key: String,
+    /// `classic` or `bundle`.
+    pub form: &'static str,
+}
