@@ -355,9 +355,13 @@ pub fn keyless_hint(e: &KeylessError) -> Option<String> {
 
 /// The CLI's [`Observer`](wpkg_pipeline::Observer): events of a running guest, rendered
 /// on stderr. Access-log lines go through one writer thread that writes whatever has
-/// queued up in one `write` call: no stderr lock or syscall on the request path.
+/// queued up in one `write` call: no stderr lock, syscall or thread wake-up on the
+/// request path while requests keep coming.
 pub struct Events {
-    tx: std::sync::Mutex<std::sync::mpsc::Sender<LogMsg>>,
+    tx: std::sync::mpsc::Sender<LogMsg>,
+    /// Lines sent, and lines written (by the writer).
+    sent: std::sync::atomic::AtomicU64,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 enum LogMsg {
@@ -369,43 +373,80 @@ impl Events {
     /// Starts the writer.
     pub fn stderr() -> std::sync::Arc<Events> {
         let (tx, rx) = std::sync::mpsc::channel::<LogMsg>();
+        let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let counter = written.clone();
         std::thread::Builder::new()
             .name("wpkg-log".into())
             .spawn(move || {
                 use std::io::Write;
+                use std::sync::mpsc::TryRecvError;
+                // Under load the writer polls every 5 ms, so that a request never pays
+                // for waking it; after 200 ms without lines it blocks until the next.
                 let mut batch = String::new();
-                while let Ok(first) = rx.recv() {
+                let mut idle = 40u32;
+                loop {
                     let mut flushed = Vec::new();
                     batch.clear();
-                    let mut next = Some(first);
-                    while let Some(msg) = next.take() {
-                        match msg {
-                            LogMsg::Line(l) => batch.push_str(&l),
-                            LogMsg::Flush(done) => flushed.push(done),
+                    let mut lines = 0u64;
+                    let mut take = |msg: LogMsg, batch: &mut String| match msg {
+                        LogMsg::Line(l) => {
+                            batch.push_str(&l);
+                            lines += 1;
                         }
-                        if batch.len() < 64 * 1024 {
-                            next = rx.try_recv().ok();
+                        LogMsg::Flush(done) => flushed.push(done),
+                    };
+                    if idle >= 40 {
+                        match rx.recv() {
+                            Ok(m) => take(m, &mut batch),
+                            Err(_) => return,
                         }
                     }
-                    let _ = std::io::stderr().write_all(batch.as_bytes());
+                    loop {
+                        match rx.try_recv() {
+                            Ok(m) => take(m, &mut batch),
+                            Err(TryRecvError::Empty) => break,
+                            Err(TryRecvError::Disconnected) => {
+                                let _ = std::io::stderr().write_all(batch.as_bytes());
+                                return;
+                            }
+                        }
+                        if batch.len() > 64 * 1024 {
+                            break;
+                        }
+                    }
+                    if batch.is_empty() && flushed.is_empty() {
+                        idle += 1;
+                    } else {
+                        idle = 0;
+                        let _ = std::io::stderr().write_all(batch.as_bytes());
+                        counter.fetch_add(lines, std::sync::atomic::Ordering::SeqCst);
+                    }
                     for done in flushed {
                         let _ = done.send(());
+                    }
+                    if idle < 40 {
+                        std::thread::sleep(std::time::Duration::from_millis(5));
                     }
                 }
             })
             .expect("spawning the log writer");
         std::sync::Arc::new(Events {
-            tx: std::sync::Mutex::new(tx),
+            tx,
+            sent: std::sync::atomic::AtomicU64::new(0),
+            written,
         })
     }
 
     fn send(&self, msg: LogMsg) {
-        let tx = self.tx.lock().unwrap_or_else(|e| e.into_inner()).clone();
-        let _ = tx.send(msg);
+        let _ = self.tx.send(msg);
     }
 
     /// Waits until every line sent so far is written.
     pub fn flush(&self) {
+        use std::sync::atomic::Ordering;
+        if self.sent.load(Ordering::SeqCst) == self.written.load(Ordering::SeqCst) {
+            return;
+        }
         let (done, wait) = std::sync::mpsc::channel();
         self.send(LogMsg::Flush(done));
         let _ = wait.recv_timeout(std::time::Duration::from_secs(2));
@@ -443,6 +484,7 @@ impl wpkg_pipeline::Observer for Events {
                     .and_then(|f| f.describe())
                     .map(|d| format!(" ({d})"))
                     .unwrap_or_default();
+                self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 self.send(LogMsg::Line(format!(
                     "{guest} {method} {path} {status} {:.1}ms{note}\n",
                     elapsed.as_secs_f64() * 1000.0
