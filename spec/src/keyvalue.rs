@@ -107,10 +107,7 @@ impl FromStr for RedisUrl {
             Some((a, r)) => (Some(a), r),
             None => (None, rest),
         };
-        let password = match auth {
-            None => None,
-            Some(a) => Some(a.split_once(':').map_or(a, |(_, p)| p).to_owned()),
-        };
+        let password = auth.map(|a| a.split_once(':').map_or(a, |(_, p)| p).to_owned());
         let (hostport, db) = match rest.split_once('/') {
             Some((h, "")) => (h, 0),
             Some((h, d)) => (

@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
 
-use super::{KvError, Limits};
+use super::{Entries, KvError, Limits};
 
 const DATA: TableDefinition<&str, &[u8]> = TableDefinition::new("data");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
@@ -118,7 +118,7 @@ impl Embedded {
     }
 
     /// The values of `keys`.
-    pub fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>, KvError> {
+    pub fn get_many(&self, keys: Vec<String>) -> Result<Entries, KvError> {
         self.read(|t| {
             let mut out = Vec::with_capacity(keys.len());
             for k in keys {

@@ -71,6 +71,9 @@ impl Limits {
     }
 }
 
+/// What `get-many` answers: each key with its value, or nothing when absent.
+pub type Entries = Vec<Option<(String, Vec<u8>)>>;
+
 /// The error a guest sees.
 #[derive(Debug)]
 pub enum KvError {
@@ -164,7 +167,7 @@ async fn blocking<T: Send + 'static>(
 const PAGE: usize = 1000;
 
 impl Backend {
-    async fn get_many(&self, keys: Vec<String>) -> Result<Vec<Option<(String, Vec<u8>)>>, KvError> {
+    async fn get_many(&self, keys: Vec<String>) -> Result<Entries, KvError> {
         match self {
             Backend::Embedded(db) => blocking(db, move |d| d.get_many(keys)).await,
             Backend::Redis(r) => r.get_many(keys).await,
@@ -297,7 +300,7 @@ impl batch::Host for KvView<'_> {
         &mut self,
         b: Resource<Bucket>,
         keys: Vec<String>,
-    ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvError> {
+    ) -> Result<Entries, KvError> {
         self.bucket(&b)?.get_many(keys).await
     }
     async fn set_many(

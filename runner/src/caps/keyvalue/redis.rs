@@ -10,7 +10,7 @@ use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 use wpkg_spec::keyvalue::RedisUrl;
 
-use super::{KvError, Limits};
+use super::{Entries, KvError, Limits};
 
 const TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest reply accepted from the server (a bulk string or an array's length).
@@ -117,10 +117,7 @@ impl Redis {
     }
 
     /// The values of `keys`.
-    pub async fn get_many(
-        &self,
-        keys: Vec<String>,
-    ) -> Result<Vec<Option<(String, Vec<u8>)>>, KvError> {
+    pub async fn get_many(&self, keys: Vec<String>) -> Result<Entries, KvError> {
         if keys.is_empty() {
             return Ok(vec![]);
         }
