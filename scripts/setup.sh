@@ -52,6 +52,12 @@ fi
 if ! python3 -c 'import yaml' 2>/dev/null; then
   python3 -m pip install -q pyyaml 2>/dev/null || python3 -m pip install -q --break-system-packages pyyaml
 fi
+# wasi-nn's tests: onnx builds the test's model, onnxruntime ships libonnxruntime.so
+# (loaded by wpkg at run time through ORT_DYLIB_PATH).
+if ! python3 -c 'import onnx, onnxruntime' 2>/dev/null; then
+  python3 -m pip install -q onnx==1.23.2 onnxruntime==1.32.0 2>/dev/null \
+    || python3 -m pip install -q --break-system-packages onnx==1.23.2 onnxruntime==1.32.0
+fi
 # The http-js and http-python templates' toolchains (tests/all/templates.rs), installed
 # globally so a project from `wpkg new` builds without its own npm install or venv.
 if ! command -v componentize-js >/dev/null; then

@@ -213,6 +213,12 @@ fn runner_hint(r: &RunnerError) -> Option<String> {
         RunnerError::Listen { source, .. } if source.kind() == std::io::ErrorKind::AddrInUse => {
             Some("the address is in use; pick another with --listen".into())
         }
+        RunnerError::NnRuntime { .. } => Some(
+            "install ONNX Runtime (`pip install onnxruntime`) and set ORT_DYLIB_PATH to its libonnxruntime.so (in site-packages/onnxruntime/capi/)".into(),
+        ),
+        RunnerError::Nn { .. } => Some(
+            "check the model with ONNX Runtime itself (python -c 'import onnxruntime as o; o.InferenceSession(\"m.onnx\")'), then rebuild".into(),
+        ),
         RunnerError::Threads => Some(
             "build it without threads (wasm32-wasip1, not wasm32-wasip1-threads)".into(),
         ),

@@ -26,7 +26,7 @@ use wpkg_spec::plan::RunPlan;
 
 use crate::caps::limits::MemoryLimiter;
 use crate::caps::outbound::{GuardedHooks, OutboundPolicy};
-use crate::caps::{self, config, keyvalue};
+use crate::caps::{self, config, keyvalue, nn};
 use crate::{Error, Outcome};
 
 /// Something that happened while a guest ran, for the front end to show.
@@ -98,7 +98,7 @@ pub trait Capability: Sync {
 }
 
 /// Every capability beyond WASI's core.
-pub const CAPABILITIES: &[&dyn Capability] = &[&config::Config, &keyvalue::KeyValue];
+pub const CAPABILITIES: &[&dyn Capability] = &[&config::Config, &keyvalue::KeyValue, &nn::Nn];
 
 /// What a host is made from.
 pub struct HostSetup {
@@ -124,6 +124,7 @@ pub struct HostState {
     pub(crate) limiter: MemoryLimiter,
     pub(crate) config: config::Values,
     pub(crate) kv: keyvalue::Stores,
+    pub(crate) nn: Option<wasmtime_wasi_nn::wit::WasiNnCtx>,
 }
 
 impl WasiView for HostState {
@@ -154,6 +155,7 @@ pub struct Host {
     policy: Arc<OutboundPolicy>,
     config: config::Values,
     kv: keyvalue::Stores,
+    models: nn::Models,
 }
 
 /// What an instance is started with besides the host's grants.
@@ -169,7 +171,9 @@ impl Host {
     pub async fn new(setup: HostSetup) -> Result<Host, Error> {
         crate::validate(&setup.plan, setup.bundled_root.as_ref())?;
         let kv = keyvalue::open(&setup.plan, setup.data_dir.as_deref()).await?;
+        let models = nn::load(&setup.plan, setup.bundled_root.as_ref())?;
         Ok(Host {
+            models,
             policy: Arc::new(OutboundPolicy::from_plan(&setup.plan)),
             config: config::values(&setup.plan),
             kv,
@@ -220,6 +224,7 @@ impl Host {
             limiter: MemoryLimiter::new(self.plan.memory.0),
             config: self.config.clone(),
             kv: self.kv.clone(),
+            nn: (!self.plan.nn_models.is_empty()).then(|| nn::context(&self.models)),
         }
     }
 

@@ -93,6 +93,20 @@ pub enum Error {
     /// The module spawns threads (`wasi:thread-spawn`), which wpkg does not grant.
     #[error("the module spawns threads (it imports `wasi::thread-spawn`); wpkg runs single-threaded guests only")]
     Threads,
+    /// A bundled model cannot be loaded.
+    #[error("cannot load model `{model}` (wasi-nn): {reason}")]
+    Nn {
+        /// The model's name.
+        model: String,
+        /// Why.
+        reason: String,
+    },
+    /// ONNX Runtime cannot be loaded.
+    #[error("cannot load ONNX Runtime for wasi-nn: {reason}")]
+    NnRuntime {
+        /// Why.
+        reason: String,
+    },
     /// A key-value store cannot be opened.
     #[error("cannot open key-value store `{store}`: {reason}")]
     KeyValue {

@@ -12,6 +12,7 @@ pub mod image;
 pub mod keyvalue;
 pub mod manifest;
 pub mod media;
+pub mod nn;
 pub mod outbound;
 pub mod plan;
 pub mod reference;

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::ConfigTable;
 use crate::keyvalue::StoreName;
+use crate::nn::Nn;
 use crate::outbound::OutboundPattern;
 use crate::units::{ByteSize, DurationSpec, EnvName, GuestPath, PackageName};
 
@@ -40,6 +41,9 @@ pub struct Manifest {
     /// Configuration keys the guest may read through `wasi:config/store`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: ConfigTable,
+    /// Machine-learning models the guest may load through `wasi-nn`.
+    #[serde(default, skip_serializing_if = "Nn::is_empty")]
+    pub nn: Nn,
 }
 
 /// `[package]`.
@@ -264,6 +268,7 @@ impl Manifest {
         }
         self.capabilities.validate()?;
         crate::config::validate(&self.config)?;
+        self.nn.validate()?;
         self.limits.validate()
     }
 
@@ -275,6 +280,7 @@ impl Manifest {
             capabilities: self.capabilities.clone(),
             limits: self.limits.clone(),
             config: self.config.clone(),
+            nn: self.nn.clone(),
         }
     }
 }
@@ -308,6 +314,18 @@ impl Capabilities {
                 return Err(ManifestError::new(format!(
                     "files source `{}` must be a relative path inside the project, without `..`",
                     f.source
+                )));
+            }
+        }
+        for g in self
+            .files
+            .iter()
+            .map(|f| &f.guest)
+            .chain(self.mounts.iter().map(|m| &m.guest))
+        {
+            if g.as_str() == "/.wpkg" || g.as_str().starts_with("/.wpkg/") {
+                return Err(ManifestError::new(format!(
+                    "guest path `{g}` is reserved for wpkg's own files: choose another"
                 )));
             }
         }
@@ -378,6 +396,9 @@ pub struct ArtifactCapabilities {
     /// Configuration keys the guest may read.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: ConfigTable,
+    /// Machine-learning models the guest may load.
+    #[serde(default, skip_serializing_if = "Nn::is_empty")]
+    pub nn: Nn,
 }
 
 impl ArtifactCapabilities {
@@ -391,6 +412,7 @@ impl ArtifactCapabilities {
         }
         self.capabilities.validate()?;
         crate::config::validate(&self.config)?;
+        self.nn.validate()?;
         self.limits.validate()
     }
 
@@ -434,6 +456,7 @@ impl ArtifactCapabilities {
         }
         out.extend(crate::config::describe(&self.config));
         out.extend(crate::keyvalue::describe(&c.key_value));
+        out.extend(self.nn.describe());
         out.push("network sockets and DNS: none".into());
         out.push(format!(
             "memory: at most {}",

@@ -129,6 +129,8 @@ pub struct RunPlan {
     pub config: PlannedConfig,
     /// The key-value stores the guest may open.
     pub key_value: Vec<PlannedStore>,
+    /// The bundled models the guest may load by name (wasi-nn).
+    pub nn_models: Vec<String>,
 }
 
 /// Why the operator's request cannot be applied. The messages name no front end's
@@ -287,6 +289,7 @@ impl RunPlan {
             resolve: req.resolve.clone(),
             config: crate::config::plan(&Default::default(), &req.config)?,
             key_value: crate::keyvalue::plan(&[], &req.key_value)?,
+            nn_models: vec![],
         })
     }
 
@@ -393,6 +396,7 @@ impl RunPlan {
             timeout,
             config: crate::config::plan(&caps.config, &req.config)?,
             key_value: crate::keyvalue::plan(&c.key_value, &req.key_value)?,
+            nn_models: caps.nn.named().into_iter().map(|(n, _)| n).collect(),
         })
     }
 }

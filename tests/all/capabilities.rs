@@ -345,3 +345,107 @@ fn wasm_gc_runs_and_threads_are_refused_clearly() {
         .code(125)
         .stderr_has("spawns threads");
 }
+
+/// ONNX Runtime's shared library from the `onnxruntime` Python package.
+fn onnx_runtime() -> String {
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import onnxruntime, os, glob; print(sorted(glob.glob(os.path.join(os.path.dirname(onnxruntime.__file__), 'capi', 'libonnxruntime.so*')))[0])"])
+        .output()
+        .expect("running python3");
+    assert!(
+        out.status.success(),
+        "the onnxruntime Python package is missing: run `bash scripts/setup.sh` (pip install onnxruntime onnx)\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+#[test]
+fn wasi_nn_classifies_with_bundled_models_only() {
+    let env = Env::new();
+    let wasm = guest("nn-probe", "wasm32-wasip2");
+    let ort = onnx_runtime();
+    let with_ort = |args: &[&str]| env.wpkg_with(args, &[("ORT_DYLIB_PATH", &ort)], None);
+    // Undeclared: the guest imports wasi:nn and is refused before it starts.
+    let dir = env.project("none", &wasm, &command_manifest("nn", ""));
+    env.build(&dir, "nn:none");
+    with_ort(&[
+        "run", "nn:none", "--", "classify", "tiny", "1", "0", "0", "0",
+    ])
+    .code(125)
+    .stderr_has("imports `wasi:nn/")
+    .stderr_has("[nn]");
+    // Declared: the model is bundled and the guest classifies with it.
+    let dir = env.project(
+        "tiny",
+        &wasm,
+        &command_manifest("nn", "[nn]\nmodels = [\"models/tiny.onnx\"]\n"),
+    );
+    std::fs::create_dir_all(dir.join("models")).unwrap();
+    let made = std::process::Command::new("python3")
+        .arg(wpkg_tests::root().join("tests/guests/nn-probe/make_model.py"))
+        .arg(dir.join("models/tiny.onnx"))
+        .output()
+        .unwrap();
+    assert!(
+        made.status.success(),
+        "making the model needs the onnx Python package: run `bash scripts/setup.sh`\n{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    env.build(&dir, "nn:tiny");
+    with_ort(&[
+        "run", "nn:tiny", "--", "classify", "tiny", "0.1", "0.9", "0.2", "0",
+    ])
+    .ok()
+    .stdout_has("scores 0.100 0.900 0.450")
+    .stdout_has("class 1");
+    with_ort(&[
+        "run", "nn:tiny", "--", "classify", "tiny", "0", "0", "1", "0",
+    ])
+    .ok()
+    .stdout_has("class 2");
+    // The hostile part: another model by name, and a model of the guest's own.
+    with_ort(&[
+        "run",
+        "nn:tiny",
+        "--",
+        "classify",
+        "squeezenet",
+        "1",
+        "0",
+        "0",
+        "0",
+    ])
+    .code(1)
+    .stdout_has("denied: load-by-name: ErrorCode::NotFound");
+    with_ort(&["run", "nn:tiny", "--", "load-bytes"])
+        .code(1)
+        .stdout_has("denied: load: ErrorCode::InvalidEncoding");
+    // The model travels in the artifact (a signature covers it): inspect names it.
+    env.wpkg(&["inspect", "nn:tiny"])
+        .ok()
+        .stdout_has("the guest may load `tiny`");
+    // Without ONNX Runtime, or with a model that does not load: one line, exit 125.
+    env.wpkg(&[
+        "run", "nn:tiny", "--", "classify", "tiny", "1", "0", "0", "0",
+    ])
+    .code(125)
+    .stderr_has("ORT_DYLIB_PATH is not set")
+    .stderr_has("hint: install ONNX Runtime");
+    std::fs::write(dir.join("models/tiny.onnx"), b"not an onnx model").unwrap();
+    env.build(&dir, "nn:broken");
+    let r = with_ort(&[
+        "run",
+        "nn:broken",
+        "--",
+        "classify",
+        "tiny",
+        "1",
+        "0",
+        "0",
+        "0",
+    ])
+    .code(125)
+    .stderr_has("cannot load model `tiny`");
+    assert!(!r.stdout.contains("scores"), "{r:#?}");
+}

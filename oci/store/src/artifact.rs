@@ -95,7 +95,7 @@ pub fn build(input: &BuildInput<'_>) -> Result<BuiltArtifact, Error> {
         )]),
         platform: None,
     }];
-    if !m.capabilities.files.is_empty() {
+    if has_files(m) {
         let tgz = files_layer(input.project_dir, m, input.created)?;
         let guests: Vec<&str> = m
             .capabilities
@@ -236,7 +236,7 @@ fn build_image(
         .map_err(pack_err)?;
     let main_tar = tar.into_inner().map_err(pack_err)?;
     let mut tars = vec![(main_tar, "app.tar.gz")];
-    if !m.capabilities.files.is_empty() {
+    if has_files(m) {
         tars.push((
             files_tar(input.project_dir, m, input.created)?,
             "files.tar.gz",
@@ -305,6 +305,11 @@ fn finish(
     }
 }
 
+/// Whether the artifact gets a files layer: bundled directories or models.
+fn has_files(m: &Manifest) -> bool {
+    !m.capabilities.files.is_empty() || !m.nn.is_empty()
+}
+
 /// Packs the declared `files` directories into one deterministic tar+gzip (see
 /// [`files_tar`]).
 fn files_layer(project: &Path, m: &Manifest, mtime: i64) -> Result<Vec<u8>, Error> {
@@ -351,6 +356,36 @@ fn files_tar(project: &Path, m: &Manifest, mtime: i64) -> Result<Vec<u8>, Error>
                     })?;
             }
         }
+    }
+    // Models (wasi-nn) go under `.wpkg/nn/NAME.onnx`, which no guest path can name.
+    let models = m.nn.named();
+    if !models.is_empty() {
+        append_dir(&mut tar, Path::new(".wpkg"), mtime)?;
+        append_dir(&mut tar, Path::new(wpkg_spec::nn::MODELS_DIR), mtime)?;
+    }
+    for (name, rel) in models {
+        let full = project.join(rel);
+        let meta = std::fs::symlink_metadata(&full).map_err(|e| Error::Files {
+            path: full.clone(),
+            reason: format!("cannot read it ({e}); fix `nn.models` in wpkg.toml"),
+        })?;
+        if !meta.is_file() {
+            return Err(Error::Files {
+                path: full,
+                reason: "a model must be a regular file (not a link or directory)".into(),
+            });
+        }
+        let data = std::fs::read(&full).map_err(|e| Error::Files {
+            path: full.clone(),
+            reason: e.to_string(),
+        })?;
+        let mut h = tar_header(tar::EntryType::Regular, data.len() as u64, 0o444, mtime);
+        let path = Path::new(wpkg_spec::nn::MODELS_DIR).join(format!("{name}.onnx"));
+        tar.append_data(&mut h, &path, data.as_slice())
+            .map_err(|e| Error::Files {
+                path: full,
+                reason: e.to_string(),
+            })?;
     }
     tar.into_inner().map_err(|e| Error::Files {
         path: project.to_owned(),
@@ -477,6 +512,7 @@ impl LoadedArtifact {
                 capabilities: Default::default(),
                 limits: Default::default(),
                 config: Default::default(),
+                nn: Default::default(),
             },
         };
         caps.validate().map_err(|e| Error::BadManifest {

@@ -14,8 +14,9 @@
 //! | memory, time, pool sizing | [`limits`] |
 //! | `wasi:config` (declared keys) | [`config`] |
 //! | `wasi:keyvalue` (declared stores, embedded or Redis) | [`keyvalue`] |
+//! | `wasi:nn` (bundled ONNX models, by name) | [`nn`] |
 //!
-//! The last two are plug-ins of [`crate::host`]: each implements
+//! The last three are plug-ins of [`crate::host`]: each implements
 //! [`crate::host::Capability`] and is linked only when the plan grants it.
 //!
 //! [`RunPlan`]: wpkg_spec::plan::RunPlan
@@ -26,4 +27,5 @@ pub mod files;
 pub mod keyvalue;
 pub mod limits;
 pub mod network;
+pub mod nn;
 pub mod outbound;
