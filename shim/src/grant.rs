@@ -10,6 +10,11 @@
 //!   anywhere else are invisible to the guest.
 //! - **the image's own files**: a volume over the capabilities, the wasm or a bundled
 //!   directory (or over a parent of one) is refused: the pod cannot swap the signed files.
+//! - **config and key-value stores**: `WPKG_CONFIG_<KEY>=VALUE` gives declared config
+//!   key `<key>` a value, and `WPKG_KV_<NAME>=redis://...` binds declared store `<name>`
+//!   (`-` written `_`) to Redis, as `--config` and `--kv` do for `wpkg run`; an
+//!   undeclared key or store is refused by the plan, not dropped. A pod keeps no
+//!   embedded store, so every declared store must be bound.
 //! - **memory**: the pod's limit narrows the capabilities' limit, never widens it. The
 //!   container's cgroup also holds the runtime itself, so the guest gets the pod's limit
 //!   less [`RUNTIME_HEADROOM`] (at least half of it): a guest that grows hits wpkg's
@@ -26,6 +31,12 @@ use wpkg_spec::units::ByteSize;
 /// `SPIN_HTTP_LISTEN_ADDR`: the OCI spec that reaches a runtime does not carry
 /// Kubernetes' `containerPort`.
 pub const LISTEN_VAR: &str = "WPKG_LISTEN";
+
+/// The prefix of container variables that give config values.
+pub const CONFIG_PREFIX: &str = "WPKG_CONFIG_";
+
+/// The prefix of container variables that bind key-value stores.
+pub const KV_PREFIX: &str = "WPKG_KV_";
 
 /// What the runtime (wasmtime, its code, the HTTP server) keeps for itself out of the
 /// pod's memory limit.
@@ -154,6 +165,22 @@ pub fn request(
         let (name, value) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
         if name == LISTEN_VAR {
             out.listen = Some(value.to_owned());
+        } else if let Some(key) = name.strip_prefix(CONFIG_PREFIX) {
+            let key = key.to_ascii_lowercase();
+            out.operator.config.retain(|(k, _)| *k != key);
+            out.operator.config.push((key, value.to_owned()));
+        } else if let Some(store) = name.strip_prefix(KV_PREFIX) {
+            // A declared name whose spelling matches (`-` is written `_` in a variable).
+            let store = c
+                .key_value
+                .iter()
+                .map(|n| n.to_string())
+                .find(|n| n.to_ascii_uppercase().replace('-', "_") == store)
+                .unwrap_or_else(|| store.to_ascii_lowercase());
+            out.operator
+                .key_value
+                .retain(|b| b.split_once('=').map(|(n, _)| n) != Some(store.as_str()));
+            out.operator.key_value.push(format!("{store}={value}"));
         } else if c.env_required.iter().any(|n| n.as_str() == name) {
             // Kubernetes gives a name once; a repeat keeps the last, as a shell would.
             out.operator.env.retain(|(n, _)| n != name);
@@ -250,6 +277,35 @@ mod tests {
         // Control: without TOKEN the plan refuses (env_required is enforced).
         let r = request(&c, &envs[..1], &[], None);
         assert!(RunPlan::new(&c, &r.operator).is_err());
+    }
+
+    #[test]
+    fn config_and_stores_come_from_wpkg_variables() {
+        let c = caps("[capabilities]\nkey_value = [\"my-cache\"]\n[config]\ngreeting = {}\n");
+        let envs: Vec<String> = [
+            "WPKG_CONFIG_GREETING=hi",
+            "WPKG_KV_MY_CACHE=redis://cache:6379/1",
+            "GREETING=not-config",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        let r = request(&c, &envs, &[], None);
+        let plan = RunPlan::new(&c, &r.operator).unwrap();
+        assert_eq!(
+            plan.config.values.get("greeting").map(String::as_str),
+            Some("hi")
+        );
+        assert!(matches!(
+            plan.key_value[0].backend,
+            wpkg_spec::keyvalue::Backend::Redis(_)
+        ));
+        assert_eq!(r.dropped_env, ["GREETING"]);
+        // Undeclared keys and stores are refused by the plan, not silently dropped.
+        for bad in ["WPKG_CONFIG_HOME=/", "WPKG_KV_OTHER=redis://h"] {
+            let r = request(&c, &[bad.to_owned()], &[], None);
+            assert!(RunPlan::new(&c, &r.operator).is_err(), "{bad}");
+        }
     }
 
     #[test]

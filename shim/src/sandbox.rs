@@ -117,6 +117,11 @@ impl Refusal {
                 grant::LISTEN_VAR,
                 grant::DEFAULT_LISTEN
             ),
+            Refusal::Runner(wpkg_runner::Error::KeyValue { store, .. }) => format!(
+                "bind the store in the pod: env {}{}=redis://HOST:PORT/DB",
+                crate::grant::KV_PREFIX,
+                store.to_ascii_uppercase().replace('-', "_")
+            ),
             Refusal::Runner(_) => "see the capabilities with `wpkg inspect IMAGE`".into(),
         }
     }

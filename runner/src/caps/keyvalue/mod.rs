@@ -118,7 +118,9 @@ pub async fn open(plan: &RunPlan, dir: Option<&Path>) -> Result<Stores, Error> {
             PlannedBackend::Embedded => {
                 let dir = dir.ok_or_else(|| Error::KeyValue {
                     store: s.name.clone(),
-                    reason: "no directory for embedded stores was given".into(),
+                    reason:
+                        "this runtime keeps no embedded stores; bind the store to a Redis server"
+                            .into(),
                 })?;
                 // The name was checked to be `[a-z0-9][a-z0-9_-]*`: a file name, never a path.
                 let path = dir.join(format!("{}.redb", s.name));
