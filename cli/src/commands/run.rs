@@ -14,9 +14,10 @@ use wpkg_spec::units::{ByteSize, DurationSpec};
 #[derive(Args)]
 #[command(
     after_help = "Everything is denied unless the artifact's wpkg.toml declares it: no host \
-environment, no files, no sockets, no DNS. The operator supplies `env_required` values with --env and \
-binds declared `mounts` with --mount; undeclared names and paths are refused. Flags may narrow limits, \
-never widen them.\n\n\
+environment, no files, no sockets, no DNS. The operator supplies `env_required` values with --env, \
+values for declared `[config]` keys with --config, binds declared `mounts` with --mount and may keep \
+declared `key_value` stores on Redis with --kv; undeclared names, keys, paths and stores are refused. \
+Flags may narrow limits, never widen them.\n\n\
 Exit codes: the guest's own; 124 time limit; 134 trap; 137 memory limit; 125 wpkg's own failure.\n\n\
 A registry reference is pulled when the local store lacks it (--pull missing), every digest \
 checked on the way in and again as it is read. A pulled image runs only if one of its \
@@ -26,7 +27,7 @@ artifacts) get nothing but what the operator grants: --env and --mount for any n
 --allow-outbound URL for HTTP guests, and for container images --rootfs ro (their files, \
 read-only at /) and --image-env (their Env). Their argv is Entrypoint + Cmd, the arguments \
 after `--` replacing Cmd, as in Docker.\n\n\
-Examples:\n  wpkg run hello:0.1.0 -- alice\n  wpkg run ghcr.io/acme/hello:1.0\n  wpkg run ./examples/files --mount ./out:/out\n  wpkg run app:1 --env API_TOKEN=secret --timeout 5s\n  wpkg run ghcr.io/acme/wasi-app:1 --rootfs ro --image-env -- --verbose"
+Examples:\n  wpkg run hello:0.1.0 -- alice\n  wpkg run ghcr.io/acme/hello:1.0\n  wpkg run ./examples/files --mount ./out:/out\n  wpkg run app:1 --env API_TOKEN=secret --timeout 5s\n  wpkg run app:1 --config greeting=hi --kv default=redis://127.0.0.1:6379/0\n  wpkg run ghcr.io/acme/wasi-app:1 --rootfs ro --image-env -- --verbose"
 )]
 pub struct RunArgs {
     /// An image (NAME[:TAG], NAME@sha256:...) or a project directory (built first).
