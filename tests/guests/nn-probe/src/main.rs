@@ -33,7 +33,7 @@ fn main() {
                 .iter()
                 .flat_map(|x| x.parse::<f32>().expect("a number").to_le_bytes())
                 .collect();
-            let t = Tensor::new(&vec![1, xs.len() as u32], TensorType::Fp32, &input);
+            let t = Tensor::new(&[1, xs.len() as u32], TensorType::Fp32, &input);
             let out = ctx
                 .compute(vec![("input".to_string(), t)])
                 .unwrap_or_else(|e| refused("compute", &e));
