@@ -238,7 +238,7 @@ pub fn check_signatures(
 /// Why an image was allowed to run.
 #[derive(Clone, Debug)]
 pub enum Basis {
-    /// Built or loaded on this machine: it needs no signature.
+    /// Built on this machine: it needs no signature.
     Local,
     /// A signature verified under the trust policy.
     Signed(Verification),
@@ -276,8 +276,9 @@ impl VerifiedArtifact {
     }
 }
 
-/// Decides whether the image `desc` (resolved from `reference`) may run: images only
-/// pulled (not built or loaded here) need a signature that verifies under `trust`,
+/// Decides whether the image `desc` (resolved from `reference`) may run: images that
+/// came only from elsewhere (pulled, or loaded from an archive; not built here) need a
+/// signature that verifies under `trust`,
 /// unless `skip_verification` is set. Then loads exactly the digest that was checked.
 pub fn admit(
     store: &Store,
@@ -286,7 +287,7 @@ pub fn admit(
     trust: &TrustSettings,
     skip_verification: bool,
 ) -> Result<VerifiedArtifact, Error> {
-    let basis = if !store.only_pulled(&desc.digest)? {
+    let basis = if !store.needs_signature(&desc.digest)? {
         Basis::Local
     } else if skip_verification {
         Basis::SkippedByOperator

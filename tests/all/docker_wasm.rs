@@ -206,8 +206,21 @@ fn buildx_style_images_run_with_docker_argv_and_only_explicit_grants() {
         .ok();
     let other = Env::new();
     other.wpkg(&["load", "-i", archive.to_str().unwrap()]).ok();
+    // Loaded content is verified like pulled content: this image has no signature.
+    other
+        .wpkg(&["run", &docker, "--pull", "never", "--rootfs", "ro"])
+        .code(125)
+        .stderr_has("refusing to run");
     granted(
-        other.wpkg(&["run", &docker, "--pull", "never", "--rootfs", "ro"]),
+        other.wpkg(&[
+            "run",
+            "--insecure-skip-verify",
+            &docker,
+            "--pull",
+            "never",
+            "--rootfs",
+            "ro",
+        ]),
         42,
     );
     // `wpkg rm` takes the applied layers with the image.

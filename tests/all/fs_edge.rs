@@ -32,7 +32,8 @@ fn load(env: &Env, layout: &mut Layout, name: &str, desc: &serde_json::Value) {
 }
 
 fn run(env: &Env, image: &str, args: &[&str]) -> Run {
-    let mut all = vec!["run", image, "--"];
+    // The images come from crafted archives: loaded, so unsigned content needs the flag.
+    let mut all = vec!["run", "--insecure-skip-verify", image, "--"];
     all.extend_from_slice(args);
     env.wpkg(&all)
 }
@@ -193,14 +194,17 @@ fn a_gzip_bomb_is_refused_by_inspect_and_run_with_nothing_left() {
     );
     load(&env, &mut layout, "edge/bomb:1", &img);
     let small = [("WPKG_MAX_LAYER_SIZE", "1MiB")];
-    for args in [&["inspect", "edge/bomb:1"][..], &["run", "edge/bomb:1"][..]] {
+    for args in [
+        &["inspect", "edge/bomb:1"][..],
+        &["run", "--insecure-skip-verify", "edge/bomb:1"][..],
+    ] {
         env.wpkg_with(args, &small, None)
             .code(125)
             .stderr_has("unpacks to more than 1048576 bytes")
             .stderr_has("WPKG_MAX_LAYER_SIZE");
     }
     env.wpkg_with(
-        &["run", "edge/bomb:1"],
+        &["run", "--insecure-skip-verify", "edge/bomb:1"],
         &[("WPKG_MAX_FILE_SIZE", "4MiB")],
         None,
     )
@@ -214,7 +218,7 @@ fn a_gzip_bomb_is_refused_by_inspect_and_run_with_nothing_left() {
     );
     // Control: under the bounds it runs.
     env.wpkg_with(
-        &["run", "edge/bomb:1"],
+        &["run", "--insecure-skip-verify", "edge/bomb:1"],
         &[("WPKG_MAX_LAYER_SIZE", "64MiB")],
         None,
     )

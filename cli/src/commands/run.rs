@@ -20,8 +20,8 @@ declared `key_value` stores on Redis with --kv; undeclared names, keys, paths an
 Flags may narrow limits, never widen them.\n\n\
 Exit codes: the guest's own; 124 time limit; 134 trap; 137 memory limit; 125 wpkg's own failure.\n\n\
 A registry reference is pulled when the local store lacks it (--pull missing), every digest \
-checked on the way in and again as it is read. A pulled image runs only if one of its \
-signatures verifies under the trust policy (`wpkg trust`); images built or loaded here need none.\n\n\
+checked on the way in and again as it is read. A pulled or loaded image runs only if one of \
+its signatures verifies under the trust policy (`wpkg trust`); images built here need none.\n\n\
 Images without a wpkg manifest (Docker+Wasm `wasi/wasm` images, other tools' Wasm \
 artifacts) get nothing but what the operator grants: --env and --mount for any name and path, \
 --allow-outbound URL for HTTP guests, and for container images --rootfs ro (their files, \

@@ -4,6 +4,11 @@
 //! Loading checks everything before touching the store: every blob's content against
 //! its name, every manifest's config and layers present, every entry a regular file at
 //! a safe path. A damaged archive is refused and the store is left as it was.
+//!
+//! Signatures travel with what is saved: the classic `sha256-<hex>.sig` manifests and
+//! the `sha256-<hex>` referrers indexes (v3 bundles) the store holds for a saved image go
+//! into the archive under the image's repository, and a load keeps them. What a load
+//! brings in is marked as loaded, which verify-before-run treats like a pull.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
@@ -19,10 +24,74 @@ fn bad(reason: impl Into<String>) -> Error {
     Error::BadArchive(reason.into())
 }
 
-/// Writes the images named by `refs` as an OCI layout tarball (deterministic).
+/// Adds a manifest's own blobs (config and layers) to `blobs`.
+fn manifest_blobs(
+    store: &Store,
+    desc: &Descriptor,
+    blobs: &mut BTreeSet<String>,
+) -> Result<(), Error> {
+    let bytes = store.read_descriptor(desc)?;
+    let m: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+        digest: desc.digest.clone(),
+        reason: e.to_string(),
+    })?;
+    blobs.insert(desc.digest.clone());
+    blobs.insert(m.config.digest.clone());
+    blobs.extend(m.layers.iter().map(|l| l.digest.clone()));
+    Ok(())
+}
+
+/// The signature material the store holds for `subject` (a classic `.sig` manifest and
+/// a referrers index, under any repository), as index entries named in `repository`,
+/// with their blobs added to `blobs`.
+fn attached(
+    store: &Store,
+    repository: &Reference,
+    subject: &str,
+    blobs: &mut BTreeSet<String>,
+) -> Result<Vec<Descriptor>, Error> {
+    let sig_tag = crate::associated::signature_tag(subject);
+    let ref_tag = crate::associated::referrers_tag(subject);
+    let mut out = Vec::new();
+    let mut seen = BTreeSet::new();
+    for img in store.list()? {
+        let tag = img.reference.tag.as_deref().unwrap_or("");
+        if (tag != sig_tag && tag != ref_tag) || !seen.insert(tag.to_owned()) {
+            continue;
+        }
+        if tag == sig_tag {
+            manifest_blobs(store, &img.manifest, blobs)?;
+        } else {
+            let bytes = store.read_descriptor(&img.manifest)?;
+            let index: ImageIndex =
+                serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
+                    digest: img.manifest.digest.clone(),
+                    reason: e.to_string(),
+                })?;
+            blobs.insert(img.manifest.digest.clone());
+            for child in &index.manifests {
+                manifest_blobs(store, child, blobs)?;
+            }
+        }
+        let mut d = img.manifest.clone();
+        let named = Reference {
+            digest: None,
+            tag: Some(tag.to_owned()),
+            ..repository.clone()
+        };
+        d.annotations =
+            BTreeMap::from([(media::ANNOTATION_REF_NAME.to_owned(), named.to_string())]);
+        out.push(d);
+    }
+    Ok(out)
+}
+
+/// Writes the images named by `refs`, and the signatures the store holds for them, as
+/// an OCI layout tarball (deterministic).
 pub fn save(store: &Store, refs: &[Reference]) -> Result<Vec<u8>, Error> {
     let mut blobs: BTreeSet<String> = BTreeSet::new();
     let mut manifests = Vec::new();
+    let mut signatures = Vec::new();
     for r in refs {
         let desc = store.resolve(r)?;
         let bytes = store.read_descriptor(&desc)?;
@@ -41,7 +110,16 @@ pub fn save(store: &Store, refs: &[Reference]) -> Result<Vec<u8>, Error> {
         d.annotations =
             BTreeMap::from([(media::ANNOTATION_REF_NAME.to_owned(), tagged.to_string())]);
         manifests.push(d);
+        for s in attached(store, &tagged, &desc.digest, &mut blobs)? {
+            if !signatures
+                .iter()
+                .any(|x: &Descriptor| x.annotations == s.annotations)
+            {
+                signatures.push(s);
+            }
+        }
     }
+    manifests.extend(signatures);
     let index = ImageIndex {
         schema_version: 2,
         media_type: Some(media::OCI_INDEX.into()),
@@ -154,13 +232,14 @@ pub fn load(store: &Store, archive: &[u8], name: Option<&str>) -> Result<Loaded,
     };
     // Check everything first.
     let mut plan: Vec<(Reference, Descriptor, Vec<String>)> = Vec::new();
-    for d in &index.manifests {
-        let m_bytes = blob(&d.digest)?;
-        if m_bytes.len() as u64 != d.size {
-            return Err(bad(format!("manifest {} has the wrong size", d.digest)));
+    // A manifest's config and layers, present and of their sizes.
+    let manifest_needs = |digest: &str, size: u64| -> Result<Vec<String>, Error> {
+        let m_bytes = blob(digest)?;
+        if m_bytes.len() as u64 != size {
+            return Err(bad(format!("manifest {digest} has the wrong size")));
         }
         let m: ImageManifest = serde_json::from_slice(m_bytes)
-            .map_err(|e| bad(format!("manifest {} does not parse: {e}", d.digest)))?;
+            .map_err(|e| bad(format!("manifest {digest} does not parse: {e}")))?;
         let mut needed = vec![m.config.digest.clone()];
         needed.extend(m.layers.iter().map(|l| l.digest.clone()));
         for (digest, size) in std::iter::once((&m.config.digest, m.config.size))
@@ -170,6 +249,39 @@ pub fn load(store: &Store, archive: &[u8], name: Option<&str>) -> Result<Loaded,
                 return Err(bad(format!("blob {digest} has the wrong size")));
             }
         }
+        Ok(needed)
+    };
+    for d in &index.manifests {
+        let is_index = d.media_type == media::OCI_INDEX;
+        let needed = if is_index {
+            // Only a referrers index (signatures in v3 bundles) is taken, under its
+            // fallback tag; other indexes (multi-platform images) are not.
+            let tagged = d
+                .annotations
+                .get(media::ANNOTATION_REF_NAME)
+                .and_then(|n| n.rsplit(':').next())
+                .is_some_and(|t| crate::associated::is_signature_tag(t) && !t.ends_with(".sig"));
+            if !tagged {
+                return Err(bad(format!(
+                    "entry {} is an image index; only single images (and their signatures) are loaded",
+                    d.digest
+                )));
+            }
+            let i_bytes = blob(&d.digest)?;
+            if i_bytes.len() as u64 != d.size {
+                return Err(bad(format!("index {} has the wrong size", d.digest)));
+            }
+            let i: ImageIndex = serde_json::from_slice(i_bytes)
+                .map_err(|e| bad(format!("index {} does not parse: {e}", d.digest)))?;
+            let mut needed = Vec::new();
+            for child in &i.manifests {
+                needed.extend(manifest_needs(&child.digest, child.size)?);
+                needed.push(child.digest.clone());
+            }
+            needed
+        } else {
+            manifest_needs(&d.digest, d.size)?
+        };
         let ref_name = d
             .annotations
             .get(media::ANNOTATION_REF_NAME)

@@ -228,9 +228,10 @@ impl Store {
         self.set_tag_locked(&lock, reference, manifest)
     }
 
-    /// Whether the image `digest` came only from registries: no tag of it was built
-    /// or loaded here (entries from before wpkg recorded origins count as local).
-    pub fn only_pulled(&self, digest: &str) -> Result<bool, Error> {
+    /// Whether the image `digest` came only from elsewhere (registries or archives): no
+    /// tag of it was built here (entries from before wpkg recorded origins count as
+    /// local). Such an image must verify under the trust policy to run.
+    pub fn needs_signature(&self, digest: &str) -> Result<bool, Error> {
         let bytes = self.read_index_bytes()?;
         let mut any = false;
         for (raw, _) in self
@@ -253,7 +254,7 @@ impl Store {
                 continue;
             }
             any = true;
-            if Origin::of(&d) != Some(Origin::Pull) {
+            if !matches!(Origin::of(&d), Some(Origin::Pull | Origin::Load)) {
                 return Ok(false);
             }
         }
