@@ -29,8 +29,8 @@ pub struct TrustSettings {
 /// What decided trust for one check.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TrustSource {
-    /// Keys the caller gave explicitly.
-    GivenKeys,
+    /// Keys or keyless identities the caller gave explicitly.
+    Given,
     /// The policy scope with this pattern.
     Scope(String),
 }
@@ -38,7 +38,7 @@ pub enum TrustSource {
 impl std::fmt::Display for TrustSource {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            TrustSource::GivenKeys => f.write_str("the keys given"),
+            TrustSource::Given => f.write_str("the keys and identities given"),
             TrustSource::Scope(s) => write!(f, "trust policy scope `{s}`"),
         }
     }
@@ -175,11 +175,12 @@ pub fn check_signatures(
     reference: &Reference,
     digest: &str,
     keys: &[PublicKey],
+    identities: &[wpkg_signing::keyless::Identity],
     trust: &TrustSettings,
 ) -> Result<Result<Verification, Refusal>, Error> {
     let name = shown_name(reference);
     let policy = Policy::load(&trust.policy)?;
-    let (keys, identities, source_of_trust) = if keys.is_empty() {
+    let (keys, identities, source_of_trust) = if keys.is_empty() && identities.is_empty() {
         match policy.scope_for(&reference.name()) {
             Some(s) => (
                 s.public_keys().map_err(|reason| Error::ScopeKeys {
@@ -198,7 +199,7 @@ pub fn check_signatures(
             }
         }
     } else {
-        (keys.to_vec(), Vec::new(), TrustSource::GivenKeys)
+        (keys.to_vec(), identities.to_vec(), TrustSource::Given)
     };
     if material.is_empty() {
         return Ok(Err(Refusal::Unsigned {
@@ -293,7 +294,7 @@ pub fn admit(
         Basis::SkippedByOperator
     } else {
         let material = store.signatures(&desc.digest)?;
-        match check_signatures(&material, reference, &desc.digest, &[], trust)? {
+        match check_signatures(&material, reference, &desc.digest, &[], &[], trust)? {
             Ok(v) => Basis::Signed(v),
             Err(refusal) => {
                 return Err(Error::NotVerified {

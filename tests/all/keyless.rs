@@ -387,3 +387,88 @@ fn signatures_through_the_referrers_api_and_through_the_fallback_tag() {
         "",
     );
 }
+
+/// cosign's one-off identity flags on `wpkg verify`: no policy file needed; a wrong
+/// identity is "not verified" (exit 1); incomplete flags are an error (exit 125).
+#[test]
+fn verify_takes_cosigns_certificate_identity_flags() {
+    let env = Env::new();
+    let ts = TestSigstore::start(env.dir.path());
+    let digest = hello(&env, "Local");
+    run_with(&env, &["sign", "hello:0.1.0"], &ci_env(&ts)).ok();
+    let root = ts.trusted_root.to_str().unwrap();
+    let verify = |extra: &[&str]| {
+        let mut args = vec!["verify", "hello:0.1.0", "--trusted-root", root];
+        args.extend_from_slice(extra);
+        env.wpkg(&args)
+    };
+    verify(&[
+        "--certificate-identity",
+        &ts.identity,
+        "--certificate-oidc-issuer",
+        &ts.issuer,
+    ])
+    .ok()
+    .stderr_has("keyless signature by")
+    .stderr_has("the keys and identities given")
+    .stdout_has(&digest);
+    let pattern = format!(
+        "{}.*",
+        regex_lite_escape(&ts.identity[..ts.identity.len() / 2])
+    );
+    verify(&[
+        "--certificate-identity-regexp",
+        &pattern,
+        "--certificate-oidc-issuer",
+        &ts.issuer,
+    ])
+    .ok();
+    // The regexp is anchored: a fragment of the identity does not match on its own.
+    verify(&[
+        "--certificate-identity-regexp",
+        "acme",
+        "--certificate-oidc-issuer",
+        &ts.issuer,
+    ])
+    .code(1);
+    verify(&[
+        "--certificate-identity",
+        "someone@else.example",
+        "--certificate-oidc-issuer",
+        &ts.issuer,
+    ])
+    .code(1);
+    verify(&[
+        "--certificate-identity",
+        &ts.identity,
+        "--certificate-oidc-issuer",
+        "https://other.example",
+    ])
+    .code(1);
+    verify(&["--certificate-identity", &ts.identity])
+        .code(125)
+        .stderr_has("needs --certificate-oidc-issuer");
+    verify(&["--certificate-oidc-issuer", &ts.issuer])
+        .code(125)
+        .stderr_has("needs --certificate-identity");
+    verify(&[
+        "--certificate-identity-regexp",
+        "(",
+        "--certificate-oidc-issuer",
+        &ts.issuer,
+    ])
+    .code(125)
+    .stderr_has("does not compile");
+}
+
+fn regex_lite_escape(s: &str) -> String {
+    s.chars()
+        .flat_map(|c| {
+            if "\\.+*?()|[]{}^$".contains(c) {
+                vec!['\\', c]
+            } else {
+                vec![c]
+            }
+        })
+        .collect()
+}
