@@ -1,6 +1,7 @@
 //! Steps 3 to 5: plan (the artifact's capabilities narrowed by the operator), prepare
 //! (the wasm read back digest-checked, bundled files extracted), execute (a command
-//! run or an HTTP server). Only a [`VerifiedArtifact`] can be prepared.
+//! run or an HTTP server). Only what [`crate::admit`] or, by the operator's explicit
+//! choice, [`crate::admit_unverified`] let in can be prepared.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -19,7 +20,7 @@ use wpkg_store::Store;
 use wpkg_spec::image::{EmbeddedCapabilities, Entry, RuntimeConfig, CAPABILITIES_FILE};
 use wpkg_store::image::{Content, ImageFile, LoadedImage};
 
-use crate::verify::VerifiedArtifact;
+use crate::verify::Admitted;
 use crate::{Error, Home};
 
 /// How the guest's arguments are made.
@@ -49,7 +50,7 @@ pub struct Prepared {
 pub fn prepare(
     home: &Home,
     store: &Store,
-    verified: &VerifiedArtifact,
+    verified: &Admitted,
     request: &OperatorRequest,
 ) -> Result<Prepared, Error> {
     match prepare_content(home, store, verified, request) {
@@ -70,7 +71,7 @@ pub fn prepare(
 fn prepare_content(
     home: &Home,
     store: &Store,
-    verified: &VerifiedArtifact,
+    verified: &Admitted,
     request: &OperatorRequest,
 ) -> Result<Prepared, Error> {
     let reference = verified.reference();
@@ -116,7 +117,7 @@ fn prepare_content(
 fn prepare_image(
     home: &Home,
     store: &Store,
-    verified: &VerifiedArtifact,
+    verified: &Admitted,
     img: &LoadedImage,
     request: &OperatorRequest,
 ) -> Result<Prepared, Error> {
@@ -137,7 +138,7 @@ fn prepare_image(
 fn prepare_unpacked(
     home: &Home,
     store: &Store,
-    verified: &VerifiedArtifact,
+    verified: &Admitted,
     img: &LoadedImage,
     request: &OperatorRequest,
     rootfs: wpkg_store::unpack::Unpacked,
@@ -233,7 +234,7 @@ fn read_embedded(
 fn prepare_embedded(
     home: &Home,
     store: &Store,
-    verified: &VerifiedArtifact,
+    verified: &Admitted,
     rootfs: wpkg_store::unpack::Unpacked,
     rc: RuntimeConfig,
     embedded: EmbeddedCapabilities,

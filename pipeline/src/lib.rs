@@ -31,5 +31,8 @@ pub use error::Error;
 pub use execute::{prepare, Prepared, ServeOptions};
 pub use home::Home;
 pub use resolve::{resolve, PullPolicy, Resolved};
-pub use verify::{admit, Basis, Refusal, TrustSettings, VerifiedArtifact};
+pub use verify::{
+    admit, admit_unverified, Admitted, Basis, Refusal, TrustSettings, UnverifiedArtifact,
+    VerifiedArtifact,
+};
 pub use wpkg_runner::{timings, Error as RunnerError, Event, Observer, Outcome};

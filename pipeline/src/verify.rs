@@ -236,26 +236,71 @@ pub fn check_signatures(
     )
 }
 
-/// Why an image was allowed to run.
+/// Why a verified image may run.
 #[derive(Clone, Debug)]
 pub enum Basis {
     /// Built on this machine: it needs no signature.
     Local,
     /// A signature verified under the trust policy.
     Signed(Verification),
-    /// The operator chose to run it unverified.
-    SkippedByOperator,
 }
 
-/// An image that may run: its digest was resolved, its signature (for pulled images)
-/// verified, and its manifest and config read back with every digest checked. Only
-/// [`admit`] makes one.
+/// An image that may run: its digest was resolved, its signature (for pulled or loaded
+/// images) verified, and its manifest and config read back with every digest checked.
+/// Only [`admit`] makes one.
 #[derive(Debug)]
 pub struct VerifiedArtifact {
     reference: Reference,
     descriptor: Descriptor,
     content: Content,
     basis: Basis,
+}
+
+/// An image from elsewhere that the operator chose to run without checking its
+/// signature (`--insecure-skip-verify`): resolved and digest-checked like a verified
+/// one, but nothing vouches for it. Only [`admit_unverified`] makes one.
+#[derive(Debug)]
+pub struct UnverifiedArtifact {
+    reference: Reference,
+    descriptor: Descriptor,
+    content: Content,
+}
+
+impl UnverifiedArtifact {
+    /// The reference it was resolved from.
+    pub fn reference(&self) -> &Reference {
+        &self.reference
+    }
+    /// The manifest descriptor (the digest that will run).
+    pub fn descriptor(&self) -> &Descriptor {
+        &self.descriptor
+    }
+}
+
+/// What may be prepared and run: verified, or explicitly unverified.
+#[derive(Debug)]
+pub enum Admitted {
+    /// Built here, or a signature verified.
+    Verified(VerifiedArtifact),
+    /// The operator skipped verification of an image from elsewhere.
+    Unverified(UnverifiedArtifact),
+}
+
+impl Admitted {
+    /// The reference it was resolved from.
+    pub fn reference(&self) -> &Reference {
+        match self {
+            Admitted::Verified(v) => &v.reference,
+            Admitted::Unverified(u) => &u.reference,
+        }
+    }
+    /// The manifest, config and layers, in the image's layout.
+    pub fn content(&self) -> &Content {
+        match self {
+            Admitted::Verified(v) => &v.content,
+            Admitted::Unverified(u) => &u.content,
+        }
+    }
 }
 
 impl VerifiedArtifact {
@@ -279,19 +324,15 @@ impl VerifiedArtifact {
 
 /// Decides whether the image `desc` (resolved from `reference`) may run: images that
 /// came only from elsewhere (pulled, or loaded from an archive; not built here) need a
-/// signature that verifies under `trust`,
-/// unless `skip_verification` is set. Then loads exactly the digest that was checked.
+/// signature that verifies under `trust`. Then loads exactly the digest that was checked.
 pub fn admit(
     store: &Store,
     reference: &Reference,
     desc: &Descriptor,
     trust: &TrustSettings,
-    skip_verification: bool,
 ) -> Result<VerifiedArtifact, Error> {
     let basis = if !store.needs_signature(&desc.digest)? {
         Basis::Local
-    } else if skip_verification {
-        Basis::SkippedByOperator
     } else {
         let material = store.signatures(&desc.digest)?;
         match check_signatures(&material, reference, &desc.digest, &[], &[], trust)? {
@@ -311,5 +352,30 @@ pub fn admit(
         descriptor: desc.clone(),
         content,
         basis,
+    })
+}
+
+/// The operator's explicit way out: admits the image `desc` without checking any
+/// signature. An image built here is still [`Admitted::Verified`] (it needs none); one
+/// from elsewhere is [`Admitted::Unverified`], so that the caller says so.
+pub fn admit_unverified(
+    store: &Store,
+    reference: &Reference,
+    desc: &Descriptor,
+) -> Result<Admitted, Error> {
+    let content = wpkg_store::image::load_any(store, desc)?;
+    Ok(if store.needs_signature(&desc.digest)? {
+        Admitted::Unverified(UnverifiedArtifact {
+            reference: reference.clone(),
+            descriptor: desc.clone(),
+            content,
+        })
+    } else {
+        Admitted::Verified(VerifiedArtifact {
+            reference: reference.clone(),
+            descriptor: desc.clone(),
+            content,
+            basis: Basis::Local,
+        })
     })
 }

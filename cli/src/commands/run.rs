@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::Args;
-use wpkg_pipeline::{timings, Basis, Resolved, ServeOptions};
+use wpkg_pipeline::{timings, Admitted, Basis, Resolved, ServeOptions};
 use wpkg_spec::manifest::Trigger;
 use wpkg_spec::plan::{MountRequest, OperatorRequest};
 use wpkg_spec::units::{ByteSize, DurationSpec};
@@ -208,20 +208,25 @@ impl RunArgs {
         };
         timings::mark("resolve (index)");
         // Verify before anything executes; then run exactly the digest verified.
-        let verified = wpkg_pipeline::admit(
-            &store,
-            &reference,
-            &desc,
-            &self.policy.settings()?,
-            self.insecure_skip_verify,
-        )?;
-        match verified.basis() {
-            Basis::Local => {}
-            Basis::Signed(v) => eprintln!("{v}"),
-            Basis::SkippedByOperator => eprintln!(
+        let verified = if self.insecure_skip_verify {
+            wpkg_pipeline::admit_unverified(&store, &reference, &desc)?
+        } else {
+            Admitted::Verified(wpkg_pipeline::admit(
+                &store,
+                &reference,
+                &desc,
+                &self.policy.settings()?,
+            )?)
+        };
+        match &verified {
+            Admitted::Verified(v) => match v.basis() {
+                Basis::Local => {}
+                Basis::Signed(v) => eprintln!("{v}"),
+            },
+            Admitted::Unverified(u) => eprintln!(
                 "warning: --insecure-skip-verify: running {} ({}) without checking its signature",
-                reference.familiar(),
-                desc.digest
+                u.reference().familiar(),
+                u.descriptor().digest
             ),
         }
         timings::mark("verify (manifest, config, signature, policy)");
