@@ -150,7 +150,9 @@ pub fn hints(e: &anyhow::Error) -> Vec<String> {
             Some(Known::Scaffold(x)) => scaffold_hint(x),
             None => None,
         };
-        if let Some(h) = found.filter(|h| !out.contains(h)) {
+        // A link's fix that an earlier hint already says (a refusal's, inside the
+        // "refusing to run" hint) is not said twice.
+        if let Some(h) = found.filter(|h| !out.iter().any(|o| o.contains(h.as_str()))) {
             out.push(h);
         }
     }

@@ -212,9 +212,12 @@ fn key_signatures_travel_with_save_and_load() {
         .stdout_has(&format!("loaded hello:moved {digest}"))
         .stderr_has("signature material");
     // No trust policy: refused. The publisher's key: verified, and it runs.
-    b.wpkg(&["run", "hello:moved"])
+    let refused = b
+        .wpkg(&["run", "hello:moved"])
         .code(125)
         .stderr_has("no trust policy scope covers");
+    // One fix, said once (the refusal's hint is inside the "refusing to run" one).
+    assert_eq!(refused.stderr.matches("hint:").count(), 1, "{refused:#?}");
     b.wpkg(&["trust", "add", "hello", "--key", &pub_key]).ok();
     b.wpkg(&["run", "hello:moved"])
         .ok()
