@@ -465,48 +465,15 @@ impl wpkg_pipeline::Observer for Events {
     fn event(&self, event: &wpkg_pipeline::Event<'_>) {
         use wpkg_pipeline::Event;
         match event {
-            Event::OutboundDenied {
-                guest,
-                method,
-                destination,
-                reason,
-                entry,
-            } => {
-                let hint = match entry {
-                    Some(e) => {
-                        format!("; to allow it, add to wpkg.toml: outbound_http = [\"{e}\"]")
-                    }
-                    None => String::new(),
-                };
-                eprintln!("wpkg: {guest}: outbound request denied: {method} {destination}: {reason}{hint}");
-            }
-            Event::Served {
-                guest,
-                method,
-                path,
-                status,
-                elapsed,
-                failure,
-            } => {
-                let note = failure
-                    .and_then(|f| f.describe())
-                    .map(|d| format!(" ({d})"))
-                    .unwrap_or_default();
+            Event::Served { .. } => {
                 self.sent.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-                self.send(LogMsg::Line(format!(
-                    "{guest} {method} {path} {status} {:.1}ms{note}\n",
-                    elapsed.as_secs_f64() * 1000.0
-                )));
+                self.send(LogMsg::Line(format!("{event}\n")));
             }
             Event::Draining => {
                 self.flush();
-                eprintln!("wpkg: shutting down; waiting for in-flight requests");
+                eprintln!("{event}");
             }
-            Event::DrainTimedOut { waited } => eprintln!(
-                "wpkg: some requests did not finish within {}s; stopping anyway",
-                waited.as_secs()
-            ),
-            _ => {}
+            _ => eprintln!("{event}"),
         }
     }
 }

@@ -70,6 +70,57 @@ pub enum Event<'a> {
     },
 }
 
+impl std::fmt::Display for Event<'_> {
+    /// The event as one log line (no newline): what front ends print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Event::OutboundDenied {
+                guest,
+                method,
+                destination,
+                reason,
+                entry,
+            } => {
+                write!(
+                    f,
+                    "wpkg: {guest}: outbound request denied: {method} {destination}: {reason}"
+                )?;
+                match entry {
+                    Some(e) => write!(
+                        f,
+                        "; to allow it, add to wpkg.toml: outbound_http = [\"{e}\"]"
+                    ),
+                    None => Ok(()),
+                }
+            }
+            Event::Served {
+                guest,
+                method,
+                path,
+                status,
+                elapsed,
+                failure,
+            } => {
+                write!(
+                    f,
+                    "{guest} {method} {path} {status} {:.1}ms",
+                    elapsed.as_secs_f64() * 1000.0
+                )?;
+                match failure.and_then(|o| o.describe()) {
+                    Some(d) => write!(f, " ({d})"),
+                    None => Ok(()),
+                }
+            }
+            Event::Draining => f.write_str("wpkg: shutting down; waiting for in-flight requests"),
+            Event::DrainTimedOut { waited } => write!(
+                f,
+                "wpkg: some requests did not finish within {}s; stopping anyway",
+                waited.as_secs()
+            ),
+        }
+    }
+}
+
 /// Receives [`Event`]s; the front end renders them.
 pub trait Observer: Send + Sync {
     /// One event.

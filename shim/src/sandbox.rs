@@ -345,37 +345,6 @@ struct StderrEvents;
 
 impl Observer for StderrEvents {
     fn event(&self, event: &Event<'_>) {
-        match event {
-            Event::OutboundDenied {
-                guest,
-                method,
-                destination,
-                reason,
-                ..
-            } => eprintln!(
-                "wpkg: {guest}: outbound request denied: {method} {destination}: {reason}"
-            ),
-            Event::Served {
-                guest,
-                method,
-                path,
-                status,
-                elapsed,
-                failure,
-            } => eprintln!(
-                "{guest} {method} {path} {status} {:.1}ms{}",
-                elapsed.as_secs_f64() * 1000.0,
-                failure
-                    .and_then(|f| f.describe())
-                    .map(|d| format!(" ({d})"))
-                    .unwrap_or_default()
-            ),
-            Event::Draining => eprintln!("wpkg: shutting down; waiting for in-flight requests"),
-            Event::DrainTimedOut { waited } => eprintln!(
-                "wpkg: some requests did not finish within {}s; stopping anyway",
-                waited.as_secs()
-            ),
-            _ => {}
-        }
+        eprintln!("{event}");
     }
 }

@@ -276,6 +276,19 @@ fn the_embedded_store_survives_kill_9_during_writes() {
                 break;
             }
         }
+        if round == 0 {
+            // While one process holds the embedded store, a second run is refused, clearly,
+            // before its guest starts.
+            run(
+                &env,
+                &caps,
+                &["-c", "token=x"],
+                &["kv-get", "default", "counter"],
+            )
+            .code(125)
+            .stderr_has("another wpkg process has it open")
+            .stderr_has("hint: an embedded store belongs to one process at a time");
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         assert!(seen >= target, "the guest stored only {seen} values");

@@ -94,14 +94,7 @@ pub fn save(store: &Store, refs: &[Reference]) -> Result<Vec<u8>, Error> {
     let mut signatures = Vec::new();
     for r in refs {
         let desc = store.resolve(r)?;
-        let bytes = store.read_descriptor(&desc)?;
-        let m: ImageManifest = serde_json::from_slice(&bytes).map_err(|e| Error::BadManifest {
-            digest: desc.digest.clone(),
-            reason: e.to_string(),
-        })?;
-        blobs.insert(desc.digest.clone());
-        blobs.insert(m.config.digest.clone());
-        blobs.extend(m.layers.iter().map(|l| l.digest.clone()));
+        manifest_blobs(store, &desc, &mut blobs)?;
         let mut d = desc.clone();
         let tagged = Reference {
             digest: None,
