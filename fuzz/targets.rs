@@ -738,13 +738,13 @@ fn identities() -> Vec<Identity> {
     vec![
         Identity {
             issuer: "https://token.actions.githubusercontent.com".to_owned(),
-            subject: None,
             subject_regexp: Some("https://github.com/.*".to_owned()),
+            ..Default::default()
         },
         Identity {
             issuer: "https://accounts.google.com".to_owned(),
             subject: Some("someone@example.com".to_owned()),
-            subject_regexp: None,
+            ..Default::default()
         },
     ]
 }

@@ -6,9 +6,12 @@ use std::error::Error as StdError;
 
 use wpkg_distribution::registry::RegistryError;
 use wpkg_distribution::transfer::TransferError;
+use wpkg_pipeline::verify::TrustSource;
 use wpkg_pipeline::{Error as Pipeline, Refusal, RunnerError};
+use wpkg_signing::error::Part;
 use wpkg_signing::keyless_sign::KeylessError;
 use wpkg_signing::trust::TrustError;
+use wpkg_signing::VerifyError;
 use wpkg_spec::config::ConfigError;
 use wpkg_spec::keyvalue::KeyValueError;
 use wpkg_spec::plan::PlanError;
@@ -335,8 +338,44 @@ pub fn refusal_hint(r: &Refusal) -> Option<String> {
             "the publisher signs it with `wpkg sign --key` or `--keyless` (or `cosign sign`)"
                 .into(),
         ),
-        Refusal::NoneVerifies { .. } => None,
+        Refusal::NoneVerifies {
+            rejected,
+            source_of_trust,
+        } => rejected
+            .first()
+            .and_then(|r| none_verifies_hint(&r.error, source_of_trust)),
     }
+}
+
+/// The fix for the first signature that did not verify, by the check it failed.
+fn none_verifies_hint(e: &VerifyError, trust: &TrustSource) -> Option<String> {
+    let scope = match trust {
+        TrustSource::Scope(s) => s.as_str(),
+        TrustSource::Given => "SCOPE",
+    };
+    Some(match e {
+        VerifyError::Identity { subject, issuer } => format!(
+            "if you trust that signer: `wpkg trust add '{scope}' --issuer {issuer} --subject {subject}`"
+        ),
+        VerifyError::Issuer { issuer, .. } => format!(
+            "the certificate was issued through {issuer}; a rule for that identity names another issuer, and both must match"
+        ),
+        VerifyError::Claim { claim, .. } => format!(
+            "the signature was made from another {claim} than the rule allows; if that is expected, widen the rule (`wpkg trust add` with --claim-regexp)"
+        ),
+        VerifyError::KeylessNotTrusted => format!(
+            "trust the signer's identity: `wpkg trust add '{scope}' --github OWNER/REPO` or --issuer URL --subject ID"
+        ),
+        VerifyError::Key | VerifyError::NoKeys => format!(
+            "it is signed with a key not trusted here: get the publisher's public key and `wpkg trust add '{scope}' --key PUBLISHER.pub`"
+        ),
+        VerifyError::Subject { .. } => "the signature is for another image: sign this digest".into(),
+        VerifyError::TrustRoot(_) => "give a readable Sigstore trusted_root.json with --trusted-root".into(),
+        e if e.part() == Part::Log || e.part() == Part::Certificate => {
+            "signed with a private Sigstore instance? give its trusted_root.json with --trusted-root; otherwise the signature was tampered with".into()
+        }
+        _ => return None,
+    })
 }
 
 /// The fix for a keyless signing failure.

@@ -12,6 +12,7 @@ use wpkg_pipeline::timings;
 mod commands;
 mod diagnostics;
 mod env_vars;
+mod identity;
 mod policy;
 mod project;
 mod remote;
@@ -52,7 +53,7 @@ enum Command {
     Pull(commands::push::PullArgs),
     Keygen(commands::sign::KeygenArgs),
     Sign(commands::sign::SignArgs),
-    Verify(commands::sign::VerifyArgs),
+    Verify(commands::verify::VerifyArgs),
     Trust(commands::trust::TrustArgs),
     Login(commands::login::LoginArgs),
     Logout(commands::login::LogoutArgs),

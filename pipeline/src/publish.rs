@@ -22,7 +22,7 @@ pub enum Made {
     /// A keyless bundle.
     Keyless {
         /// The certificate's identity.
-        identity: String,
+        identity: wpkg_signing::keyless::CertIdentity,
         /// The Rekor log index.
         log_index: i64,
         /// The bundle (JSON), as attached.

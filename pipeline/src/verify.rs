@@ -64,31 +64,16 @@ pub enum Refusal {
         signature_tag: String,
     },
     /// Signatures exist; none verifies.
-    #[error("no signature verifies under {source_of_trust}: {}", reasons.join("; "))]
+    #[error("no signature verifies under {source_of_trust}: {}", rejected.iter().map(|r| r.to_string()).collect::<Vec<_>>().join("; "))]
     NoneVerifies {
         /// What was trusted.
         source_of_trust: TrustSource,
-        /// Why each signature failed, numbered.
-        reasons: Vec<String>,
+        /// Each signature and the check it failed.
+        rejected: Vec<Rejected>,
     },
 }
 
-/// Who signed, as checked.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Signer {
-    /// A key, by SHA-256 fingerprint of its public key; `form` is `classic` or `bundle`.
-    Key {
-        /// `classic` or `bundle`.
-        form: &'static str,
-        /// The fingerprint.
-        fingerprint: String,
-    },
-    /// A keyless certificate identity (`SAN (issuer ...)`).
-    Keyless {
-        /// The identity.
-        identity: String,
-    },
-}
+pub use wpkg_signing::{Rejected, Signer};
 
 /// A signature that verified.
 #[derive(Clone, Debug)]
@@ -101,21 +86,14 @@ pub struct Verification {
     pub signer: Signer,
     /// What trusted the signer.
     pub source_of_trust: TrustSource,
+    /// Signatures checked before the one that verified, and why each did not.
+    pub rejected: Vec<Rejected>,
 }
 
 impl std::fmt::Display for Verification {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let (name, digest, source) = (&self.name, &self.digest, &self.source_of_trust);
-        match &self.signer {
-            Signer::Keyless { identity } => write!(
-                f,
-                "verified {name}@{digest}: keyless signature by {identity} ({source})"
-            ),
-            Signer::Key { form, fingerprint } => write!(
-                f,
-                "verified {name}@{digest}: {form} signature by key sha256:{fingerprint} ({source})"
-            ),
-        }
+        write!(f, "verified {name}@{digest}: {} ({source})", self.signer)
     }
 }
 
@@ -213,27 +191,20 @@ pub fn check_signatures(
         identities: &identities,
         root: &root,
     };
-    Ok(
-        match wpkg_signing::verify_material(material, digest, &trusted) {
-            Ok(v) => Ok(Verification {
-                name,
-                digest: digest.to_owned(),
-                signer: if v.form == "keyless" {
-                    Signer::Keyless { identity: v.key }
-                } else {
-                    Signer::Key {
-                        form: v.form,
-                        fingerprint: v.key,
-                    }
-                },
-                source_of_trust,
-            }),
-            Err(reasons) => Err(Refusal::NoneVerifies {
-                source_of_trust,
-                reasons,
-            }),
-        },
-    )
+    let checked = wpkg_signing::verify_material(material, digest, &trusted);
+    Ok(match checked.signer {
+        Some(signer) => Ok(Verification {
+            name,
+            digest: digest.to_owned(),
+            signer,
+            source_of_trust,
+            rejected: checked.rejected,
+        }),
+        None => Err(Refusal::NoneVerifies {
+            source_of_trust,
+            rejected: checked.rejected,
+        }),
+    })
 }
 
 /// Why a verified image may run.
@@ -242,7 +213,7 @@ pub enum Basis {
     /// Built on this machine: it needs no signature.
     Local,
     /// A signature verified under the trust policy.
-    Signed(Verification),
+    Signed(Box<Verification>),
 }
 
 /// An image that may run: its digest was resolved, its signature (for pulled or loaded
@@ -336,7 +307,7 @@ pub fn admit(
     } else {
         let material = store.signatures(&desc.digest)?;
         match check_signatures(&material, reference, &desc.digest, &[], &[], trust)? {
-            Ok(v) => Basis::Signed(v),
+            Ok(v) => Basis::Signed(Box::new(v)),
             Err(refusal) => {
                 return Err(Error::NotVerified {
                     reference: reference.familiar(),

@@ -16,6 +16,7 @@ mod http;
 mod image_format;
 mod interop;
 mod keyless;
+mod keyless_claims;
 mod keyless_interop;
 mod keyless_refusals;
 mod manifest_ui;

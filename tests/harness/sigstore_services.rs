@@ -71,6 +71,30 @@ pub struct LeafOptions {
     pub no_sct: bool,
     /// Another SAN URI than the default workflow identity.
     pub subject: Option<String>,
+    /// Fulcio's v2 claim extensions (1.3.6.1.4.1.57264.1.N → value), as Fulcio copies
+    /// them from a GitHub Actions token.
+    pub claims: Vec<(u64, String)>,
+}
+
+/// The claim extensions Fulcio makes from a GitHub Actions token (its ci-provider
+/// template for `token.actions.githubusercontent.com`).
+pub fn github_claims(token: &Value) -> Vec<(u64, String)> {
+    let s = |k: &str| token[k].as_str().unwrap_or("").to_owned();
+    let gh = |k: &str| format!("https://github.com/{}", s(k));
+    vec![
+        (9, gh("job_workflow_ref")),
+        (10, s("job_workflow_sha")),
+        (11, s("runner_environment")),
+        (12, gh("repository")),
+        (13, s("sha")),
+        (14, s("ref")),
+        (16, gh("repository_owner")),
+        (18, gh("workflow_ref")),
+        (20, s("event_name")),
+    ]
+    .into_iter()
+    .filter(|(_, v)| !v.is_empty() && v != "https://github.com/")
+    .collect()
 }
 
 /// A leaf certificate and its key.
@@ -368,6 +392,15 @@ impl Inner {
                 v
             }),
         ];
+        for (arc, value) in &opts.claims {
+            let mut v = vec![0x0c];
+            der_len(&mut v, value.len());
+            v.extend_from_slice(value.as_bytes());
+            exts.push(CustomExtension::from_oid_content(
+                &[1, 3, 6, 1, 4, 1, 57264, 1, *arc],
+                v,
+            ));
+        }
         if opts.unknown_critical {
             let mut e =
                 CustomExtension::from_oid_content(&[1, 3, 6, 1, 4, 1, 99999, 1], vec![0x05, 0]);
@@ -900,7 +933,11 @@ fn fulcio(stream: TcpStream, i: &Inner, body: &[u8], auth: &str) {
         Some(w) => format!("https://github.com/{w}"),
         None => subject.to_owned(),
     };
-    let leaf = i.leaf(&spki, &san, GITHUB_ISSUER, &LeafOptions::default());
+    let opts = LeafOptions {
+        claims: github_claims(&claims),
+        ..Default::default()
+    };
+    let leaf = i.leaf(&spki, &san, GITHUB_ISSUER, &opts);
     respond(
         stream,
         "201 Created",

@@ -20,6 +20,7 @@ pub mod schema;
 pub mod sign;
 pub mod tag;
 pub mod trust;
+pub mod verify;
 
 /// Parses a reference given on the command line.
 pub fn parse_ref(s: &str) -> Result<Reference> {

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
+use wpkg_signing::keyless::Identity;
 use wpkg_signing::keys::PublicKey;
 use wpkg_signing::trust::Policy;
 
@@ -31,31 +32,18 @@ pub enum TrustCommand {
     /// Trust a public key, or a keyless identity, for a scope (`ghcr.io/acme/*`,
     /// `ghcr.io/acme/app`, `*`)
     #[command(after_help = "Keyless (Sigstore) identities: an OIDC issuer and the \
-certificate subject, exact or as a regular expression that must match all of it.\n\n\
+certificate subject, each exact or as a regular expression that must match all of it, and \
+optionally claims Fulcio puts in the certificate (--claim NAME=VALUE, --claim-regexp).\n\n\
+--github OWNER/REPO builds the rule for GitHub Actions: GitHub's issuer, a workflow of that \
+repository as the signer (--workflow to name one), and that repository as the run's source \
+repository, so that a reusable workflow of OWNER/REPO called from another repository does \
+not sign as OWNER/REPO. --ref/--ref-regexp narrow the git ref; --github-hosted refuses \
+self-hosted runners.\n\n\
 Examples:\n  wpkg trust add 'ghcr.io/acme/*' --key acme.pub\n  \
+wpkg trust add 'ghcr.io/acme/*' --github acme/app --workflow release.yml --ref-regexp 'refs/tags/v.*'\n  \
 wpkg trust add 'ghcr.io/acme/*' --issuer https://token.actions.githubusercontent.com \\\n    \
 --subject https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main")]
-    Add {
-        /// The scope.
-        scope: String,
-        /// The publisher's public key (PEM, like cosign.pub).
-        #[arg(
-            long,
-            value_name = "FILE",
-            required_unless_present = "issuer",
-            conflicts_with = "issuer"
-        )]
-        key: Option<PathBuf>,
-        /// Keyless: the OIDC issuer of the signer's certificate.
-        #[arg(long, value_name = "URL", requires = "who")]
-        issuer: Option<String>,
-        /// Keyless: the certificate subject (SAN URI or e-mail), exact.
-        #[arg(long, group = "who", value_name = "SUBJECT")]
-        subject: Option<String>,
-        /// Keyless: a regular expression the whole subject must match.
-        #[arg(long, group = "who", value_name = "REGEXP")]
-        subject_regexp: Option<String>,
-    },
+    Add(Box<AddArgs>),
     /// List the scopes and their keys
     List {
         /// JSON for scripts.
@@ -69,27 +57,124 @@ wpkg trust add 'ghcr.io/acme/*' --issuer https://token.actions.githubusercontent
     },
 }
 
+/// `wpkg trust add`'s arguments.
+#[derive(Args)]
+pub struct AddArgs {
+    /// The scope.
+    pub scope: String,
+    /// The publisher's public key (PEM, like cosign.pub).
+    #[arg(
+        long,
+        value_name = "FILE",
+        required_unless_present_any = ["issuer", "issuer_regexp", "github"],
+        conflicts_with_all = ["issuer", "issuer_regexp", "github"]
+    )]
+    key: Option<PathBuf>,
+    /// Keyless: the OIDC issuer of the signer's certificate, exact.
+    #[arg(long, value_name = "URL", requires = "who", conflicts_with_all = ["issuer_regexp", "github"])]
+    issuer: Option<String>,
+    /// Keyless: a regular expression the whole OIDC issuer must match.
+    #[arg(
+        long,
+        value_name = "REGEXP",
+        requires = "who",
+        conflicts_with = "github"
+    )]
+    issuer_regexp: Option<String>,
+    /// Keyless: the certificate subject (SAN URI or e-mail), exact.
+    #[arg(long, group = "who", value_name = "SUBJECT")]
+    subject: Option<String>,
+    /// Keyless: a regular expression the whole subject must match.
+    #[arg(long, group = "who", value_name = "REGEXP")]
+    subject_regexp: Option<String>,
+    /// Keyless: signed by a GitHub Actions workflow of this repository.
+    #[arg(long, value_name = "OWNER/REPO", conflicts_with = "who")]
+    github: Option<String>,
+    /// With --github: only this workflow file (`release.yml`).
+    #[arg(long, value_name = "FILE", requires = "github")]
+    workflow: Option<String>,
+    /// With --github: only runs on this git ref (`refs/heads/main`).
+    #[arg(
+        long = "ref",
+        value_name = "REF",
+        requires = "github",
+        conflicts_with = "ref_regexp"
+    )]
+    git_ref: Option<String>,
+    /// With --github: only runs on refs matching this regexp (`refs/tags/v.*`).
+    #[arg(long, value_name = "REGEXP", requires = "github")]
+    ref_regexp: Option<String>,
+    /// With --github: refuse signatures made on self-hosted runners.
+    #[arg(long, requires = "github")]
+    github_hosted: bool,
+    /// Keyless: a Fulcio claim the certificate must carry, exact (repeatable):
+    /// `NAME=VALUE`, e.g. `build_trigger=push`.
+    #[arg(long, value_name = "NAME=VALUE", conflicts_with = "key")]
+    claim: Vec<String>,
+    /// Keyless: a Fulcio claim by anchored regexp (repeatable): `NAME=REGEXP`.
+    #[arg(long, value_name = "NAME=REGEXP", conflicts_with = "key")]
+    claim_regexp: Vec<String>,
+}
+
 impl TrustArgs {
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
         let path = self.policy.path()?;
         let mut policy = Policy::load(&path)?;
         match self.command {
-            TrustCommand::Add {
-                scope,
-                key,
-                issuer,
-                subject,
-                subject_regexp,
-            } => {
+            TrustCommand::Add(add) => {
+                let AddArgs {
+                    scope,
+                    key,
+                    issuer,
+                    issuer_regexp,
+                    subject,
+                    subject_regexp,
+                    github,
+                    workflow,
+                    git_ref,
+                    ref_regexp,
+                    github_hosted,
+                    claim,
+                    claim_regexp,
+                } = *add;
                 let norm = wpkg_signing::trust::normalize_scope(&scope)?;
-                if let Some(issuer) = issuer {
-                    let id = wpkg_signing::keyless::Identity {
-                        issuer,
+                let mut id = match &github {
+                    Some(repo) => Identity::github(repo, workflow.as_deref())
+                        .context("--github/--workflow")?,
+                    None => Identity {
+                        issuer: issuer.clone().unwrap_or_default(),
+                        issuer_regexp: issuer_regexp.clone(),
                         subject,
                         subject_regexp,
-                    };
-                    id.validate().map_err(anyhow::Error::msg)?;
+                        ..Default::default()
+                    },
+                };
+                let mut extra: Vec<(String, String)> = Vec::new();
+                if let Some(r) = git_ref {
+                    extra.push(("source_repository_ref".into(), r));
+                }
+                if let Some(r) = ref_regexp {
+                    extra.push(("source_repository_ref_regexp".into(), r));
+                }
+                if github_hosted {
+                    extra.push(("runner_environment".into(), "github-hosted".into()));
+                }
+                for (list, suffix, flag) in [
+                    (&claim, "", "--claim"),
+                    (&claim_regexp, "_regexp", "--claim-regexp"),
+                ] {
+                    for c in list {
+                        let Some((k, v)) = c.split_once('=') else {
+                            anyhow::bail!("{flag} `{c}`: give NAME=VALUE, e.g. build_trigger=push");
+                        };
+                        extra.push((format!("{k}{suffix}"), v.to_owned()));
+                    }
+                }
+                id.claims.extend(extra);
+                if github.is_some() || issuer.is_some() || issuer_regexp.is_some() {
+                    id.validate()
+                        .context("the keyless identity is not usable")?;
                     let shown = id.to_string();
                     if policy.add_identity(&scope, id)? {
                         policy.save(&path)?;

@@ -14,8 +14,9 @@ use wpkg_spec::media::{Descriptor, ImageManifest};
 use wpkg_spec::Digest;
 use wpkg_store::associated::{decode_b64, Referrer, BUNDLE_MEDIA_PREFIX, BUNDLE_V03, OCI_EMPTY};
 
+use crate::error::{KeyForm, Signer, VerifyError};
 use crate::keys::{PrivateKey, PublicKey, B64};
-use crate::verified::{Trusted, Verified};
+use crate::verified::Trusted;
 
 /// The in-toto predicate type cosign v3 uses for image signatures.
 pub const COSIGN_SIGN_PREDICATE: &str = "https://sigstore.dev/cosign/sign/v1";
@@ -123,18 +124,22 @@ struct Dsse {
 
 impl Dsse {
     /// The in-toto payload and the one signature of the envelope, decoded.
-    fn open(&self) -> Result<(Vec<u8>, Vec<u8>), String> {
+    fn open(&self) -> Result<(Vec<u8>, Vec<u8>), VerifyError> {
         if self.payload_type != "application/vnd.in-toto+json" {
-            return Err(format!(
+            return Err(VerifyError::Unsupported(format!(
                 "unsupported DSSE payload type `{}`",
                 self.payload_type
-            ));
+            )));
         }
-        let payload = decode_b64(&self.payload).ok_or("the DSSE payload is not base64")?;
+        let payload =
+            decode_b64(&self.payload).ok_or_else(|| malformed("the DSSE payload is not base64"))?;
         let [sig] = self.signatures.as_slice() else {
-            return Err("a DSSE envelope must carry exactly one signature".into());
+            return Err(VerifyError::Unsupported(
+                "a DSSE envelope must carry exactly one signature".into(),
+            ));
         };
-        let sig = decode_b64(&sig.sig).ok_or("the DSSE signature is not base64")?;
+        let sig =
+            decode_b64(&sig.sig).ok_or_else(|| malformed("the DSSE signature is not base64"))?;
         Ok((payload, sig))
     }
 }
@@ -174,30 +179,50 @@ struct Subject {
 pub use crate::keys::dsse_pae;
 
 /// Checks that an in-toto statement is a cosign image signature for `manifest_digest`.
-fn check_statement(payload: &[u8], manifest_digest: &str) -> Result<(), String> {
-    let want = Digest::parse(manifest_digest).map_err(|e| e.to_string())?;
+fn check_statement(payload: &[u8], manifest_digest: &str) -> Result<(), VerifyError> {
+    let want = Digest::parse(manifest_digest).map_err(|e| malformed(e.to_string()))?;
     let want_hex = want.hex();
     let st: Statement = serde_json::from_slice(payload)
-        .map_err(|e| format!("the signed statement is not in-toto JSON ({e})"))?;
+        .map_err(|e| malformed(format!("the signed statement is not in-toto JSON ({e})")))?;
     if !st.kind.starts_with("https://in-toto.io/Statement/") {
-        return Err(format!("the signed statement has type `{}`", st.kind));
+        return Err(VerifyError::Statement(format!(
+            "the signed statement has type `{}`",
+            st.kind
+        )));
     }
     if st.predicate_type != COSIGN_SIGN_PREDICATE {
-        return Err(format!(
+        return Err(VerifyError::Statement(format!(
             "the signed statement is an attestation (`{}`), not an image signature",
             st.predicate_type
-        ));
+        )));
     }
     if !st
         .subject
         .iter()
         .any(|s| s.digest.get("sha256").map(String::as_str) == Some(want_hex))
     {
-        return Err(format!(
-            "it is a valid signature for another image, not for {manifest_digest}"
-        ));
+        return Err(VerifyError::Subject {
+            signed: None,
+            wanted: manifest_digest.to_owned(),
+        });
     }
     Ok(())
+}
+
+fn malformed(what: impl Into<String>) -> VerifyError {
+    VerifyError::Malformed(what.into())
+}
+
+fn parse(bundle_json: &[u8]) -> Result<Bundle, VerifyError> {
+    let b: Bundle = serde_json::from_slice(bundle_json)
+        .map_err(|e| malformed(format!("the bundle is not sigstore bundle JSON ({e})")))?;
+    if !b.media_type.starts_with(BUNDLE_MEDIA_PREFIX) {
+        return Err(VerifyError::Unsupported(format!(
+            "unsupported bundle media type `{}`",
+            b.media_type
+        )));
+    }
+    Ok(b)
 }
 
 /// Checks a cosign v3 bundle against what a scope trusts: a bundle with a certificate
@@ -206,12 +231,8 @@ pub fn verify_bundle_trusted(
     bundle_json: &[u8],
     manifest_digest: &str,
     trusted: &Trusted<'_>,
-) -> Result<Verified, String> {
-    let b: Bundle = serde_json::from_slice(bundle_json)
-        .map_err(|e| format!("the bundle is not sigstore bundle JSON ({e})"))?;
-    if !b.media_type.starts_with(BUNDLE_MEDIA_PREFIX) {
-        return Err(format!("unsupported bundle media type `{}`", b.media_type));
-    }
+) -> Result<Signer, VerifyError> {
+    let b = parse(bundle_json)?;
     if b.verification_material
         .as_ref()
         .and_then(|v| v.leaf())
@@ -220,12 +241,11 @@ pub fn verify_bundle_trusted(
         return verify_bundle(bundle_json, manifest_digest, trusted.keys);
     }
     if trusted.identities.is_empty() {
-        return Err(
-            "it is a keyless signature (a certificate), and the scope trusts keys only".into(),
-        );
+        return Err(VerifyError::KeylessNotTrusted);
     }
-    let root = (trusted.root)()?;
+    let root = (trusted.root)().map_err(VerifyError::TrustRoot)?;
     verify_keyless_bundle(bundle_json, manifest_digest, trusted.identities, &root)
+        .map(Signer::Keyless)
 }
 
 /// Checks a keyless cosign v3 bundle (certificate, Rekor entry, DSSE statement) for
@@ -235,20 +255,19 @@ pub fn verify_keyless_bundle(
     manifest_digest: &str,
     identities: &[crate::keyless::Identity],
     root: &crate::keyless::TrustedRoot,
-) -> Result<Verified, String> {
-    let b: Bundle = serde_json::from_slice(bundle_json)
-        .map_err(|e| format!("the bundle is not sigstore bundle JSON ({e})"))?;
+) -> Result<crate::keyless::Vouched, VerifyError> {
+    let b = parse(bundle_json)?;
     let vm = b
         .verification_material
         .as_ref()
-        .ok_or("the bundle has no verification material")?;
+        .ok_or_else(|| malformed("the bundle has no verification material"))?;
     let leaf = vm
         .leaf()
         .and_then(decode_b64)
-        .ok_or("the bundle has no base64 certificate")?;
-    let env = b.dsse_envelope.as_ref().ok_or(
-        "it is a keyless message signature; wpkg reads keyless image signatures as DSSE bundles (cosign v3)",
-    )?;
+        .ok_or_else(|| malformed("the bundle has no base64 certificate"))?;
+    let env = b.dsse_envelope.as_ref().ok_or_else(|| VerifyError::Unsupported(
+        "it is a keyless message signature; wpkg reads keyless image signatures as DSSE bundles (cosign v3)".into(),
+    ))?;
     let (payload, sig) = env.open()?;
     let who = crate::keyless::verify_dsse_keyless(
         &crate::keyless::DsseKeyless {
@@ -262,10 +281,7 @@ pub fn verify_keyless_bundle(
         identities,
     )?;
     check_statement(&payload, manifest_digest)?;
-    Ok(Verified {
-        key: who,
-        form: "keyless",
-    })
+    Ok(who)
 }
 
 /// Checks a cosign v3 bundle (the JSON of a referrer's layer) for `manifest_digest`.
@@ -273,55 +289,59 @@ pub fn verify_bundle(
     bundle_json: &[u8],
     manifest_digest: &str,
     keys: &[PublicKey],
-) -> Result<Verified, String> {
-    let b: Bundle = serde_json::from_slice(bundle_json)
-        .map_err(|e| format!("the bundle is not sigstore bundle JSON ({e})"))?;
-    if !b.media_type.starts_with(BUNDLE_MEDIA_PREFIX) {
-        return Err(format!("unsupported bundle media type `{}`", b.media_type));
-    }
-    let want = Digest::parse(manifest_digest).map_err(|e| e.to_string())?;
+) -> Result<Signer, VerifyError> {
+    let b = parse(bundle_json)?;
+    let want = Digest::parse(manifest_digest).map_err(|e| malformed(e.to_string()))?;
     let want_hex = want.hex();
+    let no_key = || {
+        if keys.is_empty() {
+            VerifyError::NoKeys
+        } else {
+            VerifyError::Key
+        }
+    };
+    let by = |key: &PublicKey| Signer::Key {
+        form: KeyForm::Bundle,
+        fingerprint: key.fingerprint(),
+    };
     if let Some(env) = b.dsse_envelope {
         let (payload, sig) = env.open()?;
         let pae = dsse_pae(&env.payload_type, &payload);
         let key = keys
             .iter()
             .find(|k| k.verify(&pae, &sig))
-            .ok_or("it does not verify with any trusted key")?;
+            .ok_or_else(no_key)?;
         check_statement(&payload, manifest_digest)?;
-        return Ok(Verified {
-            key: key.fingerprint(),
-            form: "bundle",
-        });
+        return Ok(by(key));
     }
     if let Some(ms) = b.message_signature {
         if ms.message_digest.algorithm != "SHA2_256" {
-            return Err(format!(
+            return Err(VerifyError::Unsupported(format!(
                 "unsupported digest algorithm `{}`",
                 ms.message_digest.algorithm
-            ));
+            )));
         }
-        let digest =
-            decode_b64(&ms.message_digest.digest).ok_or("the message digest is not base64")?;
+        let digest = decode_b64(&ms.message_digest.digest)
+            .ok_or_else(|| malformed("the message digest is not base64"))?;
         if hex::encode(&digest) != want_hex {
-            return Err(format!(
-                "it signs another digest (sha256:{}), not {manifest_digest}",
-                hex::encode(&digest)
-            ));
+            return Err(VerifyError::Subject {
+                signed: Some(format!("sha256:{}", hex::encode(&digest))),
+                wanted: manifest_digest.to_owned(),
+            });
         }
         // A message signature over the manifest itself: ECDSA over SHA-256(manifest),
         // which is the digest we just compared.
-        let sig = decode_b64(&ms.signature).ok_or("the signature is not base64")?;
+        let sig =
+            decode_b64(&ms.signature).ok_or_else(|| malformed("the signature is not base64"))?;
         let key = keys
             .iter()
             .find(|k| k.verify_prehashed(&digest, &sig))
-            .ok_or("it does not verify with any trusted key")?;
-        return Ok(Verified {
-            key: key.fingerprint(),
-            form: "bundle",
-        });
+            .ok_or_else(no_key)?;
+        return Ok(by(key));
     }
-    Err("the bundle has neither a DSSE envelope nor a message signature".into())
+    Err(malformed(
+        "the bundle has neither a DSSE envelope nor a message signature",
+    ))
 }
 
 /// Builds a cosign v3 style bundle (DSSE around an in-toto statement) for tests and for

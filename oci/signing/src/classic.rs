@@ -7,8 +7,9 @@
 use serde::Deserialize;
 use wpkg_store::associated::ClassicSignature;
 
+use crate::error::{KeyForm, Signer, VerifyError};
 use crate::keys::PublicKey;
-use crate::verified::{Trusted, Verified};
+use crate::verified::Trusted;
 
 /// The `critical.type` of a cosign image signature.
 pub const COSIGN_SIGNATURE_TYPE: &str = "cosign container image signature";
@@ -31,21 +32,12 @@ pub(crate) fn verify_classic_cert(
     cert: &str,
     manifest_digest: &str,
     trusted: &Trusted<'_>,
-) -> Result<Verified, String> {
+) -> Result<Signer, VerifyError> {
     if trusted.identities.is_empty() {
-        return Err(
-            "it is a keyless signature (a certificate), and the scope trusts keys only".into(),
-        );
+        return Err(VerifyError::KeylessNotTrusted);
     }
-    let payload: SimpleSigning = serde_json::from_slice(&sig.payload)
-        .map_err(|e| format!("the signed payload is not cosign's simple-signing JSON ({e})"))?;
-    if payload.critical.kind != COSIGN_SIGNATURE_TYPE {
-        return Err(format!(
-            "the signed payload has type `{}`",
-            payload.critical.kind
-        ));
-    }
-    let root = (trusted.root)()?;
+    let payload = simple_signing(&sig.payload)?;
+    let root = (trusted.root)().map_err(VerifyError::TrustRoot)?;
     let who = crate::keyless::verify_classic_keyless(
         &sig.payload,
         &sig.signature,
@@ -54,16 +46,34 @@ pub(crate) fn verify_classic_cert(
         &root,
         trusted.identities,
     )?;
-    if payload.critical.image.digest != manifest_digest {
-        return Err(format!(
-            "it is a valid signature for another image ({}), not for {manifest_digest}",
-            payload.critical.image.digest
-        ));
+    check_subject(&payload, manifest_digest)?;
+    Ok(Signer::Keyless(who))
+}
+
+/// The simple-signing payload, checked to be a cosign image signature.
+fn simple_signing(payload: &[u8]) -> Result<SimpleSigning, VerifyError> {
+    let p: SimpleSigning = serde_json::from_slice(payload).map_err(|e| {
+        VerifyError::Malformed(format!(
+            "the signed payload is not cosign's simple-signing JSON ({e})"
+        ))
+    })?;
+    if p.critical.kind != COSIGN_SIGNATURE_TYPE {
+        return Err(VerifyError::Statement(format!(
+            "the signed payload has type `{}`, not `{COSIGN_SIGNATURE_TYPE}`",
+            p.critical.kind
+        )));
     }
-    Ok(Verified {
-        key: who,
-        form: "keyless",
-    })
+    Ok(p)
+}
+
+fn check_subject(p: &SimpleSigning, manifest_digest: &str) -> Result<(), VerifyError> {
+    if p.critical.image.digest != manifest_digest {
+        return Err(VerifyError::Subject {
+            signed: Some(p.critical.image.digest.clone()),
+            wanted: manifest_digest.to_owned(),
+        });
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]
@@ -89,33 +99,19 @@ pub fn verify_classic(
     sig: &ClassicSignature,
     manifest_digest: &str,
     keys: &[PublicKey],
-) -> Result<Verified, String> {
-    let payload: SimpleSigning = serde_json::from_slice(&sig.payload)
-        .map_err(|e| format!("the signed payload is not cosign's simple-signing JSON ({e})"))?;
-    if payload.critical.kind != COSIGN_SIGNATURE_TYPE {
-        return Err(format!(
-            "the signed payload has type `{}`, not `{COSIGN_SIGNATURE_TYPE}`",
-            payload.critical.kind
-        ));
-    }
+) -> Result<Signer, VerifyError> {
+    let payload = simple_signing(&sig.payload)?;
     let key = keys
         .iter()
         .find(|k| k.verify(&sig.payload, &sig.signature))
-        .ok_or_else(|| {
-            if keys.is_empty() {
-                "no trusted key to check it with".to_owned()
-            } else {
-                "it does not verify with any trusted key".to_owned()
-            }
+        .ok_or(if keys.is_empty() {
+            VerifyError::NoKeys
+        } else {
+            VerifyError::Key
         })?;
-    if payload.critical.image.digest != manifest_digest {
-        return Err(format!(
-            "it is a valid signature for another image ({}), not for {manifest_digest}",
-            payload.critical.image.digest
-        ));
-    }
-    Ok(Verified {
-        key: key.fingerprint(),
-        form: "classic",
+    check_subject(&payload, manifest_digest)?;
+    Ok(Signer::Key {
+        form: KeyForm::Classic,
+        fingerprint: key.fingerprint(),
     })
 }

@@ -4,7 +4,7 @@
 //! `.sig` signatures ([`classic`]), cosign v3 bundles ([`bundle`]), keyless Sigstore
 //! verification ([`keyless`]: Fulcio certificates, SCTs, Rekor entries, with
 //! [`transparency`] proofs) and signing ([`keyless_sign`]), checking an image's
-//! material against a trust scope ([`verify`]), and the trust policy file ([`trust`]).
+//! material against a trust scope ([`verify`]) with typed outcomes ([`error`]), and the trust policy file ([`trust`]).
 //!
 //! Imports `wpkg-spec`, `wpkg-store` (the cosign formats of attached artifacts) and
 //! `wpkg-distribution` (HTTPS set-up for Fulcio and Rekor); nothing imports it but the
@@ -13,6 +13,7 @@
 
 pub mod bundle;
 pub mod classic;
+pub mod error;
 pub mod keyless;
 pub mod keyless_sign;
 pub mod keys;
@@ -24,5 +25,6 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
+pub use error::{KeyForm, Rejected, Signer, VerifyError};
 pub use keys::{PrivateKey, PublicKey, SignatureError};
-pub use verify::{verify_material, Trusted, Verified};
+pub use verify::{verify_material, Checked, Trusted};

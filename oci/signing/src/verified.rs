@@ -1,5 +1,5 @@
-//! What verification checks against and what it returns: the leaf that every form of
-//! signature (classic, bundle) and the dispatcher in [`crate::verify`] share.
+//! What verification checks against: the leaf that every form of signature (classic,
+//! bundle) and the dispatcher in [`crate::verify`] share.
 
 use crate::keys::PublicKey;
 
@@ -11,13 +11,4 @@ pub struct Trusted<'a> {
     pub identities: &'a [crate::keyless::Identity],
     /// The trust root for keyless signatures (loaded only when one is present).
     pub root: &'a dyn Fn() -> Result<crate::keyless::TrustedRoot, String>,
-}
-
-/// What a signature was checked against, for messages.
-#[derive(Clone, Debug)]
-pub struct Verified {
-    /// Which key verified it (fingerprint).
-    pub key: String,
-    /// `classic` or `bundle`.
-    pub form: &'static str,
 }

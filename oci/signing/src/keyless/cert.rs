@@ -78,25 +78,30 @@ pub(crate) fn signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
     }
 }
 
-/// A certificate's identities (SAN URIs and e-mails) and its OIDC issuer.
-pub fn leaf_identity(der: &[u8]) -> Result<(Vec<String>, String), String> {
-    let c =
-        Certificate::from_der(der).map_err(|e| format!("the certificate does not parse: {e}"))?;
+/// A certificate's identity: SAN URIs and e-mails, its OIDC issuer, and the Fulcio
+/// claims it carries.
+pub fn leaf_identity(der: &[u8]) -> Result<CertIdentity, VerifyError> {
+    let c = Certificate::from_der(der)
+        .map_err(|e| VerifyError::Malformed(format!("the certificate does not parse: {e}")))?;
     identity_of(&c)
 }
 
-/// The leaf's identities: SAN URIs and e-mails, and its OIDC issuer.
-pub(crate) fn identity_of(leaf: &Certificate) -> Result<(Vec<String>, String), String> {
+/// The leaf's identity: SAN URIs and e-mails, OIDC issuer, claims; and that it is for
+/// code signing.
+pub(crate) fn identity_of(leaf: &Certificate) -> Result<CertIdentity, VerifyError> {
     let mut subjects = Vec::new();
     let mut issuer_v1 = None;
     let mut issuer_v2 = None;
     let mut code_signing = false;
+    let mut claims = std::collections::BTreeMap::new();
     for ext in leaf.tbs_certificate.extensions.iter().flatten() {
         let value = ext.extn_value.as_bytes();
-        match ext.extn_id.to_string().as_str() {
+        let oid = ext.extn_id.to_string();
+        match oid.as_str() {
             OID_SAN => {
-                let san = x509_cert::ext::pkix::SubjectAltName::from_der(value)
-                    .map_err(|e| format!("the certificate's SAN does not parse: {e}"))?;
+                let san = x509_cert::ext::pkix::SubjectAltName::from_der(value).map_err(|e| {
+                    VerifyError::Malformed(format!("the certificate's SAN does not parse: {e}"))
+                })?;
                 for n in san.0 {
                     match n {
                         x509_cert::ext::pkix::name::GeneralName::UniformResourceIdentifier(u) => {
@@ -111,26 +116,45 @@ pub(crate) fn identity_of(leaf: &Certificate) -> Result<(Vec<String>, String), S
             }
             OID_EKU => {
                 let eku = x509_cert::ext::pkix::ExtendedKeyUsage::from_der(value).map_err(|e| {
-                    format!("the certificate's extended key usage does not parse: {e}")
+                    VerifyError::Malformed(format!(
+                        "the certificate's extended key usage does not parse: {e}"
+                    ))
                 })?;
                 code_signing = eku.0.iter().any(|o| o.to_string() == OID_CODE_SIGNING);
             }
-            OID_ISSUER_V2 => {
-                issuer_v2 = der::asn1::Utf8StringRef::from_der(value)
-                    .ok()
-                    .map(|s| s.as_str().to_owned());
-            }
+            OID_ISSUER_V2 => issuer_v2 = utf8_claim(value),
             OID_ISSUER_V1 => issuer_v1 = std::str::from_utf8(value).ok().map(str::to_owned),
-            _ => {}
+            _ => {
+                if let Some(c) = crate::keyless::claims::by_oid(&oid) {
+                    if let Some(v) = utf8_claim(value) {
+                        claims.insert(c.name.to_owned(), v);
+                    }
+                }
+            }
         }
     }
     if !code_signing {
-        return Err("the certificate is not for code signing".into());
+        return Err(VerifyError::Usage(
+            "the certificate is not for code signing",
+        ));
     }
-    let issuer = issuer_v2
-        .or(issuer_v1)
-        .ok_or("the certificate names no OIDC issuer (Fulcio extension 1.3.6.1.4.1.57264.1.8)")?;
-    Ok((subjects, issuer))
+    let issuer = issuer_v2.or(issuer_v1).ok_or_else(|| {
+        VerifyError::Malformed(
+            "the certificate names no OIDC issuer (Fulcio extension 1.3.6.1.4.1.57264.1.8)".into(),
+        )
+    })?;
+    Ok(CertIdentity {
+        subjects,
+        issuer,
+        claims,
+    })
+}
+
+/// A Fulcio v2 extension value: a DER UTF8String.
+fn utf8_claim(value: &[u8]) -> Option<String> {
+    der::asn1::Utf8StringRef::from_der(value)
+        .ok()
+        .map(|s| s.as_str().to_owned())
 }
 
 pub(crate) const OID_SCT_LIST: &str = "1.3.6.1.4.1.11129.2.4.2";
@@ -158,24 +182,27 @@ pub fn check_certificate(
     time: i64,
     root: &TrustedRoot,
     identities: &[Identity],
-) -> Result<String, String> {
+) -> Result<Vouched, VerifyError> {
     let leaf = Certificate::from_der(leaf_der)
-        .map_err(|e| format!("the certificate does not parse: {e}"))?;
+        .map_err(|e| VerifyError::Malformed(format!("the certificate does not parse: {e}")))?;
     let (nb, na) = validity(&leaf);
     if time < nb || time > na {
-        return Err("the certificate was not valid when the entry was logged".into());
+        return Err(VerifyError::Validity {
+            time_source: SIGNED_AT,
+        });
     }
     let ee = rustls::pki_types::CertificateDer::from(leaf_der);
     let ee = webpki::EndEntityCert::try_from(&ee).map_err(chain_error)?;
     let when = rustls::pki_types::UnixTime::since_unix_epoch(std::time::Duration::from_secs(
-        u64::try_from(time).map_err(|_| "the log's integrated time is before 1970".to_owned())?,
+        u64::try_from(time)
+            .map_err(|_| VerifyError::Malformed("the signing time is before 1970".into()))?,
     ));
     let mut last_error = None;
     let mut issuer_spki = None;
     for ca in &root.cas {
         if time < ca.start || ca.end.is_some_and(|e| time > e) {
             last_error.get_or_insert_with(|| {
-                "no Fulcio CA of the trust root was valid at that time".to_owned()
+                VerifyError::Chain("no Fulcio CA of the trust root was valid at that time".into())
             });
             continue;
         }
@@ -199,7 +226,9 @@ pub fn check_certificate(
             })
         });
         if !in_date {
-            last_error = Some("a certificate of the Fulcio CA was not valid at that time".into());
+            last_error = Some(VerifyError::Chain(
+                "a certificate of the Fulcio CA was not valid at that time".into(),
+            ));
             continue;
         }
         match ee.verify_for_usage(
@@ -226,53 +255,49 @@ pub fn check_certificate(
         }
     }
     let Some(issuer_spki) = issuer_spki else {
-        return Err(last_error.unwrap_or_else(|| {
-            "the certificate does not chain to a Fulcio CA of the trust root".into()
-        }));
+        return Err(last_error.unwrap_or_else(|| VerifyError::Chain(NO_CHAIN.into())));
     };
     if !digital_signature_usage(&leaf) {
-        return Err("the certificate's key usage does not allow digital signatures".into());
+        return Err(VerifyError::Usage(
+            "the certificate's key usage does not allow digital signatures",
+        ));
     }
     verify_sct(&leaf, &issuer_spki, root)?;
-    let (subjects, issuer) = identity_of(&leaf)?;
-    identities
-        .iter()
-        .find(|i| i.matches(&issuer, &subjects))
-        .ok_or_else(|| {
-            format!(
-                "it was signed by {} (issuer {issuer}), an identity the policy does not trust",
-                subjects
-                    .first()
-                    .map(String::as_str)
-                    .unwrap_or("an unnamed subject")
-            )
-        })?;
-    Ok(format!(
-        "{} (issuer {issuer})",
-        subjects.first().cloned().unwrap_or_default()
-    ))
+    let who = identity_of(&leaf)?;
+    let rule = crate::keyless::claims::judge(identities, &who)?.clone();
+    Ok(Vouched {
+        certificate: who,
+        rule,
+        signed_at: time,
+    })
 }
 
-pub(crate) fn chain_error(e: webpki::Error) -> String {
+/// When a certificate must have been valid: at the log's integrated time or a signed
+/// timestamp.
+pub(crate) const SIGNED_AT: &str = "at the time its log entry or timestamp gives";
+
+const NO_CHAIN: &str = "the certificate does not chain to a Fulcio CA of the trust root";
+
+pub(crate) fn chain_error(e: webpki::Error) -> VerifyError {
     match e {
         webpki::Error::CaUsedAsEndEntity => {
-            "the signing certificate is a CA certificate, not a leaf".into()
+            VerifyError::Usage("the signing certificate is a CA certificate, not a leaf")
         }
         webpki::Error::UnsupportedCriticalExtension => {
-            "the certificate has a critical extension wpkg does not understand".into()
+            VerifyError::Usage("the certificate has a critical extension wpkg does not understand")
         }
         webpki::Error::RequiredEkuNotFoundContext(_) => {
-            "the certificate is not for code signing".into()
+            VerifyError::Usage("the certificate is not for code signing")
         }
         webpki::Error::CertExpired { .. } | webpki::Error::CertNotValidYet { .. } => {
-            "the certificate chain was not valid when the entry was logged".into()
+            VerifyError::Validity {
+                time_source: SIGNED_AT,
+            }
         }
         webpki::Error::UnknownIssuer | webpki::Error::InvalidSignatureForPublicKey => {
-            "the certificate does not chain to a Fulcio CA of the trust root".into()
+            VerifyError::Chain(NO_CHAIN.into())
         }
-        other => {
-            format!("the certificate does not chain to a Fulcio CA of the trust root ({other})")
-        }
+        other => VerifyError::Chain(format!("{NO_CHAIN} ({other})")),
     }
 }
 
@@ -293,25 +318,28 @@ pub(crate) fn verify_sct(
     leaf: &Certificate,
     issuer_spki: &[u8],
     root: &TrustedRoot,
-) -> Result<(), String> {
+) -> Result<(), VerifyError> {
     let ext = leaf
         .tbs_certificate
         .extensions
         .iter()
         .flatten()
         .find(|e| e.extn_id.to_string() == OID_SCT_LIST)
-        .ok_or("the certificate has no signed certificate timestamp (SCT)")?;
+        .ok_or(VerifyError::Sct(
+            "the certificate has no signed certificate timestamp (SCT)",
+        ))?;
     let list = der::asn1::OctetString::from_der(ext.extn_value.as_bytes())
-        .map_err(|_| "the certificate's SCT list is not an OCTET STRING".to_owned())?;
+        .map_err(|_| VerifyError::Sct("the certificate's SCT list is not an OCTET STRING"))?;
     let mut precert = leaf.tbs_certificate.clone();
     if let Some(exts) = precert.extensions.as_mut() {
         exts.retain(|e| e.extn_id.to_string() != OID_SCT_LIST);
     }
     let tbs = precert
         .to_der()
-        .map_err(|e| format!("the certificate does not re-encode: {e}"))?;
+        .map_err(|e| VerifyError::Malformed(format!("the certificate does not re-encode: {e}")))?;
     let issuer_key_hash = Sha256::digest(issuer_spki);
-    let scts = parse_sct_list(list.as_bytes()).ok_or("the certificate's SCT list is malformed")?;
+    let scts = parse_sct_list(list.as_bytes())
+        .ok_or(VerifyError::Sct("the certificate's SCT list is malformed"))?;
     let mut why = "no SCT is from a CT log of the trust root";
     for sct in scts {
         let log_hex = hex::encode(sct.log_id);
@@ -342,7 +370,7 @@ pub(crate) fn verify_sct(
         }
         why = "its SCT does not verify with the CT log's key";
     }
-    Err(why.into())
+    Err(VerifyError::Sct(why))
 }
 
 pub(crate) struct Sct<'a> {

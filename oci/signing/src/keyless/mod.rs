@@ -19,7 +19,10 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256, Sha384};
 use x509_cert::Certificate;
 
+pub use crate::error::VerifyError;
+
 mod cert;
+pub mod claims;
 mod root;
 #[cfg(test)]
 mod tests;
@@ -27,6 +30,7 @@ mod tlog;
 
 pub(crate) use cert::*;
 pub use cert::{check_certificate, leaf_identity};
+pub use claims::{CertIdentity, Identity, Vouched};
 pub(crate) use root::*;
 pub use root::{TrustedRoot, PUBLIC_GOOD_ROOT};
 pub use tlog::verify_set;
@@ -52,59 +56,6 @@ pub(crate) const OID_P256: &str = "1.2.840.10045.3.1.7";
 
 pub(crate) const OID_P384: &str = "1.3.132.0.34";
 
-/// An identity the policy trusts for keyless signatures.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Identity {
-    /// The OIDC issuer, exact (`https://token.actions.githubusercontent.com`).
-    pub issuer: String,
-    /// The certificate's subject (SAN URI or e-mail), exact.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// Or a regular expression the whole subject must match.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject_regexp: Option<String>,
-}
-
-impl Identity {
-    /// Checks the identity is complete and its regexp compiles.
-    pub fn validate(&self) -> Result<(), String> {
-        match (&self.subject, &self.subject_regexp) {
-            (Some(_), None) => Ok(()),
-            (None, Some(r)) => regex_lite::Regex::new(&anchor(r))
-                .map(|_| ())
-                .map_err(|e| format!("subject_regexp `{r}` does not compile: {e}")),
-            _ => Err("give exactly one of `subject` and `subject_regexp`".into()),
-        }
-    }
-
-    pub(crate) fn matches(&self, issuer: &str, subjects: &[String]) -> bool {
-        if issuer != self.issuer {
-            return false;
-        }
-        match (&self.subject, &self.subject_regexp) {
-            (Some(s), _) => subjects.iter().any(|x| x == s),
-            (None, Some(r)) => regex_lite::Regex::new(&anchor(r))
-                .is_ok_and(|re| subjects.iter().any(|x| re.is_match(x))),
-            _ => false,
-        }
-    }
-}
-
-pub(crate) fn anchor(r: &str) -> String {
-    format!("^(?:{r})$")
-}
-
-impl std::fmt::Display for Identity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (&self.subject, &self.subject_regexp) {
-            (Some(s), _) => write!(f, "{s} (issuer {})", self.issuer),
-            (_, Some(r)) => write!(f, "/{r}/ (issuer {})", self.issuer),
-            _ => write!(f, "? (issuer {})", self.issuer),
-        }
-    }
-}
-
 /// Verifies a keyless classic signature: `payload` signed as `signature` by the
 /// certificate `cert_pem`, logged in `rekor_bundle`. Returns the identity that matched.
 pub fn verify_classic_keyless(
@@ -114,24 +65,22 @@ pub fn verify_classic_keyless(
     rekor_bundle: Option<&str>,
     root: &TrustedRoot,
     identities: &[Identity],
-) -> Result<String, String> {
+) -> Result<Vouched, VerifyError> {
     let leaf_der = pem_certs(cert_pem)
         .into_iter()
         .next()
-        .ok_or("the certificate annotation holds no PEM certificate")?;
+        .ok_or_else(|| malformed("the certificate annotation holds no PEM certificate"))?;
     let leaf = Certificate::from_der(&leaf_der)
-        .map_err(|e| format!("the certificate does not parse: {e}"))?;
-    let bundle = rekor_bundle.ok_or(
-        "it has no Rekor entry (dev.sigstore.cosign/bundle), so when it was signed cannot be checked",
-    )?;
+        .map_err(|e| malformed(format!("the certificate does not parse: {e}")))?;
+    let bundle = rekor_bundle.ok_or(VerifyError::NoTlogEntry)?;
     let (time, body) = verify_set(bundle, root)?;
     // The entry must be this very signature.
     let spec = &body["spec"];
     if body["kind"] != "hashedrekord" {
-        return Err(format!(
+        return Err(VerifyError::BodyBinding(format!(
             "its Rekor entry is a `{}`, not a hashedrekord",
             body["kind"]
-        ));
+        )));
     }
     let logged_sig = spec["signature"]["content"]
         .as_str()
@@ -148,13 +97,15 @@ pub fn verify_classic_keyless(
         || spec["data"]["hash"]["algorithm"] != "sha256"
         || spec["data"]["hash"]["value"].as_str() != Some(payload_hash.as_str())
     {
-        return Err("its Rekor entry is for another signature, certificate or payload".into());
+        return Err(VerifyError::BodyBinding(
+            "its Rekor entry is for another signature, certificate or payload".into(),
+        ));
     }
     let who = check_certificate(&leaf_der, time, root, identities)?;
     // Finally the signature itself, with the certificate's key.
     let key = certificate_key(&leaf)?;
     if !key.verify(payload, signature) {
-        return Err("the signature does not verify with the certificate's key".into());
+        return Err(VerifyError::Signature);
     }
     Ok(who)
 }
@@ -183,24 +134,22 @@ pub fn verify_dsse_keyless(
     b: &DsseKeyless<'_>,
     root: &TrustedRoot,
     identities: &[Identity],
-) -> Result<String, String> {
+) -> Result<Vouched, VerifyError> {
     let entries: Vec<TlogEntry> = serde_json::from_value(b.tlog_entries.clone())
-        .map_err(|e| format!("its transparency log entry does not parse ({e})"))?;
-    let entry = entries
-        .first()
-        .ok_or("it has no transparency log entry, so when it was signed cannot be checked")?;
+        .map_err(|e| malformed(format!("its transparency log entry does not parse ({e})")))?;
+    let entry = entries.first().ok_or(VerifyError::NoTlogEntry)?;
     let time = verify_tlog_entry(entry, root)?;
     // The entry is this envelope, signed with this certificate.
     let body_bytes = B64
         .decode(&entry.canonicalized_body)
-        .map_err(|_| "the Rekor entry body is not base64".to_owned())?;
+        .map_err(|_| malformed("the Rekor entry body is not base64"))?;
     let body: serde_json::Value = serde_json::from_slice(&body_bytes)
-        .map_err(|e| format!("the Rekor entry body is not JSON ({e})"))?;
+        .map_err(|e| malformed(format!("the Rekor entry body is not JSON ({e})")))?;
     if body["kind"] != "dsse" || entry.kind_version.kind != "dsse" {
-        return Err(format!(
+        return Err(VerifyError::BodyBinding(format!(
             "its Rekor entry is a `{}`, not a dsse entry",
             body["kind"].as_str().unwrap_or("?")
-        ));
+        )));
     }
     let spec = &body["spec"];
     let payload_hash = hex::encode(Sha256::digest(b.payload));
@@ -221,26 +170,29 @@ pub fn verify_dsse_keyless(
             .as_deref()
             == Some(b.leaf_der);
     if !bound {
-        return Err("its Rekor entry is for another envelope, signature or certificate".into());
+        return Err(VerifyError::BodyBinding(
+            "its Rekor entry is for another envelope, signature or certificate".into(),
+        ));
     }
     let who = check_certificate(b.leaf_der, time, root, identities)?;
-    let leaf = Certificate::from_der(b.leaf_der).map_err(|e| e.to_string())?;
+    let leaf = Certificate::from_der(b.leaf_der).map_err(|e| malformed(e.to_string()))?;
     let key = certificate_key(&leaf)?;
     if !key.verify(
         &crate::keys::dsse_pae(b.payload_type, b.payload),
         b.signature,
     ) {
-        return Err("the DSSE signature does not verify with the certificate's key".into());
+        return Err(VerifyError::DsseSignature);
     }
     Ok(who)
 }
 
 /// The public key a certificate certifies.
-fn certificate_key(cert: &Certificate) -> Result<crate::keys::PublicKey, String> {
+pub(crate) fn certificate_key(cert: &Certificate) -> Result<crate::keys::PublicKey, VerifyError> {
     let spki = cert
         .tbs_certificate
         .subject_public_key_info
         .to_der()
-        .map_err(|e| e.to_string())?;
-    crate::keys::PublicKey::from_spki_der(&spki).map_err(|e| format!("the certificate's key: {e}"))
+        .map_err(|e| malformed(e.to_string()))?;
+    crate::keys::PublicKey::from_spki_der(&spki)
+        .map_err(|e| VerifyError::Unsupported(format!("the certificate's key: {e}")))
 }

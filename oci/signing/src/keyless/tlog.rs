@@ -25,26 +25,23 @@ pub(crate) struct RekorPayload {
 pub fn verify_set(
     bundle_json: &str,
     root: &TrustedRoot,
-) -> Result<(i64, serde_json::Value), String> {
+) -> Result<(i64, serde_json::Value), VerifyError> {
     let b: RekorBundle = serde_json::from_str(bundle_json)
-        .map_err(|e| format!("the Rekor bundle does not parse ({e})"))?;
+        .map_err(|e| malformed(format!("the Rekor bundle does not parse ({e})")))?;
     let p = &b.Payload;
     let log = root
         .tlogs
         .iter()
         .find(|t| t.key_id_hex == p.log_id)
-        .ok_or_else(|| {
-            format!(
-                "its Rekor entry is from a log the trust root does not know ({})",
-                p.log_id
-            )
+        .ok_or_else(|| VerifyError::UnknownLog {
+            log_id: p.log_id.clone(),
         })?;
     if p.integrated_time < log.start || log.end.is_some_and(|e| p.integrated_time > e) {
-        return Err("its Rekor entry is outside the log key's validity".into());
+        return Err(VerifyError::LogKeyValidity);
     }
     let set = B64
         .decode(&b.SignedEntryTimestamp)
-        .map_err(|_| "the signed entry timestamp is not base64".to_owned())?;
+        .map_err(|_| malformed("the signed entry timestamp is not base64"))?;
     crate::transparency::verify_set(
         &log.key,
         &set,
@@ -53,12 +50,12 @@ pub fn verify_set(
         &p.log_id,
         p.log_index,
     )
-    .map_err(|e| e.to_string())?;
+    .map_err(VerifyError::Set)?;
     let body = B64
         .decode(&p.body)
-        .map_err(|_| "the Rekor entry body is not base64".to_owned())?;
+        .map_err(|_| malformed("the Rekor entry body is not base64"))?;
     let body: serde_json::Value = serde_json::from_slice(&body)
-        .map_err(|e| format!("the Rekor entry body is not JSON ({e})"))?;
+        .map_err(|e| malformed(format!("the Rekor entry body is not JSON ({e})")))?;
     Ok((p.integrated_time, body))
 }
 
@@ -108,65 +105,64 @@ pub(crate) struct CheckpointJson {
 /// key was valid at the integrated time; the SET; the inclusion proof up to the root
 /// hash; the checkpoint signed by the same log and committing to that root. Returns
 /// the integrated time.
-pub(crate) fn verify_tlog_entry(e: &TlogEntry, root: &TrustedRoot) -> Result<i64, String> {
+pub(crate) fn verify_tlog_entry(e: &TlogEntry, root: &TrustedRoot) -> Result<i64, VerifyError> {
     use crate::transparency as t;
     let log_id = B64
         .decode(&e.log_id.key_id)
-        .map_err(|_| "its log id is not base64".to_owned())?;
+        .map_err(|_| malformed("its log id is not base64"))?;
     let log_hex = hex::encode(&log_id);
     let log = root
         .tlogs
         .iter()
         .find(|t| t.key_id_hex == log_hex)
-        .ok_or_else(|| {
-            format!("its Rekor entry is from a log the trust root does not know ({log_hex})")
+        .ok_or_else(|| VerifyError::UnknownLog {
+            log_id: log_hex.clone(),
         })?;
     if e.kind_version.version != "0.0.1" {
-        return Err(format!(
+        return Err(VerifyError::Unsupported(format!(
             "its Rekor entry is a {} {}, which wpkg does not check",
             e.kind_version.kind, e.kind_version.version
-        ));
+        )));
     }
-    let num = |s: &str, what: &str| -> Result<i64, String> {
+    let num = |s: &str, what: &str| -> Result<i64, VerifyError> {
         s.parse::<i64>()
-            .map_err(|_| format!("its Rekor entry's {what} is not a number"))
+            .map_err(|_| malformed(format!("its Rekor entry's {what} is not a number")))
     };
     let time = num(&e.integrated_time, "integrated time")?;
     let index = num(&e.log_index, "log index")?;
     if time < log.start || log.end.is_some_and(|end| time > end) {
-        return Err("its Rekor entry is outside the log key's validity".into());
+        return Err(VerifyError::LogKeyValidity);
     }
     let body = B64
         .decode(&e.canonicalized_body)
-        .map_err(|_| "the Rekor entry body is not base64".to_owned())?;
-    let promise = e
-        .inclusion_promise
-        .as_ref()
-        .ok_or("its Rekor entry has no signed entry timestamp (inclusion promise)")?;
+        .map_err(|_| malformed("the Rekor entry body is not base64"))?;
+    let promise = e.inclusion_promise.as_ref().ok_or(VerifyError::NoSet)?;
     let set = B64
         .decode(&promise.signed_entry_timestamp)
-        .map_err(|_| "the signed entry timestamp is not base64".to_owned())?;
+        .map_err(|_| malformed("the signed entry timestamp is not base64"))?;
     t::verify_set(&log.key, &set, &B64.encode(&body), time, &log_hex, index)
-        .map_err(|e| e.to_string())?;
+        .map_err(VerifyError::Set)?;
     let proof = e
         .inclusion_proof
         .as_ref()
-        .ok_or("its Rekor entry has no inclusion proof")?;
+        .ok_or(VerifyError::NoInclusionProof)?;
     let p_index = num(&proof.log_index, "proof index")?;
     let size = num(&proof.tree_size, "tree size")?;
     let root_hash: [u8; 32] = B64
         .decode(&proof.root_hash)
         .ok()
         .and_then(|b| b.try_into().ok())
-        .ok_or("its inclusion proof's root hash is not 32 base64 bytes")?;
+        .ok_or_else(|| malformed("its inclusion proof's root hash is not 32 base64 bytes"))?;
     let hashes: Vec<[u8; 32]> = proof
         .hashes
         .iter()
         .map(|h| B64.decode(h).ok().and_then(|b| b.try_into().ok()))
         .collect::<Option<_>>()
-        .ok_or("its inclusion proof has a hash that is not 32 base64 bytes")?;
+        .ok_or_else(|| malformed("its inclusion proof has a hash that is not 32 base64 bytes"))?;
     if p_index < 0 || size < 0 {
-        return Err("its inclusion proof has a negative index or size".into());
+        return Err(malformed(
+            "its inclusion proof has a negative index or size",
+        ));
     }
     t::verify_inclusion(
         p_index as u64,
@@ -175,19 +171,19 @@ pub(crate) fn verify_tlog_entry(e: &TlogEntry, root: &TrustedRoot) -> Result<i64
         &hashes,
         &root_hash,
     )
-    .map_err(|e| e.to_string())?;
-    let checkpoint = proof
-        .checkpoint
-        .as_ref()
-        .ok_or("its inclusion proof has no checkpoint")?;
-    let cp =
-        t::verify_checkpoint(&checkpoint.envelope, &log.key, &log_id).map_err(|e| e.to_string())?;
+    .map_err(VerifyError::InclusionProof)?;
+    let checkpoint = proof.checkpoint.as_ref().ok_or(VerifyError::NoCheckpoint)?;
+    let cp = t::verify_checkpoint(&checkpoint.envelope, &log.key, &log_id)
+        .map_err(VerifyError::Checkpoint)?;
     if cp.root != root_hash || cp.size != size as u64 {
-        return Err(t::ProofError::CheckpointMismatch {
+        return Err(VerifyError::Checkpoint(t::ProofError::CheckpointMismatch {
             checkpoint_size: cp.size,
             proof_size: size as u64,
-        }
-        .to_string());
+        }));
     }
     Ok(time)
+}
+
+pub(crate) fn malformed(what: impl Into<String>) -> VerifyError {
+    VerifyError::Malformed(what.into())
 }

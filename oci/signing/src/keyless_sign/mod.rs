@@ -97,12 +97,12 @@ pub enum KeylessError {
         detail: String,
     },
     /// The bundle made from the answers does not verify against the trust root.
-    #[error("the signature made with {service} does not verify: {detail}")]
+    #[error("the signature made with {service} does not verify: {source}")]
     SelfCheck {
-        /// Which answer is at fault (`Fulcio`, `Rekor`, or `Fulcio/Rekor`).
+        /// Which answer is at fault (`Fulcio` or `Rekor`), from the failed check.
         service: &'static str,
-        /// Why.
-        detail: String,
+        /// The check that failed.
+        source: crate::error::VerifyError,
     },
     /// The digest to sign is not a digest.
     #[error(transparent)]
@@ -126,8 +126,8 @@ pub struct Instance {
 pub struct Signed {
     /// The sigstore bundle (JSON), as cosign v3 attaches it.
     pub bundle: Vec<u8>,
-    /// The certificate's identity (`SAN (issuer ...)`).
-    pub identity: String,
+    /// The certificate's identity.
+    pub identity: crate::keyless::CertIdentity,
     /// The Rekor log index.
     pub log_index: i64,
 }
@@ -332,15 +332,18 @@ pub fn sign(
         .map_err(|d| rekor_err(d.into()))?;
 
     // 4. Check what we made, as a verifier will: the certificate's own identity.
-    let (subjects, issuer) =
-        crate::keyless::leaf_identity(&leaf_der).map_err(|detail| KeylessError::SelfCheck {
-            service: "Fulcio",
-            detail,
-        })?;
+    let self_check = |source: crate::error::VerifyError| KeylessError::SelfCheck {
+        service: match source.part() {
+            crate::error::Part::Log => "Rekor",
+            _ => "Fulcio",
+        },
+        source,
+    };
+    let mine = crate::keyless::leaf_identity(&leaf_der).map_err(self_check)?;
     let me = Identity {
-        issuer,
-        subject: subjects.first().cloned(),
-        subject_regexp: None,
+        issuer: mine.issuer.clone(),
+        subject: mine.subjects.first().cloned(),
+        ..Default::default()
     };
     let identity = crate::bundle::verify_keyless_bundle(
         &bundle,
@@ -348,18 +351,8 @@ pub fn sign(
         std::slice::from_ref(&me),
         &instance.root,
     )
-    .map_err(|detail| KeylessError::SelfCheck {
-        service: if ["Rekor", "checkpoint", "inclusion", "log"]
-            .iter()
-            .any(|w| detail.contains(w))
-        {
-            "Rekor"
-        } else {
-            "Fulcio"
-        },
-        detail,
-    })?
-    .key;
+    .map_err(self_check)?
+    .certificate;
     Ok(Signed {
         bundle,
         identity,
