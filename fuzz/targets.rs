@@ -25,7 +25,9 @@ use base64::Engine as _;
 use wpkg_distribution::transfer::{fetch_signatures, pull, Progress, Quiet};
 use wpkg_runner::{CacheStatus, CodeCache, Runner};
 use wpkg_signing::keyless::{Identity, TrustedRoot};
-use wpkg_signing::transparency::{leaf_hash, verify_checkpoint, verify_inclusion, ProofError};
+use wpkg_signing::transparency::{
+    leaf_hash, p256_note_signer, verify_checkpoint, verify_inclusion, ProofError,
+};
 use wpkg_signing::trust::{normalize_scope, Policy};
 use wpkg_signing::{verify_material, PrivateKey, PublicKey, Trusted};
 use wpkg_spec::image::EmbeddedCapabilities;
@@ -554,7 +556,7 @@ pub fn transparency(data: &[u8]) {
     let _ = wpkg_signing::keyless::verify_set(&text, public_good());
 
     let (log_key, log_id) = log();
-    let _ = verify_checkpoint(&text, log_key, log_id);
+    let _ = verify_checkpoint(&text, &p256_note_signer(log_key, log_id));
     if !text.contains("\n\n") {
         let mut note_text = text.to_string();
         if !note_text.ends_with('\n') {
@@ -563,7 +565,7 @@ pub fn transparency(data: &[u8]) {
         let mut blob = log_id[..4].to_vec();
         blob.extend_from_slice(&key().sign(note_text.as_bytes()));
         let note = format!("{note_text}\n\u{2014} fuzz {}\n", B64.encode(blob));
-        match verify_checkpoint(&note, log_key, log_id) {
+        match verify_checkpoint(&note, &p256_note_signer(log_key, log_id)) {
             Ok(cp) => assert_eq!(Some(cp.origin.as_str()), note_text.lines().next()),
             Err(e) => assert_ne!(
                 e,

@@ -314,6 +314,7 @@ fn pipeline_hint(e: &Pipeline) -> Option<String> {
             "rebuild it with `wpkg build --format image`; do not edit a built image's files".into()
         }
         Pipeline::NotACommand => "serve it with `wpkg run` (it listens on --listen)".into(),
+        Pipeline::NothingTrusted => "give --key PUB, or --certificate-identity[-regexp] and --certificate-oidc-issuer[-regexp]".into(),
         Pipeline::NotVerified { source, .. } => {
             let mut h = refusal_hint(source)
                 .map(|h| format!("{h}; "))
@@ -348,7 +349,7 @@ pub fn refusal_hint(r: &Refusal) -> Option<String> {
 }
 
 /// The fix for the first signature that did not verify, by the check it failed.
-fn none_verifies_hint(e: &VerifyError, trust: &TrustSource) -> Option<String> {
+pub fn none_verifies_hint(e: &VerifyError, trust: &TrustSource) -> Option<String> {
     let scope = match trust {
         TrustSource::Scope(s) => s.as_str(),
         TrustSource::Given => "SCOPE",

@@ -140,6 +140,9 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A blob check was asked with no key and no keyless identity to check against.
+    #[error("nothing to verify against: no public key and no keyless identity was given")]
+    NothingTrusted,
     /// A pulled image has no signature that verifies under the policy.
     #[error("refusing to run {reference} ({digest})")]
     NotVerified {

@@ -207,6 +207,36 @@ pub fn check_signatures(
     })
 }
 
+/// Checks a sigstore bundle for a file (its SHA-256) against `keys` or keyless
+/// `identities` under the trust root `trusted_root` (else the shipped public-good
+/// root): `verify-blob`. `Ok(Err(_))` is "not verified"; `Err` a failure to check.
+pub fn check_blob(
+    bundle: &[u8],
+    sha256: [u8; 32],
+    keys: &[PublicKey],
+    identities: &[wpkg_signing::keyless::Identity],
+    trusted_root: Option<&std::path::Path>,
+) -> Result<Result<Signer, wpkg_signing::VerifyError>, Error> {
+    if keys.is_empty() && identities.is_empty() {
+        return Err(Error::NothingTrusted);
+    }
+    if trusted_root.is_some() {
+        load_trusted_root(trusted_root)?;
+    }
+    let file = trusted_root.map(std::path::Path::to_owned);
+    let root = move || load_trusted_root(file.as_deref()).map_err(|e| e.to_string());
+    let trusted = Trusted {
+        keys,
+        identities,
+        root: &root,
+    };
+    let expect = wpkg_signing::sigbundle::Expect {
+        sha256,
+        predicate: None,
+    };
+    Ok(wpkg_signing::sigbundle::verify(bundle, &expect, &trusted))
+}
+
 /// Why a verified image may run.
 #[derive(Clone, Debug)]
 pub enum Basis {

@@ -4,6 +4,7 @@ mod archive;
 mod build;
 mod capabilities;
 mod cli_output;
+mod conformance;
 mod containerd;
 mod demo;
 mod docker_wasm;

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use wpkg_spec::Reference;
 
+pub mod blob;
 pub mod build;
 pub mod completions;
 pub mod images;

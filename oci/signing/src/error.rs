@@ -88,7 +88,7 @@ pub enum VerifyError {
     #[error("{0}")]
     Statement(String),
     /// A valid signature for another digest.
-    #[error("it is a valid signature for another image{}, not for {wanted}", signed.as_ref().map(|s| format!(" ({s})")).unwrap_or_default())]
+    #[error("it is a valid signature, but for {}, not for {wanted}", signed.as_deref().unwrap_or("other content"))]
     Subject {
         /// The digest it signs, when it names one.
         signed: Option<String>,

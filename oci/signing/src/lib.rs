@@ -17,6 +17,8 @@ pub mod error;
 pub mod keyless;
 pub mod keyless_sign;
 pub mod keys;
+pub mod sigbundle;
+pub mod timestamp;
 pub mod transparency;
 pub mod trust;
 pub mod verified;

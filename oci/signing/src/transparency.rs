@@ -106,15 +106,15 @@ pub struct Checkpoint {
     pub root: [u8; 32],
 }
 
-/// Checks a signed-note checkpoint: one of its signature lines carries the log's key
-/// hint (the first four bytes of its log id) and an ECDSA signature by `key` over the
-/// note text. Returns the checkpoint it signs.
+/// Checks a signed-note checkpoint: `log` is asked about each signature line (the
+/// checkpoint's origin, the note text, the line's decoded bytes: a 4-byte key hint and
+/// the signature) and answers `None` for another key's line, else whether it verifies.
+/// One line must verify; lines by other keys (cosigners) are ignored. Returns the
+/// checkpoint it signs.
 pub fn verify_checkpoint(
     note: &str,
-    key: &p256::ecdsa::VerifyingKey,
-    log_id: &[u8],
+    log: &dyn Fn(&str, &[u8], &[u8]) -> Option<bool>,
 ) -> Result<Checkpoint, ProofError> {
-    use p256::ecdsa::signature::Verifier;
     if note.matches("\n\n").count() != 1 {
         return Err(ProofError::MalformedCheckpoint(
             "not one blank line between text and signatures",
@@ -140,7 +140,6 @@ pub fn verify_checkpoint(
         .and_then(|s| B64.decode(s).ok())
         .and_then(|b| b.try_into().ok())
         .ok_or(ProofError::MalformedCheckpoint("no root hash"))?;
-    let hint = log_id.get(..4).unwrap_or(&[]);
     let mut signed = false;
     for line in sigs.lines() {
         let Some(rest) = line.strip_prefix("\u{2014} ") else {
@@ -156,16 +155,9 @@ pub fn verify_checkpoint(
         let Ok(bytes) = B64.decode(sig) else {
             return Err(ProofError::MalformedCheckpoint("a signature is not base64"));
         };
-        if bytes.len() < 5 || &bytes[..4] != hint {
-            continue;
+        if log(origin, text.as_bytes(), &bytes) == Some(true) {
+            signed = true;
         }
-        let ok = p256::ecdsa::DerSignature::from_bytes(&bytes[4..])
-            .is_ok_and(|s| key.verify(text.as_bytes(), &s).is_ok());
-        if !ok {
-            return Err(ProofError::BadCheckpointSignature);
-        }
-        signed = true;
-        break;
     }
     if !signed {
         return Err(ProofError::BadCheckpointSignature);
@@ -175,6 +167,24 @@ pub fn verify_checkpoint(
         size,
         root,
     })
+}
+
+/// The signature-line check for an ECDSA P-256 log (Rekor v1): the key hint is the first
+/// four bytes of the log id, the signature DER ECDSA over the note text.
+pub fn p256_note_signer<'a>(
+    key: &'a p256::ecdsa::VerifyingKey,
+    log_id: &'a [u8],
+) -> impl Fn(&str, &[u8], &[u8]) -> Option<bool> + 'a {
+    move |_origin, text, line| {
+        use p256::ecdsa::signature::Verifier;
+        if line.get(..4)? != log_id.get(..4)? {
+            return None;
+        }
+        Some(
+            p256::ecdsa::DerSignature::from_bytes(line.get(4..)?)
+                .is_ok_and(|s| key.verify(text, &s).is_ok()),
+        )
+    }
 }
 
 /// The canonical JSON a Rekor v1 SET signs (RFC 8785: keys sorted, no spaces).
@@ -277,19 +287,24 @@ mod tests {
         let mut blob = log_id[..4].to_vec();
         blob.extend_from_slice(sig.as_bytes());
         let note = format!("{text}\n\u{2014} rekor.test {}\n", B64.encode(&blob));
-        let cp = verify_checkpoint(&note, key.verifying_key(), &log_id).unwrap();
+        let cp = verify_checkpoint(&note, &p256_note_signer(key.verifying_key(), &log_id)).unwrap();
         assert_eq!((cp.size, cp.root), (12, root));
         let other = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
         assert_eq!(
-            verify_checkpoint(&note, other.verifying_key(), &log_id),
+            verify_checkpoint(&note, &p256_note_signer(other.verifying_key(), &log_id)),
             Err(ProofError::BadCheckpointSignature)
         );
         let touched = note.replacen("\n12\n", "\n13\n", 1);
         assert_eq!(
-            verify_checkpoint(&touched, key.verifying_key(), &log_id),
+            verify_checkpoint(&touched, &p256_note_signer(key.verifying_key(), &log_id)),
             Err(ProofError::BadCheckpointSignature)
         );
-        assert!(verify_checkpoint(&note, key.verifying_key(), &[1, 2, 3, 4]).is_err());
-        assert!(verify_checkpoint("x\n1\n", key.verifying_key(), &log_id).is_err());
+        assert!(
+            verify_checkpoint(&note, &p256_note_signer(key.verifying_key(), &[1, 2, 3, 4]))
+                .is_err()
+        );
+        assert!(
+            verify_checkpoint("x\n1\n", &p256_note_signer(key.verifying_key(), &log_id)).is_err()
+        );
     }
 }

@@ -37,13 +37,36 @@ pub(crate) fn signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
     let Some(sig) = cert.signature.as_bytes() else {
         return false;
     };
-    let alg = cert.signature_algorithm.oid.to_string();
-    let prehash: Vec<u8> = match alg.as_str() {
-        OID_ECDSA_SHA256 => Sha256::digest(&tbs).to_vec(),
-        OID_ECDSA_SHA384 => Sha384::digest(&tbs).to_vec(),
+    verify_with_cert(issuer, &cert.signature_algorithm.oid.to_string(), &tbs, sig)
+}
+
+/// Checks an ECDSA signature (`alg`: ecdsa-with-SHA256/384/512) over `data` with the key
+/// of `cert` (P-256 or P-384).
+pub(crate) fn verify_with_cert(cert: &Certificate, alg: &str, data: &[u8], sig: &[u8]) -> bool {
+    let rsa = match alg {
+        "1.2.840.113549.1.1.11" => Some(&ring::signature::RSA_PKCS1_2048_8192_SHA256),
+        "1.2.840.113549.1.1.12" => Some(&ring::signature::RSA_PKCS1_2048_8192_SHA384),
+        "1.2.840.113549.1.1.13" => Some(&ring::signature::RSA_PKCS1_2048_8192_SHA512),
+        _ => None,
+    };
+    if let Some(params) = rsa {
+        // ring takes the RSAPublicKey, the SubjectPublicKeyInfo's bit string.
+        let key = cert
+            .tbs_certificate
+            .subject_public_key_info
+            .subject_public_key
+            .raw_bytes();
+        return ring::signature::UnparsedPublicKey::new(params, key)
+            .verify(data, sig)
+            .is_ok();
+    }
+    let prehash: Vec<u8> = match alg {
+        OID_ECDSA_SHA256 => Sha256::digest(data).to_vec(),
+        OID_ECDSA_SHA384 => Sha384::digest(data).to_vec(),
+        OID_ECDSA_SHA512 => sha2::Sha512::digest(data).to_vec(),
         _ => return false,
     };
-    let spki = &issuer.tbs_certificate.subject_public_key_info;
+    let spki = &cert.tbs_certificate.subject_public_key_info;
     let Ok(spki_der) = spki.to_der() else {
         return false;
     };
@@ -76,6 +99,32 @@ pub(crate) fn signed_by(cert: &Certificate, issuer: &Certificate) -> bool {
         }
         _ => false,
     }
+}
+
+/// Whether `cert` names `oid` in its extended key usage.
+pub(crate) fn has_eku(cert: &Certificate, oid: &str) -> bool {
+    cert.tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.extn_id.to_string() == OID_EKU)
+        .and_then(|e| {
+            x509_cert::ext::pkix::ExtendedKeyUsage::from_der(e.extn_value.as_bytes()).ok()
+        })
+        .is_some_and(|eku| eku.0.iter().any(|o| o.to_string() == oid))
+}
+
+/// Whether `der` is a self-signed CA certificate (a root).
+pub(crate) fn is_self_signed_ca(der: &[u8]) -> bool {
+    Certificate::from_der(der)
+        .is_ok_and(|c| c.tbs_certificate.issuer == c.tbs_certificate.subject && signed_by(&c, &c))
+}
+
+/// The public key of a leaf certificate (DER).
+pub(crate) fn leaf_key(der: &[u8]) -> Result<crate::keys::PublicKey, VerifyError> {
+    let c = Certificate::from_der(der)
+        .map_err(|e| VerifyError::Malformed(format!("the certificate does not parse: {e}")))?;
+    certificate_key(&c)
 }
 
 /// A certificate's identity: SAN URIs and e-mails, its OIDC issuer, and the Fulcio
@@ -170,6 +219,9 @@ pub(crate) static CHAIN_ALGS: &[&dyn rustls::pki_types::SignatureVerificationAlg
     webpki::ring::ECDSA_P256_SHA384,
     webpki::ring::ECDSA_P384_SHA256,
     webpki::ring::ECDSA_P384_SHA384,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA256,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA384,
+    webpki::ring::RSA_PKCS1_2048_8192_SHA512,
 ];
 
 /// Checks a Fulcio leaf at `time` (the log's integrated time): the chain to a CA of
@@ -363,8 +415,10 @@ pub(crate) fn verify_sct(
         use p256::ecdsa::signature::Verifier;
         let ok = sct.hash_alg == 4
             && sct.sig_alg == 3
-            && p256::ecdsa::DerSignature::from_bytes(sct.signature)
-                .is_ok_and(|s| log.key.verify(&signed, &s).is_ok());
+            && log.p256().is_some_and(|k| {
+                p256::ecdsa::DerSignature::from_bytes(sct.signature)
+                    .is_ok_and(|s| k.verify(&signed, &s).is_ok())
+            });
         if ok {
             return Ok(());
         }

@@ -52,6 +52,8 @@ pub(crate) const OID_ECDSA_SHA256: &str = "1.2.840.10045.4.3.2";
 
 pub(crate) const OID_ECDSA_SHA384: &str = "1.2.840.10045.4.3.3";
 
+pub(crate) const OID_ECDSA_SHA512: &str = "1.2.840.10045.4.3.4";
+
 pub(crate) const OID_P256: &str = "1.2.840.10045.3.1.7";
 
 pub(crate) const OID_P384: &str = "1.3.132.0.34";
@@ -106,82 +108,6 @@ pub fn verify_classic_keyless(
     let key = certificate_key(&leaf)?;
     if !key.verify(payload, signature) {
         return Err(VerifyError::Signature);
-    }
-    Ok(who)
-}
-
-/// The parts of a keyless DSSE bundle that [`verify_dsse_keyless`] needs, already
-/// decoded by the caller.
-pub struct DsseKeyless<'a> {
-    /// The leaf certificate (DER).
-    pub leaf_der: &'a [u8],
-    /// The in-toto statement (the DSSE payload).
-    pub payload: &'a [u8],
-    /// The DSSE payload type.
-    pub payload_type: &'a str,
-    /// The one DSSE signature.
-    pub signature: &'a [u8],
-    /// `verificationMaterial.tlogEntries`, as JSON.
-    pub tlog_entries: &'a serde_json::Value,
-}
-
-/// Verifies a keyless DSSE bundle: its Rekor v1 `dsse` entry (SET, inclusion proof and
-/// signed checkpoint by a log of the trust root), the entry bound to this envelope and
-/// certificate, the certificate (see [`check_certificate`]) at the entry's integrated
-/// time, and the DSSE signature with the certificate's key. The statement's subject is
-/// the caller's to check. Returns the identity that matched.
-pub fn verify_dsse_keyless(
-    b: &DsseKeyless<'_>,
-    root: &TrustedRoot,
-    identities: &[Identity],
-) -> Result<Vouched, VerifyError> {
-    let entries: Vec<TlogEntry> = serde_json::from_value(b.tlog_entries.clone())
-        .map_err(|e| malformed(format!("its transparency log entry does not parse ({e})")))?;
-    let entry = entries.first().ok_or(VerifyError::NoTlogEntry)?;
-    let time = verify_tlog_entry(entry, root)?;
-    // The entry is this envelope, signed with this certificate.
-    let body_bytes = B64
-        .decode(&entry.canonicalized_body)
-        .map_err(|_| malformed("the Rekor entry body is not base64"))?;
-    let body: serde_json::Value = serde_json::from_slice(&body_bytes)
-        .map_err(|e| malformed(format!("the Rekor entry body is not JSON ({e})")))?;
-    if body["kind"] != "dsse" || entry.kind_version.kind != "dsse" {
-        return Err(VerifyError::BodyBinding(format!(
-            "its Rekor entry is a `{}`, not a dsse entry",
-            body["kind"].as_str().unwrap_or("?")
-        )));
-    }
-    let spec = &body["spec"];
-    let payload_hash = hex::encode(Sha256::digest(b.payload));
-    let sigs = spec["signatures"].as_array().cloned().unwrap_or_default();
-    let bound = spec["payloadHash"]["algorithm"] == "sha256"
-        && spec["payloadHash"]["value"].as_str() == Some(payload_hash.as_str())
-        && sigs.len() == 1
-        && sigs[0]["signature"]
-            .as_str()
-            .and_then(|s| B64.decode(s).ok())
-            .as_deref()
-            == Some(b.signature)
-        && sigs[0]["verifier"]
-            .as_str()
-            .and_then(|s| B64.decode(s).ok())
-            .map(|pem| pem_certs(&String::from_utf8_lossy(&pem)))
-            .and_then(|c| c.into_iter().next())
-            .as_deref()
-            == Some(b.leaf_der);
-    if !bound {
-        return Err(VerifyError::BodyBinding(
-            "its Rekor entry is for another envelope, signature or certificate".into(),
-        ));
-    }
-    let who = check_certificate(b.leaf_der, time, root, identities)?;
-    let leaf = Certificate::from_der(b.leaf_der).map_err(|e| malformed(e.to_string()))?;
-    let key = certificate_key(&leaf)?;
-    if !key.verify(
-        &crate::keys::dsse_pae(b.payload_type, b.payload),
-        b.signature,
-    ) {
-        return Err(VerifyError::DsseSignature);
     }
     Ok(who)
 }
