@@ -43,8 +43,9 @@ pub struct SignWith {
     /// it is stored (default: Sigstore's public-good root, shipped with wpkg).
     #[arg(long, value_name = "FILE", env = env_vars::WPKG_TRUSTED_ROOT)]
     pub trusted_root: Option<PathBuf>,
-    /// Also write the keyless bundle (JSON) to this file.
-    #[arg(long, value_name = "FILE", requires = "keyless")]
+    /// Write the sigstore bundle (JSON) to this file (images: keyless only; sign-blob:
+    /// required).
+    #[arg(long, value_name = "FILE")]
     pub bundle: Option<PathBuf>,
 }
 
@@ -65,25 +66,69 @@ impl SignWith {
         ca_files: &[PathBuf],
     ) -> Result<Made> {
         if let Some(key) = &self.key {
+            if self.bundle.is_some() {
+                bail!("--bundle writes a keyless bundle; with --key the signature is a classic `.sig` (drop --bundle, or sign with --keyless)");
+            }
             let key = load_private_key(key)?;
             return Ok(publish::sign_with_key(store, &key, desc, name)?);
         }
-        if !self.keyless && !Self::ambient() {
-            bail!("nothing to sign with: give --key FILE (a cosign key) or --keyless (an OIDC identity: --identity-token, SIGSTORE_ID_TOKEN, or GitHub Actions with `permissions: id-token: write`)");
-        }
-        let token = self.token(ca_files)?;
-        let root = wpkg_pipeline::verify::load_trusted_root(self.trusted_root.as_deref())?;
-        let instance = keyless_sign::Instance {
-            fulcio: self.fulcio_url.clone(),
-            rekor: self.rekor_url.clone(),
-            root,
-        };
+        let (token, instance) = self.keyless_setup(ca_files)?;
         let made = publish::sign_keyless(store, &instance, &token, desc, name, ca_files)?;
         if let (Some(path), Made::Keyless { bundle, .. }) = (&self.bundle, &made) {
             write_replace(path, bundle)
                 .with_context(|| format!("cannot write the bundle to {}", path.display()))?;
         }
         Ok(made)
+    }
+
+    /// The token and the Sigstore instance for a keyless signature.
+    fn keyless_setup(
+        &self,
+        ca_files: &[PathBuf],
+    ) -> Result<(IdentityToken, keyless_sign::Instance)> {
+        if !self.keyless && !Self::ambient() {
+            bail!("nothing to sign with: give --key FILE (a cosign key) or --keyless (an OIDC identity: --identity-token, SIGSTORE_ID_TOKEN, or GitHub Actions with `permissions: id-token: write`)");
+        }
+        let token = self.token(ca_files)?;
+        let root = wpkg_pipeline::verify::load_trusted_root(self.trusted_root.as_deref())?;
+        Ok((
+            token,
+            keyless_sign::Instance {
+                fulcio: self.fulcio_url.clone(),
+                rekor: self.rekor_url.clone(),
+                root,
+            },
+        ))
+    }
+
+    /// Signs a file by its SHA-256 and writes the sigstore bundle to `--bundle`: a
+    /// message signature with the key, or keyless (Fulcio, Rekor `hashedrekord`).
+    /// Returns who signed, for the message. Nothing is written unless signing succeeded.
+    pub fn sign_blob(&self, sha256: &[u8; 32], ca_files: &[PathBuf]) -> Result<String> {
+        let Some(out) = &self.bundle else {
+            bail!("give --bundle FILE: where to write the signature bundle");
+        };
+        let (bundle, who) = match &self.key {
+            Some(key) => {
+                let key = load_private_key(key)?;
+                let who = format!("key sha256:{}", key.public().fingerprint());
+                (wpkg_signing::bundle::make_blob_bundle(&key, sha256), who)
+            }
+            None => {
+                let (token, instance) = self.keyless_setup(ca_files)?;
+                let signed = keyless_sign::sign_subject(
+                    &instance,
+                    &token,
+                    &keyless_sign::Subject::Blob { sha256: *sha256 },
+                    ca_files,
+                )?;
+                let who = format!("{} (Rekor log index {})", signed.identity, signed.log_index);
+                (signed.bundle, who)
+            }
+        };
+        write_replace(out, &bundle)
+            .with_context(|| format!("cannot write the bundle to {}", out.display()))?;
+        Ok(who)
     }
 
     /// The identity token: `--identity-token` (a token or a file), SIGSTORE_ID_TOKEN, or

@@ -258,7 +258,7 @@ pub(crate) fn bad_tokens_and_failing_services_push_nothing() {
         (Fault::Garbage, "fulcio", "Fulcio"),
         (Fault::Down, "rekor", "Rekor"),
         (Fault::Garbage, "rekor", "Rekor"),
-        (Fault::OtherBody, "rekor", "another envelope"),
+        (Fault::OtherBody, "rekor", "another payload"),
     ] {
         ts.set_fault(service, fault);
         attempt(&[], ci_env(&ts), why);

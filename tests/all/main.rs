@@ -1,6 +1,7 @@
 //! wpkg's end-to-end tests: one binary, one module per area.
 
 mod archive;
+mod blob;
 mod build;
 mod capabilities;
 mod cli_output;

@@ -273,10 +273,7 @@ fn widened_capabilities_reused_signature_and_corrupted_signature_are_refused() {
         &sig_manifest,
     );
     let c = consumer(&format!("{}/acme/*", reg.host), &pubkey);
-    refused(
-        c.wpkg(&["run", &app]),
-        "a valid signature, but for sha256:",
-    );
+    refused(c.wpkg(&["run", &app]), "a valid signature, but for sha256:");
     c.wpkg(&["verify", &app]).code(1).stderr_has(&signed_digest);
 
     // The original, pinned by digest, still verifies and runs.

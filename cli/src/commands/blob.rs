@@ -1,4 +1,5 @@
-//! `wpkg verify-blob`: a file's sigstore bundle, checked like cosign's `verify-blob`.
+//! `wpkg sign-blob` and `wpkg verify-blob`: a file's sigstore bundle, made and checked
+//! like cosign's `sign-blob --bundle` and `verify-blob --bundle`.
 
 use std::io::Read;
 use std::path::PathBuf;
@@ -11,6 +12,51 @@ use wpkg_pipeline::verify::{self, TrustSource};
 use wpkg_signing::PublicKey;
 
 use crate::identity::{load_public_key, CertificateFlags};
+use crate::signing::SignWith;
+
+/// Sign a file (a release archive, an SBOM...) into a Sigstore bundle, like cosign sign-blob
+#[derive(Args)]
+#[command(
+    after_help = "Writes a Sigstore bundle v0.3 (--bundle FILE) with a message \
+signature over FILE's SHA-256: with --key (a cosign key), or keyless (an ephemeral key, a \
+Fulcio certificate for your OIDC identity, the signature logged in Rekor as a hashedrekord \
+entry), the same bundle `cosign sign-blob --bundle` and sigstore-python make. Anyone checks \
+it with `wpkg verify-blob`, `cosign verify-blob` or `sigstore verify`.\n\n\
+Examples:\n  wpkg sign-blob --key cosign.key --bundle wpkg.tar.gz.sigstore.json wpkg.tar.gz\n  \
+wpkg sign-blob --keyless --bundle wpkg.tar.gz.sigstore.json wpkg.tar.gz   # in GitHub Actions"
+)]
+pub struct SignBlobArgs {
+    /// The file to sign.
+    pub file: PathBuf,
+    #[command(flatten)]
+    pub with: SignWith,
+    /// Extra CA certificates (PEM) for the Sigstore services.
+    #[arg(long, value_name = "FILE", env = crate::env_vars::WPKG_CA_FILE)]
+    pub ca_file: Vec<PathBuf>,
+}
+
+impl SignBlobArgs {
+    /// Runs the command.
+    pub fn run(self) -> Result<ExitCode> {
+        let sha256 = file_sha256(&self.file)?;
+        let who = self.with.sign_blob(&sha256, &self.ca_file)?;
+        eprintln!(
+            "signed {} (sha256:{}) as {who}; bundle: {}",
+            self.file.display(),
+            hex_encode(&sha256),
+            self.with
+                .bundle
+                .as_ref()
+                .map(|b| b.display().to_string())
+                .unwrap_or_default()
+        );
+        super::ok()
+    }
+}
+
+fn hex_encode(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
 
 /// Verify a file's signature bundle (Sigstore bundle v0.1 to v0.3), like cosign verify-blob
 #[derive(Args)]
@@ -71,7 +117,16 @@ impl VerifyBlobArgs {
             }
             Err(e) => {
                 eprintln!("error: {shown} is not verified: {e}");
-                if let Some(h) = crate::diagnostics::none_verifies_hint(&e, &TrustSource::Given) {
+                let hint = match &e {
+                    wpkg_signing::VerifyError::Key | wpkg_signing::VerifyError::NoKeys => Some(
+                        "it is signed with another key: check that --key is the signer's public key".to_owned(),
+                    ),
+                    wpkg_signing::VerifyError::Identity { subject, issuer } => Some(format!(
+                        "if you trust that signer: --certificate-identity {subject} --certificate-oidc-issuer {issuer}"
+                    )),
+                    _ => crate::diagnostics::none_verifies_hint(&e, &TrustSource::Given),
+                };
+                if let Some(h) = hint {
                     eprintln!("hint: {h}");
                 }
                 Ok(ExitCode::from(1))
@@ -87,23 +142,29 @@ fn artifact_digest(arg: &str) -> Result<([u8; 32], String)> {
         .strip_prefix("sha256:")
         .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .filter(|_| !std::path::Path::new(arg).exists())
-        .and_then(|h| hex_32(h));
+        .and_then(hex_32);
     if let Some(d) = as_digest {
         return Ok((d, arg.to_owned()));
     }
-    let mut f = std::fs::File::open(arg).with_context(|| format!("cannot read {arg}"))?;
+    Ok((file_sha256(std::path::Path::new(arg))?, arg.to_owned()))
+}
+
+/// The SHA-256 of a file, read in chunks.
+fn file_sha256(path: &std::path::Path) -> Result<[u8; 32]> {
+    let shown = path.display();
+    let mut f = std::fs::File::open(path).with_context(|| format!("cannot read {shown}"))?;
     let mut h = Sha256::new();
     let mut buf = vec![0u8; 1 << 16];
     loop {
         let n = f
             .read(&mut buf)
-            .with_context(|| format!("cannot read {arg}"))?;
+            .with_context(|| format!("cannot read {shown}"))?;
         if n == 0 {
             break;
         }
         h.update(&buf[..n]);
     }
-    Ok((h.finalize().into(), arg.to_owned()))
+    Ok(h.finalize().into())
 }
 
 fn hex_32(h: &str) -> Option<[u8; 32]> {

@@ -164,3 +164,26 @@ pub fn make_bundle(key: &PrivateKey, manifest_digest: &Digest) -> Vec<u8> {
     }))
     .expect("JSON serializes")
 }
+
+/// Builds a sigstore bundle v0.3 with a message signature over a file's SHA-256 by
+/// `key` (what `cosign sign-blob --key --bundle` writes without a transparency log).
+pub fn make_blob_bundle(key: &PrivateKey, sha256: &[u8; 32]) -> Vec<u8> {
+    let sig = key.sign_prehashed(sha256);
+    let hint = {
+        let der = key
+            .public()
+            .0
+            .to_public_key_der()
+            .expect("a P-256 key encodes");
+        B64.encode(Sha256::digest(der.as_bytes()))
+    };
+    serde_json::to_vec(&serde_json::json!({
+        "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
+        "verificationMaterial": {"publicKey": {"hint": hint}},
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(sha256)},
+            "signature": B64.encode(sig),
+        },
+    }))
+    .expect("JSON serializes")
+}

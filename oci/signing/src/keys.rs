@@ -237,6 +237,17 @@ impl PrivateKey {
         let sig: DerSignature = self.0.sign(payload);
         sig.as_bytes().to_vec()
     }
+
+    /// Signs a SHA-256 digest (ECDSA over the prehash, DER), as a sigstore message
+    /// signature over a file signs the file.
+    pub fn sign_prehashed(&self, sha256: &[u8; 32]) -> Vec<u8> {
+        use p256::ecdsa::signature::hazmat::PrehashSigner;
+        let sig: p256::ecdsa::Signature = self
+            .0
+            .sign_prehash(sha256)
+            .expect("a 32-byte prehash signs with P-256");
+        sig.to_der().as_bytes().to_vec()
+    }
 }
 
 impl PublicKey {

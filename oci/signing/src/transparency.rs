@@ -106,15 +106,16 @@ pub struct Checkpoint {
     pub root: [u8; 32],
 }
 
+/// Asked about one checkpoint signature line: (origin, note text, the line's decoded
+/// bytes) → `None` for another key's line, else whether it verifies.
+pub type NoteSigner<'a> = dyn Fn(&str, &[u8], &[u8]) -> Option<bool> + 'a;
+
 /// Checks a signed-note checkpoint: `log` is asked about each signature line (the
 /// checkpoint's origin, the note text, the line's decoded bytes: a 4-byte key hint and
 /// the signature) and answers `None` for another key's line, else whether it verifies.
 /// One line must verify; lines by other keys (cosigners) are ignored. Returns the
 /// checkpoint it signs.
-pub fn verify_checkpoint(
-    note: &str,
-    log: &dyn Fn(&str, &[u8], &[u8]) -> Option<bool>,
-) -> Result<Checkpoint, ProofError> {
+pub fn verify_checkpoint(note: &str, log: &NoteSigner<'_>) -> Result<Checkpoint, ProofError> {
     if note.matches("\n\n").count() != 1 {
         return Err(ProofError::MalformedCheckpoint(
             "not one blank line between text and signatures",

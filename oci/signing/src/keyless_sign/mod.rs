@@ -97,12 +97,12 @@ pub enum KeylessError {
         detail: String,
     },
     /// The bundle made from the answers does not verify against the trust root.
-    #[error("the signature made with {service} does not verify: {source}")]
+    #[error("the signature made with {service} does not verify: {failed}")]
     SelfCheck {
         /// Which answer is at fault (`Fulcio` or `Rekor`), from the failed check.
         service: &'static str,
         /// The check that failed.
-        source: crate::error::VerifyError,
+        failed: crate::error::VerifyError,
     },
     /// The digest to sign is not a digest.
     #[error(transparent)]
@@ -213,6 +213,24 @@ pub(crate) fn answer_text(resp: reqwest::blocking::Response) -> String {
     }
 }
 
+/// What to sign keylessly.
+pub enum Subject<'a> {
+    /// An image: a DSSE in-toto statement (cosign v3's) for `manifest_digest` of `name`
+    /// (registry/repository), logged as a Rekor `dsse` entry.
+    Image {
+        /// registry/repository.
+        name: &'a str,
+        /// The manifest digest.
+        manifest_digest: &'a str,
+    },
+    /// A file: a message signature over its SHA-256, logged as a `hashedrekord` entry
+    /// (what `cosign sign-blob --bundle` makes).
+    Blob {
+        /// The file's SHA-256.
+        sha256: [u8; 32],
+    },
+}
+
 /// Signs `manifest_digest` (the image `name`, registry/repository) keylessly: Fulcio
 /// certificate, DSSE statement, Rekor entry, bundle; then checks the bundle against
 /// `instance.root` for the certificate's own identity before returning it.
@@ -223,7 +241,44 @@ pub fn sign(
     manifest_digest: &str,
     ca_files: &[std::path::PathBuf],
 ) -> Result<Signed, KeylessError> {
-    let digest = Digest::parse(manifest_digest).map_err(KeylessError::Digest)?;
+    sign_subject(
+        instance,
+        token,
+        &Subject::Image {
+            name,
+            manifest_digest,
+        },
+        ca_files,
+    )
+}
+
+/// Signs `subject` keylessly (see [`sign`]).
+pub fn sign_subject(
+    instance: &Instance,
+    token: &IdentityToken,
+    subject: &Subject<'_>,
+    ca_files: &[std::path::PathBuf],
+) -> Result<Signed, KeylessError> {
+    let expect = match subject {
+        Subject::Image {
+            manifest_digest, ..
+        } => {
+            let d = Digest::parse(manifest_digest).map_err(KeylessError::Digest)?;
+            crate::sigbundle::Expect {
+                sha256: hex::decode(d.hex())
+                    .ok()
+                    .and_then(|b| b.try_into().ok())
+                    .ok_or_else(|| {
+                        KeylessError::Setup(format!("`{manifest_digest}` is not a SHA-256 digest"))
+                    })?,
+                predicate: Some(crate::bundle::COSIGN_SIGN_PREDICATE),
+            }
+        }
+        Subject::Blob { sha256 } => crate::sigbundle::Expect {
+            sha256: *sha256,
+            predicate: None,
+        },
+    };
     let fulcio = check_url("Fulcio", &instance.fulcio)?;
     let rekor = check_url("Rekor", &instance.rekor)?;
     let http = client(ca_files)?;
@@ -293,14 +348,49 @@ pub fn sign(
         }
     }
 
-    // 2. The DSSE envelope.
-    let payload = statement(name, &digest);
-    let sig: p256::ecdsa::DerSignature = key.sign(&crate::keys::dsse_pae(IN_TOTO, &payload));
-    let envelope = serde_json::json!({
-        "payload": B64.encode(&payload),
-        "payloadType": IN_TOTO,
-        "signatures": [{"keyid": "", "sig": B64.encode(sig.as_bytes())}],
-    });
+    // 2. The signature, and the entry Rekor is asked to log.
+    let cert_pem_b64 = B64.encode(crate::keys::pem_encode("CERTIFICATE", &leaf_der));
+    let (signed, proposed) = match subject {
+        Subject::Image {
+            name,
+            manifest_digest,
+        } => {
+            let digest = Digest::parse(manifest_digest).map_err(KeylessError::Digest)?;
+            let payload = statement(name, &digest);
+            let sig: p256::ecdsa::DerSignature =
+                key.sign(&crate::keys::dsse_pae(IN_TOTO, &payload));
+            let envelope = serde_json::json!({
+                "payload": B64.encode(&payload),
+                "payloadType": IN_TOTO,
+                "signatures": [{"keyid": "", "sig": B64.encode(sig.as_bytes())}],
+            });
+            let entry = serde_json::json!({
+                "apiVersion": "0.0.1",
+                "kind": "dsse",
+                "spec": {"proposedContent": {
+                    "envelope": envelope.to_string(),
+                    "verifiers": [cert_pem_b64],
+                }},
+            });
+            (Signed_::Dsse(payload, sig.as_bytes().to_vec()), entry)
+        }
+        Subject::Blob { sha256 } => {
+            use p256::ecdsa::signature::hazmat::PrehashSigner;
+            let sig: p256::ecdsa::Signature = key
+                .sign_prehash(sha256)
+                .map_err(|e| KeylessError::Setup(e.to_string()))?;
+            let sig = sig.to_der().as_bytes().to_vec();
+            let entry = serde_json::json!({
+                "apiVersion": "0.0.1",
+                "kind": "hashedrekord",
+                "spec": {
+                    "data": {"hash": {"algorithm": "sha256", "value": hex::encode(sha256)}},
+                    "signature": {"content": B64.encode(&sig), "publicKey": {"content": cert_pem_b64}},
+                },
+            });
+            (Signed_::Message(*sha256, sig), entry)
+        }
+    };
 
     // 3. Rekor.
     let rekor_err = |detail: String| KeylessError::Rekor {
@@ -310,17 +400,7 @@ pub fn sign(
     let resp = http
         .post(format!("{rekor}/api/v1/log/entries"))
         .header("Content-Type", "application/json")
-        .body(
-            serde_json::to_vec(&serde_json::json!({
-                "apiVersion": "0.0.1",
-                "kind": "dsse",
-                "spec": {"proposedContent": {
-                    "envelope": envelope.to_string(),
-                    "verifiers": [B64.encode(crate::keys::pem_encode("CERTIFICATE", &leaf_der))],
-                }},
-            }))
-            .expect("JSON serializes"),
-        )
+        .body(serde_json::to_vec(&proposed).expect("JSON serializes"))
         .send()
         .map_err(|e| rekor_err(format!("cannot connect ({})", without_url(&e))))?;
     if !resp.status().is_success() {
@@ -328,16 +408,19 @@ pub fn sign(
     }
     let answer: serde_json::Value =
         read_json(resp).map_err(|_| rekor_err("its answer is not JSON".into()))?;
-    let (bundle, log_index) = assemble_bundle(&leaf_der, &payload, sig.as_bytes(), &answer)
-        .map_err(|d| rekor_err(d.into()))?;
+    let (bundle, log_index) = match &signed {
+        Signed_::Dsse(payload, sig) => assemble_bundle(&leaf_der, payload, sig, &answer),
+        Signed_::Message(sha256, sig) => assemble_blob_bundle(&leaf_der, sha256, sig, &answer),
+    }
+    .map_err(|d| rekor_err(d.into()))?;
 
     // 4. Check what we made, as a verifier will: the certificate's own identity.
-    let self_check = |source: crate::error::VerifyError| KeylessError::SelfCheck {
-        service: match source.part() {
+    let self_check = |failed: crate::error::VerifyError| KeylessError::SelfCheck {
+        service: match failed.part() {
             crate::error::Part::Log => "Rekor",
             _ => "Fulcio",
         },
-        source,
+        failed,
     };
     let mine = crate::keyless::leaf_identity(&leaf_der).map_err(self_check)?;
     let me = Identity {
@@ -345,11 +428,13 @@ pub fn sign(
         subject: mine.subjects.first().cloned(),
         ..Default::default()
     };
-    let identity = crate::bundle::verify_keyless_bundle(
-        &bundle,
-        manifest_digest,
-        std::slice::from_ref(&me),
+    let (parsed, version) = crate::sigbundle::parse(&bundle).map_err(self_check)?;
+    let identity = crate::sigbundle::verify_keyless_parsed(
+        &parsed,
+        version,
+        &expect,
         &instance.root,
+        std::slice::from_ref(&me),
     )
     .map_err(self_check)?
     .certificate;
@@ -384,6 +469,46 @@ pub fn assemble_bundle(
             "payload": B64.encode(payload),
             "payloadType": IN_TOTO,
             "signatures": [{"sig": B64.encode(signature)}],
+        },
+    });
+    Ok((
+        serde_json::to_vec(&bundle).expect("JSON serializes"),
+        log_index,
+    ))
+}
+
+/// What was signed, kept for the bundle.
+enum Signed_ {
+    /// The in-toto statement and the DSSE signature.
+    Dsse(Vec<u8>, Vec<u8>),
+    /// The file's SHA-256 and the message signature.
+    Message([u8; 32], Vec<u8>),
+}
+
+/// Makes the sigstore bundle v0.3 of a message signature over a file (what `cosign
+/// sign-blob --bundle` writes): the leaf certificate, Rekor v1's answer for the
+/// `hashedrekord` entry, the digest and signature. Returns the bundle JSON and the log
+/// index.
+pub fn assemble_blob_bundle(
+    leaf_der: &[u8],
+    sha256: &[u8; 32],
+    signature: &[u8],
+    rekor_answer: &serde_json::Value,
+) -> Result<(Vec<u8>, i64), &'static str> {
+    let tlog = tlog_entry(rekor_answer)?;
+    let log_index = tlog["logIndex"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(-1);
+    let bundle = serde_json::json!({
+        "mediaType": wpkg_store::associated::BUNDLE_V03,
+        "verificationMaterial": {
+            "certificate": {"rawBytes": B64.encode(leaf_der)},
+            "tlogEntries": [tlog],
+        },
+        "messageSignature": {
+            "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(sha256)},
+            "signature": B64.encode(signature),
         },
     });
     Ok((

@@ -1,0 +1,187 @@
+//! `wpkg sign-blob` / `wpkg verify-blob`: a file's Sigstore bundle with a key and
+//! keyless, and both ways with sigstore-python against the loopback Sigstore instance.
+
+use serde_json::json;
+use wpkg_tests::sigstore_services::TestSigstore;
+use wpkg_tests::Env;
+
+use crate::keyless::{ci_env, run_with};
+
+fn sigstore_python() -> std::path::PathBuf {
+    wpkg_tests::registry::which("sigstore").unwrap_or_else(|| {
+        panic!("sigstore-python's `sigstore` command is not installed; run `bash scripts/setup.sh` (pip install sigstore)")
+    })
+}
+
+#[test]
+fn sign_blob_and_verify_blob_with_a_key() {
+    let env = Env::new();
+    let file = env.path("release.tar.gz");
+    std::fs::write(&file, b"a release archive, for the test").unwrap();
+    let (f, bundle) = (file.to_str().unwrap(), env.path("release.sigstore.json"));
+    let b = bundle.to_str().unwrap();
+    let key = |prefix: &str| {
+        env.wpkg_with(
+            &[
+                "keygen",
+                "--output-key-prefix",
+                &env.path(prefix).to_string_lossy(),
+            ],
+            &[("COSIGN_PASSWORD", "")],
+            None,
+        )
+        .ok();
+        env.path(prefix).to_string_lossy().into_owned()
+    };
+    let (mine, other) = (key("mine"), key("other"));
+    let sign = |args: &[&str]| {
+        let mut a = vec!["sign-blob"];
+        a.extend_from_slice(args);
+        env.wpkg_with(&a, &[("COSIGN_PASSWORD", "")], None)
+    };
+    // No --bundle: refused, nothing written.
+    sign(&["--key", &format!("{mine}.key"), f])
+        .code(125)
+        .stderr_has("--bundle");
+    assert!(!bundle.exists());
+    sign(&["--key", &format!("{mine}.key"), "--bundle", b, f])
+        .ok()
+        .stderr_has("signed");
+    let verify = |args: &[&str]| {
+        let mut a = vec!["verify-blob", "--bundle", b];
+        a.extend_from_slice(args);
+        env.wpkg(&a)
+    };
+    let mine_pub = format!("{mine}.pub");
+    verify(&["--key", &mine_pub, f]).ok().stderr_has("verified");
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(
+            std::fs::read(&file).unwrap()
+        ))
+    );
+    verify(&["--key", &mine_pub, &digest]).ok();
+    // Controls: another key, another file content, no trust given, a broken bundle.
+    verify(&["--key", &format!("{other}.pub"), f])
+        .code(1)
+        .stderr_has("does not verify with any trusted key");
+    let changed = env.path("changed.tar.gz");
+    std::fs::write(&changed, b"a release archive, for the test!").unwrap();
+    verify(&["--key", &mine_pub, changed.to_str().unwrap()]).code(1);
+    verify(&[f]).code(125).stderr_has("hint: give --key");
+    std::fs::write(env.path("broken.json"), b"{\"mediaType\":").unwrap();
+    env.wpkg(&[
+        "verify-blob",
+        "--bundle",
+        env.path("broken.json").to_str().unwrap(),
+        "--key",
+        &mine_pub,
+        f,
+    ])
+    .code(1)
+    .stderr_has("not sigstore bundle JSON");
+    env.wpkg(&[
+        "verify-blob",
+        "--bundle",
+        "/nonexistent",
+        "--key",
+        &mine_pub,
+        f,
+    ])
+    .code(125)
+    .stderr_has("cannot read the bundle");
+}
+
+#[test]
+fn keyless_blob_bundles_interoperate_with_sigstore_python() {
+    let sigstore = sigstore_python();
+    let env = Env::new();
+    let ts = TestSigstore::start(env.dir.path());
+    let file = env.path("artifact.bin");
+    std::fs::write(&file, b"bytes to sign keylessly").unwrap();
+    let f = file.to_str().unwrap();
+    let root = ts.trusted_root.to_str().unwrap().to_owned();
+    let ours = env.path("wpkg.sigstore.json");
+    run_with(
+        &env,
+        &[
+            "sign-blob",
+            "--keyless",
+            "--bundle",
+            ours.to_str().unwrap(),
+            f,
+        ],
+        &ci_env(&ts),
+    )
+    .ok()
+    .stderr_has("Rekor log index");
+    let verify = |bundle: &std::path::Path, identity: &str, file: &str| {
+        env.wpkg(&[
+            "verify-blob",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "--trusted-root",
+            &root,
+            "--certificate-identity",
+            identity,
+            "--certificate-oidc-issuer",
+            &ts.issuer,
+            file,
+        ])
+    };
+    verify(&ours, &ts.identity, f).ok();
+    verify(
+        &ours,
+        "https://github.com/evil/x/.github/workflows/a.yml@refs/heads/main",
+        f,
+    )
+    .code(1)
+    .stderr_has("does not trust");
+    let changed = env.path("changed.bin");
+    std::fs::write(&changed, b"bytes to sign keylessly!").unwrap();
+    verify(&ours, &ts.identity, changed.to_str().unwrap()).code(1);
+
+    // sigstore-python checks wpkg's bundle (and refuses another identity: the control).
+    let py_verify = |bundle: &std::path::Path, identity: &str| {
+        std::process::Command::new(&sigstore)
+            .arg("--trust-config")
+            .arg(&ts.trust_config)
+            .args(["verify", "identity", "--offline", "--bundle"])
+            .arg(bundle)
+            .args([
+                "--cert-identity",
+                identity,
+                "--cert-oidc-issuer",
+                &ts.issuer,
+            ])
+            .arg(&file)
+            .output()
+            .unwrap()
+    };
+    let out = py_verify(&ours, &ts.identity);
+    assert!(
+        out.status.success(),
+        "sigstore-python refused wpkg's blob bundle: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(!py_verify(&ours, "someone@else.example").status.success());
+
+    // wpkg checks sigstore-python's blob bundle.
+    let theirs = env.path("py.sigstore.json");
+    let token = ts.mint_token(json!({}));
+    let out = std::process::Command::new(&sigstore)
+        .arg("--trust-config")
+        .arg(&ts.trust_config)
+        .args(["sign", "--identity-token", &token, "--bundle"])
+        .arg(&theirs)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sigstore-python did not sign: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    verify(&theirs, &ts.identity, f).ok();
+    verify(&theirs, &ts.identity, changed.to_str().unwrap()).code(1);
+}
