@@ -11,6 +11,7 @@ use wpkg_pipeline::{Error as Pipeline, Refusal, RunnerError};
 use wpkg_signing::error::Part;
 use wpkg_signing::keyless_sign::KeylessError;
 use wpkg_signing::trust::TrustError;
+use wpkg_signing::tuf::TufError;
 use wpkg_signing::VerifyError;
 use wpkg_spec::config::ConfigError;
 use wpkg_spec::keyvalue::KeyValueError;
@@ -57,6 +58,7 @@ enum Known<'a> {
     Keyless(&'a KeylessError),
     Trust(&'a TrustError),
     Scaffold(&'a ScaffoldError),
+    Tuf(&'a TufError),
 }
 
 fn known<'a>(e: &'a (dyn StdError + 'static)) -> Option<Known<'a>> {
@@ -85,6 +87,7 @@ fn known<'a>(e: &'a (dyn StdError + 'static)) -> Option<Known<'a>> {
         .or_else(|| view::<KeylessError>(e).map(Known::Keyless))
         .or_else(|| view::<TrustError>(e).map(Known::Trust))
         .or_else(|| view::<ScaffoldError>(e).map(Known::Scaffold))
+        .or_else(|| view::<TufError>(e).map(Known::Tuf))
 }
 
 /// The CLI's wording of a link, where it names the flag the operator used.
@@ -151,6 +154,7 @@ pub fn hints(e: &anyhow::Error) -> Vec<String> {
             }
             Some(Known::Trust(_)) => None,
             Some(Known::Scaffold(x)) => scaffold_hint(x),
+            Some(Known::Tuf(t)) => tuf_hint(t),
             None => None,
         };
         // A link's fix that an earlier hint already says (a refusal's, inside the
@@ -160,6 +164,17 @@ pub fn hints(e: &anyhow::Error) -> Vec<String> {
         }
     }
     out
+}
+
+fn tuf_hint(e: &TufError) -> Option<String> {
+    Some(match e {
+        TufError::Verify { .. } | TufError::NoTrustedRoot { .. } | TufError::BadTarget { .. } => {
+            "nothing was changed: the trust root in use stays as it was; for a private instance check --tuf-url and --tuf-root".into()
+        }
+        TufError::BadRoot(_) => "give the TUF root.json of that repository with --tuf-root".into(),
+        TufError::BadUrl { .. } => "give the repository's https:// base URL".into(),
+        _ => return None,
+    })
 }
 
 fn scaffold_hint(e: &ScaffoldError) -> Option<String> {

@@ -15,7 +15,8 @@ pub struct PolicyArgs {
     #[arg(long, value_name = "FILE", env = env_vars::WPKG_TRUST_POLICY)]
     pub policy: Option<PathBuf>,
     /// A Sigstore trusted_root.json for keyless signatures (default: the policy's
-    /// `trusted_root`, else Sigstore's public-good root shipped with wpkg).
+    /// `trusted_root`, else Sigstore's public-good root: as `wpkg trust update-root`
+    /// refreshed it through TUF, or as shipped with wpkg).
     #[arg(long, value_name = "FILE", env = env_vars::WPKG_TRUSTED_ROOT)]
     pub trusted_root: Option<PathBuf>,
 }
@@ -34,6 +35,7 @@ impl PolicyArgs {
         Ok(TrustSettings {
             policy: self.path()?,
             trusted_root: self.trusted_root.clone(),
+            tuf_cache: Some(crate::settings::home()?.tuf_cache()),
         })
     }
 }

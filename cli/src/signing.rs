@@ -90,7 +90,11 @@ impl SignWith {
             bail!("nothing to sign with: give --key FILE (a cosign key) or --keyless (an OIDC identity: --identity-token, SIGSTORE_ID_TOKEN, or GitHub Actions with `permissions: id-token: write`)");
         }
         let token = self.token(ca_files)?;
-        let root = wpkg_pipeline::verify::load_trusted_root(self.trusted_root.as_deref())?;
+        let file = wpkg_pipeline::verify::trusted_root_file(
+            self.trusted_root.as_deref(),
+            Some(&crate::settings::home()?.tuf_cache()),
+        );
+        let root = wpkg_pipeline::verify::load_trusted_root(file.as_deref())?;
         Ok((
             token,
             keyless_sign::Instance {

@@ -62,6 +62,11 @@ impl Home {
         self.root.join("kv").join(format!("{}-{slug}", &hex[..16]))
     }
 
+    /// Trust roots refreshed through TUF, one directory per repository.
+    pub fn tuf_cache(&self) -> PathBuf {
+        self.root.join("tuf")
+    }
+
     /// The default trust policy file.
     pub fn trust_policy(&self) -> PathBuf {
         self.root.join("trust.toml")

@@ -2,7 +2,7 @@
 //! the signature is checked against the trust policy, and only this module can make
 //! the [`VerifiedArtifact`] the later steps require.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use wpkg_signing::keyless::TrustedRoot;
 use wpkg_signing::trust::Policy;
@@ -24,6 +24,29 @@ pub struct TrustSettings {
     /// A Sigstore `trusted_root.json` that overrides the policy's and the shipped
     /// public-good root.
     pub trusted_root: Option<PathBuf>,
+    /// Where TUF-refreshed trust roots are cached (`Home::tuf_cache`); the public-good
+    /// root cached there replaces the shipped one.
+    pub tuf_cache: Option<PathBuf>,
+}
+
+/// The trust root file to use: `explicit` when given; else the public-good root that
+/// `wpkg trust update-root` cached through TUF (refreshed first when its TUF metadata
+/// has expired; if that refresh fails, the cached copy, which verified when it was
+/// fetched, is used); else `None`, the root shipped with wpkg.
+pub fn trusted_root_file(explicit: Option<&Path>, tuf_cache: Option<&Path>) -> Option<PathBuf> {
+    use wpkg_signing::tuf;
+    if let Some(f) = explicit {
+        return Some(f.to_owned());
+    }
+    let cache = tuf_cache?;
+    let (path, expires) = tuf::cached(cache, tuf::SIGSTORE_TUF_URL)?;
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    if expires < now {
+        if let Ok(r) = tuf::update(cache, tuf::SIGSTORE_TUF_URL, tuf::SIGSTORE_TUF_ROOT, &[]) {
+            return Some(r.trusted_root);
+        }
+    }
+    Some(path)
 }
 
 /// What decided trust for one check.
@@ -184,7 +207,13 @@ pub fn check_signatures(
             signature_tag: wpkg_store::associated::signature_tag(digest),
         }));
     }
-    let root_file = trust.trusted_root.clone().or(policy.trusted_root.clone());
+    let root_file = trusted_root_file(
+        trust
+            .trusted_root
+            .as_deref()
+            .or(policy.trusted_root.as_deref()),
+        trust.tuf_cache.as_deref(),
+    );
     let root = move || load_trusted_root(root_file.as_deref()).map_err(|e| e.to_string());
     let trusted = Trusted {
         keys: &keys,
@@ -216,6 +245,7 @@ pub fn check_blob(
     keys: &[PublicKey],
     identities: &[wpkg_signing::keyless::Identity],
     trusted_root: Option<&std::path::Path>,
+    tuf_cache: Option<&std::path::Path>,
 ) -> Result<Result<Signer, wpkg_signing::VerifyError>, Error> {
     if keys.is_empty() && identities.is_empty() {
         return Err(Error::NothingTrusted);
@@ -223,7 +253,7 @@ pub fn check_blob(
     if trusted_root.is_some() {
         load_trusted_root(trusted_root)?;
     }
-    let file = trusted_root.map(std::path::Path::to_owned);
+    let file = trusted_root_file(trusted_root, tuf_cache);
     let root = move || load_trusted_root(file.as_deref()).map_err(|e| e.to_string());
     let trusted = Trusted {
         keys,

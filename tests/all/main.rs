@@ -29,3 +29,4 @@ mod soak;
 mod store;
 mod templates;
 mod trust;
+mod tuf;

@@ -342,3 +342,4 @@ pub mod registry;
 pub mod release;
 pub mod serve;
 pub mod sigstore_services;
+pub mod tuf;

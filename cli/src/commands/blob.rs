@@ -110,6 +110,7 @@ impl VerifyBlobArgs {
             &keys,
             &identities,
             self.trusted_root.as_deref(),
+            Some(&crate::settings::home()?.tuf_cache()),
         )? {
             Ok(signer) => {
                 eprintln!("verified {shown}: {signer}");

@@ -44,6 +44,30 @@ wpkg trust add 'ghcr.io/acme/*' --github acme/app --workflow release.yml --ref-r
 wpkg trust add 'ghcr.io/acme/*' --issuer https://token.actions.githubusercontent.com \\\n    \
 --subject https://github.com/acme/app/.github/workflows/release.yml@refs/heads/main")]
     Add(Box<AddArgs>),
+    /// Refresh Sigstore's trust root (Fulcio, Rekor, CT and TSA keys) through TUF
+    #[command(
+        after_help = "Fetches `trusted_root.json` (and the signing config) from \
+Sigstore's TUF repository and checks them from the TUF root shipped with wpkg: signatures up \
+to each role's threshold, expiry, versions that never go back, the targets' hashes. Keyless \
+verification then uses it instead of the copy shipped with wpkg; it is refreshed again, when \
+its TUF metadata has expired, the next time it is used (the cached copy stays in use if that \
+fails, e.g. offline). Nothing changes when a check fails.\n\n\
+For a private Sigstore instance give its TUF repository and initial root; then point \
+--trusted-root (or `trusted_root` in the policy) at the file it prints.\n\n\
+Examples:\n  wpkg trust update-root\n  \
+wpkg trust update-root --tuf-url https://tuf.sigstore.internal --tuf-root root.json"
+    )]
+    UpdateRoot {
+        /// A private instance's TUF repository (default: Sigstore's public good).
+        #[arg(long, value_name = "URL", requires = "tuf_root")]
+        tuf_url: Option<String>,
+        /// The TUF root.json to start from for --tuf-url (trusted on first use).
+        #[arg(long, value_name = "FILE", requires = "tuf_url")]
+        tuf_root: Option<PathBuf>,
+        /// Extra CA certificates (PEM) for the TUF repository's HTTPS.
+        #[arg(long, value_name = "FILE", env = crate::env_vars::WPKG_CA_FILE)]
+        ca_file: Vec<PathBuf>,
+    },
     /// List the scopes and their keys
     List {
         /// JSON for scripts.
@@ -205,6 +229,38 @@ impl TrustArgs {
                         );
                     }
                 }
+            }
+            TrustCommand::UpdateRoot {
+                tuf_url,
+                tuf_root,
+                ca_file,
+            } => {
+                use wpkg_signing::tuf;
+                let (url, root) = match (&tuf_url, &tuf_root) {
+                    (Some(u), Some(r)) => (
+                        u.clone(),
+                        std::fs::read(r)
+                            .with_context(|| format!("cannot read the TUF root {}", r.display()))?,
+                    ),
+                    _ => (
+                        tuf::SIGSTORE_TUF_URL.to_owned(),
+                        tuf::SIGSTORE_TUF_ROOT.to_vec(),
+                    ),
+                };
+                let cache = crate::settings::home()?.tuf_cache();
+                let r = tuf::update(&cache, &url, &root, &ca_file)?;
+                let until = r.expires_rfc3339();
+                eprintln!(
+                    "trust root refreshed through TUF from {url} (TUF root version {}, valid until {until})",
+                    r.root_version
+                );
+                if tuf_url.is_some() {
+                    eprintln!(
+                        "use it with --trusted-root {} (or `trusted_root` in the policy)",
+                        r.trusted_root.display()
+                    );
+                }
+                super::out(&format!("{}\n", r.trusted_root.display()))?;
             }
             TrustCommand::List { json } => {
                 let rows: Vec<(String, Vec<String>)> = policy

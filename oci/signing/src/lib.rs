@@ -21,6 +21,7 @@ pub mod sigbundle;
 pub mod timestamp;
 pub mod transparency;
 pub mod trust;
+pub mod tuf;
 pub mod verified;
 pub mod verify;
 
