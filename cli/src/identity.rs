@@ -84,21 +84,11 @@ impl CertificateFlags {
                 format!("https://github.com/{r}"),
             );
         }
-        for (list, suffix, flag) in [
-            (&self.certificate_claim, "", "--certificate-claim"),
-            (
-                &self.certificate_claim_regexp,
-                "_regexp",
-                "--certificate-claim-regexp",
-            ),
-        ] {
-            for c in list {
-                let Some((k, v)) = c.split_once('=') else {
-                    bail!("{flag} `{c}`: give NAME=VALUE, e.g. runner_environment=github-hosted");
-                };
-                claims.insert(format!("{k}{suffix}"), v.to_owned());
-            }
-        }
+        claims.extend(claim_flags(
+            &self.certificate_claim,
+            &self.certificate_claim_regexp,
+            "--certificate-claim",
+        )?);
         if !subject_given {
             if issuer_given || !claims.is_empty() {
                 bail!("--certificate-oidc-issuer needs --certificate-identity or --certificate-identity-regexp (so do the claim flags)");
@@ -119,6 +109,33 @@ impl CertificateFlags {
             .context("the --certificate-* flags do not make a usable identity")?;
         Ok(vec![id])
     }
+}
+
+/// Claims given as `NAME=VALUE` (exact) and `NAME=REGEXP` (the `-regexp` flag): the
+/// rule's claim entries, `NAME` and `NAME_regexp`.
+pub fn claim_flags(
+    exact: &[String],
+    regexp: &[String],
+    flag: &str,
+) -> Result<Vec<(String, String)>> {
+    let mut out = Vec::new();
+    for (list, suffix) in [(exact, ""), (regexp, "_regexp")] {
+        for c in list {
+            let Some((k, v)) = c.split_once('=') else {
+                bail!(
+                    "{flag}{} `{c}`: give NAME=VALUE, e.g. runner_environment=github-hosted",
+                    suffix.replace('_', "-")
+                );
+            };
+            out.push((format!("{k}{suffix}"), v.to_owned()));
+        }
+    }
+    Ok(out)
+}
+
+/// Reads public key files (PEM, like cosign.pub).
+pub fn load_public_keys(paths: &[std::path::PathBuf]) -> Result<Vec<PublicKey>> {
+    paths.iter().map(|p| load_public_key(p)).collect()
 }
 
 /// Reads a public key file (PEM, like cosign.pub).

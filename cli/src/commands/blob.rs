@@ -9,12 +9,11 @@ use anyhow::{Context, Result};
 use clap::Args;
 use sha2::{Digest, Sha256};
 use wpkg_pipeline::verify::{self, TrustSource};
-use wpkg_signing::PublicKey;
 
-use crate::identity::{load_public_key, CertificateFlags};
+use crate::identity::{load_public_keys, CertificateFlags};
 use crate::signing::SignWith;
 
-/// Sign a file (a release archive, an SBOM...) into a Sigstore bundle, like cosign sign-blob
+/// Sign a file into a Sigstore bundle (like cosign sign-blob)
 #[derive(Args)]
 #[command(
     after_help = "Writes a Sigstore bundle v0.3 (--bundle FILE) with a message \
@@ -58,7 +57,7 @@ fn hex_encode(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
 
-/// Verify a file's signature bundle (Sigstore bundle v0.1 to v0.3), like cosign verify-blob
+/// Verify a file's Sigstore bundle (like cosign verify-blob)
 #[derive(Args)]
 #[command(
     after_help = "Checks a Sigstore bundle (as `cosign sign-blob --bundle`, \
@@ -95,11 +94,7 @@ pub struct VerifyBlobArgs {
 impl VerifyBlobArgs {
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
-        let keys: Vec<PublicKey> = self
-            .key
-            .iter()
-            .map(|k| load_public_key(k))
-            .collect::<Result<_>>()?;
+        let keys = load_public_keys(&self.key)?;
         let identities = self.certificate.identities()?;
         let bundle = std::fs::read(&self.bundle)
             .with_context(|| format!("cannot read the bundle {}", self.bundle.display()))?;

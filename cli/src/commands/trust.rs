@@ -184,17 +184,11 @@ impl TrustArgs {
                 if github_hosted {
                     extra.push(("runner_environment".into(), "github-hosted".into()));
                 }
-                for (list, suffix, flag) in [
-                    (&claim, "", "--claim"),
-                    (&claim_regexp, "_regexp", "--claim-regexp"),
-                ] {
-                    for c in list {
-                        let Some((k, v)) = c.split_once('=') else {
-                            anyhow::bail!("{flag} `{c}`: give NAME=VALUE, e.g. build_trigger=push");
-                        };
-                        extra.push((format!("{k}{suffix}"), v.to_owned()));
-                    }
-                }
+                extra.extend(crate::identity::claim_flags(
+                    &claim,
+                    &claim_regexp,
+                    "--claim",
+                )?);
                 id.claims.extend(extra);
                 if github.is_some() || issuer.is_some() || issuer_regexp.is_some() {
                     id.validate()

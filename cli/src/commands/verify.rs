@@ -9,10 +9,9 @@ use clap::Args;
 use serde_json::{json, Value};
 use wpkg_pipeline::verify::{Rejected, Signer, Verification};
 use wpkg_pipeline::{publish, verify};
-use wpkg_signing::PublicKey;
 use wpkg_spec::Reference;
 
-use crate::identity::{load_public_key, CertificateFlags};
+use crate::identity::{load_public_keys, CertificateFlags};
 use crate::policy::PolicyArgs;
 use crate::remote::RemoteArgs;
 
@@ -63,11 +62,7 @@ impl VerifyArgs {
     /// Runs the command.
     pub fn run(self) -> Result<ExitCode> {
         let r = super::parse_ref(&self.reference)?;
-        let keys: Vec<PublicKey> = self
-            .key
-            .iter()
-            .map(|k| load_public_key(k))
-            .collect::<Result<_>>()?;
+        let keys = load_public_keys(&self.key)?;
         let identities = self.certificate.identities()?;
         let store = crate::settings::open_store()?;
         let local = if self.remote {

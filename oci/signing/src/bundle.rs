@@ -145,14 +145,7 @@ pub fn make_bundle(key: &PrivateKey, manifest_digest: &Digest) -> Vec<u8> {
     .to_string();
     let payload_type = "application/vnd.in-toto+json";
     let sig = key.sign(&dsse_pae(payload_type, statement.as_bytes()));
-    let hint = {
-        let der = key
-            .public()
-            .0
-            .to_public_key_der()
-            .expect("a P-256 key encodes");
-        B64.encode(Sha256::digest(der.as_bytes()))
-    };
+    let hint = key_hint(key);
     serde_json::to_vec(&serde_json::json!({
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
         "verificationMaterial": {"publicKey": {"hint": hint}},
@@ -165,18 +158,21 @@ pub fn make_bundle(key: &PrivateKey, manifest_digest: &Digest) -> Vec<u8> {
     .expect("JSON serializes")
 }
 
+/// A bundle's public key hint: the base64 SHA-256 of the key's SubjectPublicKeyInfo.
+fn key_hint(key: &PrivateKey) -> String {
+    let der = key
+        .public()
+        .0
+        .to_public_key_der()
+        .expect("a P-256 key encodes");
+    B64.encode(Sha256::digest(der.as_bytes()))
+}
+
 /// Builds a sigstore bundle v0.3 with a message signature over a file's SHA-256 by
 /// `key` (what `cosign sign-blob --key --bundle` writes without a transparency log).
 pub fn make_blob_bundle(key: &PrivateKey, sha256: &[u8; 32]) -> Vec<u8> {
     let sig = key.sign_prehashed(sha256);
-    let hint = {
-        let der = key
-            .public()
-            .0
-            .to_public_key_der()
-            .expect("a P-256 key encodes");
-        B64.encode(Sha256::digest(der.as_bytes()))
-    };
+    let hint = key_hint(key);
     serde_json::to_vec(&serde_json::json!({
         "mediaType": "application/vnd.dev.sigstore.bundle.v0.3+json",
         "verificationMaterial": {"publicKey": {"hint": hint}},

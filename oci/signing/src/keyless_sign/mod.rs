@@ -454,35 +454,16 @@ pub fn assemble_bundle(
     signature: &[u8],
     rekor_answer: &serde_json::Value,
 ) -> Result<(Vec<u8>, i64), &'static str> {
-    let tlog = tlog_entry(rekor_answer)?;
-    let log_index = tlog["logIndex"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(-1);
-    let bundle = serde_json::json!({
-        "mediaType": wpkg_store::associated::BUNDLE_V03,
-        "verificationMaterial": {
-            "certificate": {"rawBytes": B64.encode(leaf_der)},
-            "tlogEntries": [tlog],
-        },
-        "dsseEnvelope": {
+    assemble(
+        leaf_der,
+        rekor_answer,
+        "dsseEnvelope",
+        serde_json::json!({
             "payload": B64.encode(payload),
             "payloadType": IN_TOTO,
             "signatures": [{"sig": B64.encode(signature)}],
-        },
-    });
-    Ok((
-        serde_json::to_vec(&bundle).expect("JSON serializes"),
-        log_index,
-    ))
-}
-
-/// What was signed, kept for the bundle.
-enum Signed_ {
-    /// The in-toto statement and the DSSE signature.
-    Dsse(Vec<u8>, Vec<u8>),
-    /// The file's SHA-256 and the message signature.
-    Message([u8; 32], Vec<u8>),
+        }),
+    )
 }
 
 /// Makes the sigstore bundle v0.3 of a message signature over a file (what `cosign
@@ -495,26 +476,50 @@ pub fn assemble_blob_bundle(
     signature: &[u8],
     rekor_answer: &serde_json::Value,
 ) -> Result<(Vec<u8>, i64), &'static str> {
+    assemble(
+        leaf_der,
+        rekor_answer,
+        "messageSignature",
+        serde_json::json!({
+            "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(sha256)},
+            "signature": B64.encode(signature),
+        }),
+    )
+}
+
+/// A bundle v0.3: the certificate, the entry from Rekor's answer, and `content` under
+/// `field` (`dsseEnvelope` or `messageSignature`).
+fn assemble(
+    leaf_der: &[u8],
+    rekor_answer: &serde_json::Value,
+    field: &str,
+    content: serde_json::Value,
+) -> Result<(Vec<u8>, i64), &'static str> {
     let tlog = tlog_entry(rekor_answer)?;
     let log_index = tlog["logIndex"]
         .as_str()
         .and_then(|s| s.parse().ok())
         .unwrap_or(-1);
-    let bundle = serde_json::json!({
+    let mut bundle = serde_json::json!({
         "mediaType": wpkg_store::associated::BUNDLE_V03,
         "verificationMaterial": {
             "certificate": {"rawBytes": B64.encode(leaf_der)},
             "tlogEntries": [tlog],
         },
-        "messageSignature": {
-            "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(sha256)},
-            "signature": B64.encode(signature),
-        },
     });
+    bundle[field] = content;
     Ok((
         serde_json::to_vec(&bundle).expect("JSON serializes"),
         log_index,
     ))
+}
+
+/// What was signed, kept for the bundle.
+enum Signed_ {
+    /// The in-toto statement and the DSSE signature.
+    Dsse(Vec<u8>, Vec<u8>),
+    /// The file's SHA-256 and the message signature.
+    Message([u8; 32], Vec<u8>),
 }
 
 /// Turns Rekor v1's answer (`{uuid: LogEntry}`, hex hashes) into a bundle's
