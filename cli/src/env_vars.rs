@@ -45,6 +45,8 @@ pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN
 pub const WPKG_FULCIO_URL: &str = "WPKG_FULCIO_URL";
 /// Rekor's URL for keyless signing (default Sigstore's public-good instance).
 pub const WPKG_REKOR_URL: &str = "WPKG_REKOR_URL";
+/// An RFC 3161 timestamp authority's URL for keyless signing (default: none).
+pub const WPKG_TSA_URL: &str = "WPKG_TSA_URL";
 /// Most bytes one image layer may unpack to (default 1GiB; `wpkg run`, `wpkg inspect`).
 pub const WPKG_MAX_LAYER_SIZE: &str = "WPKG_MAX_LAYER_SIZE";
 /// Most bytes one file in an image layer may have (default 512MiB).

@@ -39,6 +39,14 @@ pub struct SignWith {
     #[arg(long, value_name = "URL", env = env_vars::WPKG_REKOR_URL,
           default_value = keyless_sign::PUBLIC_REKOR)]
     pub rekor_url: String,
+    /// An RFC 3161 timestamp authority for --keyless (cosign's flag): the bundle also
+    /// carries a signed timestamp of the signature.
+    #[arg(long, value_name = "URL", env = env_vars::WPKG_TSA_URL)]
+    pub timestamp_server_url: Option<String>,
+    /// A Sigstore SigningConfig (v0.2) that chooses Fulcio, Rekor and the timestamp
+    /// authority for --keyless (instead of the three URL flags).
+    #[arg(long, value_name = "FILE")]
+    pub signing_config: Option<PathBuf>,
     /// The Sigstore trusted_root.json the keyless signature is checked against before
     /// it is stored (default: Sigstore's public-good root, shipped with wpkg).
     #[arg(long, value_name = "FILE", env = env_vars::WPKG_TRUSTED_ROOT)]
@@ -95,11 +103,27 @@ impl SignWith {
             Some(&crate::settings::home()?.tuf_cache()),
         );
         let root = wpkg_pipeline::verify::load_trusted_root(file.as_deref())?;
+        let (fulcio, rekor, tsa) = match &self.signing_config {
+            Some(path) => {
+                let json = std::fs::read(path).with_context(|| {
+                    format!("cannot read the signing config {}", path.display())
+                })?;
+                let s = keyless_sign::services(&json)
+                    .with_context(|| format!("--signing-config {}", path.display()))?;
+                (s.fulcio, s.rekor, s.tsa)
+            }
+            None => (
+                self.fulcio_url.clone(),
+                self.rekor_url.clone(),
+                self.timestamp_server_url.clone(),
+            ),
+        };
         Ok((
             token,
             keyless_sign::Instance {
-                fulcio: self.fulcio_url.clone(),
-                rekor: self.rekor_url.clone(),
+                fulcio,
+                rekor,
+                tsa,
                 root,
             },
         ))

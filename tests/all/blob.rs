@@ -185,3 +185,146 @@ fn keyless_blob_bundles_interoperate_with_sigstore_python() {
     verify(&theirs, &ts.identity, f).ok();
     verify(&theirs, &ts.identity, changed.to_str().unwrap()).code(1);
 }
+
+/// Keyless signing with an RFC 3161 timestamp authority (`--timestamp-server-url`, or a
+/// Sigstore signing config that lists one): the bundle carries a signed timestamp that
+/// wpkg and sigstore-python check; a tampered timestamp, or a trust root without that
+/// authority, is refused (the controls for the timestamp checks).
+#[test]
+fn keyless_signing_with_a_timestamp_authority() {
+    let sigstore = sigstore_python();
+    let env = Env::new();
+    let ts = TestSigstore::start(env.dir.path());
+    let file = env.path("artifact.bin");
+    std::fs::write(&file, b"timestamped bytes").unwrap();
+    let f = file.to_str().unwrap();
+    let bundle = env.path("ts.sigstore.json");
+    let b = bundle.to_str().unwrap();
+    run_with(
+        &env,
+        &[
+            "sign-blob",
+            "--keyless",
+            "--timestamp-server-url",
+            &ts.tsa_url,
+            "--bundle",
+            b,
+            f,
+        ],
+        &ci_env(&ts),
+    )
+    .ok();
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    let stamp = &v["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]
+        ["signedTimestamp"];
+    assert!(stamp.is_string(), "no signed timestamp in {v:#}");
+    let verify = |bundle: &str, root: &str| {
+        env.wpkg(&[
+            "verify-blob",
+            "--bundle",
+            bundle,
+            "--trusted-root",
+            root,
+            "--certificate-identity",
+            &ts.identity,
+            "--certificate-oidc-issuer",
+            &ts.issuer,
+            f,
+        ])
+    };
+    let root = ts.trusted_root.to_str().unwrap();
+    verify(b, root).ok();
+    // sigstore-python checks the timestamp too.
+    let out = std::process::Command::new(&sigstore)
+        .arg("--trust-config")
+        .arg(&ts.trust_config)
+        .args(["verify", "identity", "--offline", "--bundle", b])
+        .args([
+            "--cert-identity",
+            &ts.identity,
+            "--cert-oidc-issuer",
+            &ts.issuer,
+            f,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sigstore-python refused the timestamped bundle: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A timestamp with one bit flipped in its signature: refused by the timestamp check.
+    let mut tampered = v.clone();
+    let der = base64::Engine::decode(&crate::keyless::B64, stamp.as_str().unwrap()).unwrap();
+    let mut der2 = der.clone();
+    let n = der2.len() - 3;
+    der2[n] ^= 1;
+    tampered["verificationMaterial"]["timestampVerificationData"]["rfc3161Timestamps"][0]
+        ["signedTimestamp"] = base64::Engine::encode(&crate::keyless::B64, &der2).into();
+    std::fs::write(env.path("tampered.json"), tampered.to_string()).unwrap();
+    verify(env.path("tampered.json").to_str().unwrap(), root)
+        .code(1)
+        .stderr_has("signed timestamp");
+    // A trust root that does not list this authority.
+    let mut r: serde_json::Value = serde_json::from_slice(&std::fs::read(root).unwrap()).unwrap();
+    r["timestampAuthorities"] = serde_json::json!([]);
+    std::fs::write(env.path("no-tsa.json"), r.to_string()).unwrap();
+    verify(b, env.path("no-tsa.json").to_str().unwrap())
+        .code(1)
+        .stderr_has("timestamp authority the trust root does not list");
+
+    // A Sigstore signing config chooses the services (here with the authority).
+    let service = |url: &str, v: u32| {
+        serde_json::json!({"url": url, "majorApiVersion": v,
+                           "validFor": {"start": "2020-01-01T00:00:00Z"}, "operator": "test"})
+    };
+    let config = |rekor_version: u32| {
+        serde_json::json!({
+            "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+            "caUrls": [service(&ts.fulcio_url, 1)],
+            "oidcUrls": [],
+            "rekorTlogUrls": [service(&ts.rekor_url, rekor_version)],
+            "tsaUrls": [service(&ts.tsa_url, 1)],
+            "rekorTlogConfig": {"selector": "ANY"},
+            "tsaConfig": {"selector": "ANY"},
+        })
+        .to_string()
+    };
+    std::fs::write(env.path("signing.json"), config(1)).unwrap();
+    let by_config = env.path("config.sigstore.json");
+    run_with(
+        &env,
+        &[
+            "sign-blob",
+            "--keyless",
+            "--signing-config",
+            env.path("signing.json").to_str().unwrap(),
+            "--bundle",
+            by_config.to_str().unwrap(),
+            f,
+        ],
+        &ci_env(&ts),
+    )
+    .ok();
+    let c = std::fs::read_to_string(&by_config).unwrap();
+    assert!(c.contains("rfc3161Timestamps"), "{c}");
+    verify(by_config.to_str().unwrap(), root).ok();
+    // Only a Rekor v2 log: refused before anything is signed.
+    std::fs::write(env.path("v2only.json"), config(2)).unwrap();
+    run_with(
+        &env,
+        &[
+            "sign-blob",
+            "--keyless",
+            "--signing-config",
+            env.path("v2only.json").to_str().unwrap(),
+            "--bundle",
+            env.path("never.json").to_str().unwrap(),
+            f,
+        ],
+        &ci_env(&ts),
+    )
+    .code(125)
+    .stderr_has("Rekor v1");
+    assert!(!env.path("never.json").exists());
+}

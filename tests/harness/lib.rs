@@ -342,4 +342,5 @@ pub mod registry;
 pub mod release;
 pub mod serve;
 pub mod sigstore_services;
+pub mod tsa;
 pub mod tuf;

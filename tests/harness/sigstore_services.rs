@@ -134,6 +134,7 @@ struct Inner {
     faults: Mutex<HashMap<&'static str, Fault>>,
     request_token: String,
     base: String,
+    tsa: crate::tsa::Tsa,
 }
 
 /// The three services on one loopback port, and the trust material for them.
@@ -156,6 +157,8 @@ pub struct TestSigstore {
     pub trusted_root: PathBuf,
     /// `trust_config.json` (sigstore ClientTrustConfig) for this instance.
     pub trust_config: PathBuf,
+    /// The RFC 3161 timestamp authority's URL.
+    pub tsa_url: String,
     inner: Arc<Inner>,
     stop: Arc<AtomicBool>,
 }
@@ -552,6 +555,8 @@ impl TestSigstore {
         let base = format!("http://{}", listener.local_addr().unwrap());
         let mut rt = [0u8; 16];
         getrandom(&mut rt);
+        let tsa_root = make_ca("wpkg-test tsa root", None, None);
+        let tsa = crate::tsa::Tsa::new(&tsa_root.params, &tsa_root.key, &tsa_root.der);
         let inner = Arc::new(Inner {
             oidc_key: p256::ecdsa::SigningKey::random(&mut OsRng),
             foreign_key: p256::ecdsa::SigningKey::random(&mut OsRng),
@@ -564,6 +569,7 @@ impl TestSigstore {
             faults: Mutex::new(HashMap::new()),
             request_token: hex::encode(rt),
             base: base.clone(),
+            tsa,
         });
         // Unrelated entries first, so proofs are not trivial.
         for i in 0..5u8 {
@@ -592,6 +598,7 @@ impl TestSigstore {
             identity: format!("https://github.com/{WORKFLOW_REF}"),
             trusted_root: dir.join("trusted_root.json"),
             trust_config: dir.join("trust_config.json"),
+            tsa_url: format!("{base}/api/v1/timestamp"),
             base,
             inner,
             stop,
@@ -622,7 +629,13 @@ impl TestSigstore {
                 "validFor": {"start": "2020-01-01T00:00:00Z"},
             }],
             "ctlogs": [key(&i.ct_key, &format!("{}/ct", self.base))],
-            "timestampAuthorities": [],
+            "timestampAuthorities": [{
+                "subject": {"organization": "wpkg-test", "commonName": "wpkg-test tsa"},
+                "uri": format!("{}/api/v1/timestamp", self.base),
+                "certChain": {"certificates": [{"rawBytes": B64.encode(&i.tsa.leaf_der)},
+                                               {"rawBytes": B64.encode(&i.tsa.root_der)}]},
+                "validFor": {"start": "2020-01-01T00:00:00Z"},
+            }],
         });
         let service = |url: &str| {
             json!({"url": url, "majorApiVersion": 1,
@@ -758,6 +771,16 @@ fn respond(mut s: TcpStream, status: &str, body: &str) {
     let _ = s.flush();
 }
 
+fn respond_bytes(mut s: TcpStream, content_type: &str, body: &[u8]) {
+    let _ = write!(
+        s,
+        "HTTP/1.1 200 OK\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    let _ = s.write_all(body);
+    let _ = s.flush();
+}
+
 fn error(s: TcpStream, status: &str, msg: &str) {
     respond(
         s,
@@ -799,6 +822,7 @@ fn serve(stream: TcpStream, i: &Inner) {
     let service = match path {
         "/token" | "/.well-known/openid-configuration" | "/jwks" => "oidc",
         p if p.starts_with("/api/v2/") => "fulcio",
+        "/api/v1/timestamp" => "tsa",
         _ => "rekor",
     };
     match i.fault(service) {
@@ -846,6 +870,10 @@ fn serve(stream: TcpStream, i: &Inner) {
             &json!({"chains": [{"certificates": [pem("CERTIFICATE", &i.intermediate.der), pem("CERTIFICATE", &i.root.der)]}]}).to_string(),
         ),
         ("POST", "/api/v1/log/entries") => rekor(stream, i, &body),
+        ("POST", "/api/v1/timestamp") => match i.tsa.respond(&body) {
+            Ok(der) => respond_bytes(stream, "application/timestamp-reply", &der),
+            Err(e) => error(stream, "400 Bad Request", e),
+        },
         ("GET", "/api/v1/log/publicKey") => respond(
             stream,
             "200 OK",

@@ -226,3 +226,55 @@ fn verify(resp: &[u8], signature: &[u8], root: &TrustedRoot) -> Result<i64, Veri
     }
     Err(bad(why))
 }
+
+fn der_tlv(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut v = vec![tag];
+    let n = content.len();
+    if n < 0x80 {
+        v.push(n as u8);
+    } else {
+        let bytes: Vec<u8> = n
+            .to_be_bytes()
+            .iter()
+            .copied()
+            .skip_while(|b| *b == 0)
+            .collect();
+        v.push(0x80 | bytes.len() as u8);
+        v.extend_from_slice(&bytes);
+    }
+    v.extend_from_slice(content);
+    v
+}
+
+/// A DER `TimeStampReq` (RFC 3161 §2.4.1) for `signature`: version 1, the SHA-256
+/// message imprint, `nonce`, and a request for the authority's certificate.
+pub fn request(signature: &[u8], nonce: u64) -> Vec<u8> {
+    let sha256 = ID_SHA256.to_der().expect("an OID encodes");
+    let imprint = der_tlv(
+        0x30,
+        &[
+            der_tlv(0x30, &sha256),
+            der_tlv(0x04, &Sha256::digest(signature)),
+        ]
+        .concat(),
+    );
+    let mut nonce_bytes: Vec<u8> = nonce
+        .to_be_bytes()
+        .iter()
+        .copied()
+        .skip_while(|b| *b == 0)
+        .collect();
+    if nonce_bytes.first().is_none_or(|b| b & 0x80 != 0) {
+        nonce_bytes.insert(0, 0);
+    }
+    der_tlv(
+        0x30,
+        &[
+            der_tlv(0x02, &[1]),
+            imprint,
+            der_tlv(0x02, &nonce_bytes),
+            der_tlv(0x01, &[0xff]),
+        ]
+        .concat(),
+    )
+}

@@ -89,6 +89,7 @@ pub(crate) struct LogIdJson {
     pub(crate) key_id: String,
 }
 
+/// A `validFor` window (RFC 3339 times).
 #[derive(Deserialize)]
 pub(crate) struct ValidFor {
     pub(crate) start: Option<String>,

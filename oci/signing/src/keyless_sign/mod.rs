@@ -104,6 +104,20 @@ pub enum KeylessError {
         /// The check that failed.
         failed: crate::error::VerifyError,
     },
+    /// The timestamp authority refused or failed.
+    #[error("the timestamp authority at {url} did not timestamp the signature: {detail}")]
+    Tsa {
+        /// The TSA URL.
+        url: String,
+        /// What it said.
+        detail: String,
+    },
+    /// The signing config is not usable.
+    #[error("the signing config is not usable: {reason}")]
+    SigningConfig {
+        /// Why.
+        reason: String,
+    },
     /// The digest to sign is not a digest.
     #[error(transparent)]
     Digest(wpkg_spec::digest::DigestError),
@@ -116,10 +130,78 @@ pub enum KeylessError {
 pub struct Instance {
     /// Fulcio's base URL.
     pub fulcio: String,
-    /// Rekor's base URL.
+    /// Rekor's base URL (v1 API).
     pub rekor: String,
+    /// An RFC 3161 timestamp authority's URL: when given, the bundle carries a signed
+    /// timestamp of the signature as well as the Rekor entry.
+    pub tsa: Option<String>,
     /// The trust root the produced bundle is checked against.
     pub root: TrustedRoot,
+}
+
+/// A service of a Sigstore `SigningConfig` (v0.2).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Service {
+    url: String,
+    major_api_version: u32,
+    #[serde(default)]
+    valid_for: Option<crate::keyless::ValidFor>,
+}
+
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SigningConfig {
+    media_type: String,
+    #[serde(default)]
+    ca_urls: Vec<Service>,
+    #[serde(default)]
+    rekor_tlog_urls: Vec<Service>,
+    #[serde(default)]
+    tsa_urls: Vec<Service>,
+}
+
+/// The services a Sigstore `SigningConfig` (v0.2, as Sigstore's TUF repository and
+/// `trust_config.json` carry it) selects for signing now: the first Fulcio (API v1),
+/// Rekor (API v1: wpkg logs through Rekor v1) and timestamp authority valid at this time.
+pub struct Services {
+    /// Fulcio's URL.
+    pub fulcio: String,
+    /// Rekor's URL.
+    pub rekor: String,
+    /// The timestamp authority's URL, if the config has one.
+    pub tsa: Option<String>,
+}
+
+/// Reads a `SigningConfig` (v0.2) and picks the services to sign with.
+pub fn services(json: &[u8]) -> Result<Services, KeylessError> {
+    let bad = |reason: String| KeylessError::SigningConfig { reason };
+    let c: SigningConfig = serde_json::from_slice(json)
+        .map_err(|e| bad(format!("it is not a Sigstore signing config ({e})")))?;
+    if c.media_type != "application/vnd.dev.sigstore.signingconfig.v0.2+json" {
+        return Err(bad(format!("unsupported media type `{}`", c.media_type)));
+    }
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let valid = |s: &&Service| {
+        s.valid_for.as_ref().is_none_or(|v| {
+            let t = |x: &Option<String>| x.as_deref().and_then(|x| crate::keyless::rfc3339(x).ok());
+            t(&v.start).is_none_or(|st| st <= now) && t(&v.end).is_none_or(|e| now <= e)
+        })
+    };
+    let pick = |list: &[Service], version: u32, what: &str| {
+        list.iter()
+            .filter(valid)
+            .find(|s| s.major_api_version == version)
+            .map(|s| s.url.clone())
+            .ok_or_else(|| bad(format!("it lists no {what} (API v{version}) valid now")))
+    };
+    Ok(Services {
+        fulcio: pick(&c.ca_urls, 1, "certificate authority")?,
+        rekor: pick(&c.rekor_tlog_urls, 1, "Rekor").map_err(|_| {
+            bad("it lists no Rekor v1 log valid now; wpkg signs through Rekor v1 (it verifies v2 entries)".into())
+        })?,
+        tsa: pick(&c.tsa_urls, 1, "timestamp authority").ok(),
+    })
 }
 
 /// A keyless signature, made and checked.
@@ -414,10 +496,23 @@ pub fn sign_subject(
     }
     .map_err(|d| rekor_err(d.into()))?;
 
+    // 3b. A signed timestamp of the signature, when a timestamp authority is configured.
+    let bundle = match &instance.tsa {
+        Some(url) => {
+            let url = check_url("TSA", url)?;
+            let sig = match &signed {
+                Signed_::Dsse(_, sig) | Signed_::Message(_, sig) => sig,
+            };
+            with_timestamp(&bundle, &timestamp_of(&http, &url, sig)?)
+        }
+        None => bundle,
+    };
+
     // 4. Check what we made, as a verifier will: the certificate's own identity.
     let self_check = |failed: crate::error::VerifyError| KeylessError::SelfCheck {
         service: match failed.part() {
             crate::error::Part::Log => "Rekor",
+            crate::error::Part::Timestamp => "the timestamp authority",
             _ => "Fulcio",
         },
         failed,
@@ -512,6 +607,46 @@ fn assemble(
         serde_json::to_vec(&bundle).expect("JSON serializes"),
         log_index,
     ))
+}
+
+/// Asks the timestamp authority at `url` for a timestamp of `signature`: the DER
+/// `TimeStampResp` (checked with the bundle before it is returned).
+fn timestamp_of(
+    http: &reqwest::blocking::Client,
+    url: &str,
+    signature: &[u8],
+) -> Result<Vec<u8>, KeylessError> {
+    let err = |detail: String| KeylessError::Tsa {
+        url: url.to_owned(),
+        detail,
+    };
+    let mut nonce = [0u8; 8];
+    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
+    let req = crate::timestamp::request(signature, u64::from_be_bytes(nonce) >> 1);
+    let resp = http
+        .post(url)
+        .header("Content-Type", "application/timestamp-query")
+        .body(req)
+        .send()
+        .map_err(|e| err(format!("cannot connect ({})", without_url(&e))))?;
+    if !resp.status().is_success() {
+        return Err(err(answer_text(resp)));
+    }
+    if resp.content_length().is_some_and(|n| n > 1 << 20) {
+        return Err(err("its answer is larger than 1 MiB".into()));
+    }
+    let body = resp
+        .bytes()
+        .map_err(|e| err(format!("its answer broke off ({})", without_url(&e))))?;
+    Ok(body.to_vec())
+}
+
+/// The bundle with `timestamp` (a DER `TimeStampResp`) in its verification material.
+fn with_timestamp(bundle: &[u8], timestamp: &[u8]) -> Vec<u8> {
+    let mut b: serde_json::Value = serde_json::from_slice(bundle).expect("we made it");
+    b["verificationMaterial"]["timestampVerificationData"] =
+        serde_json::json!({"rfc3161Timestamps": [{"signedTimestamp": B64.encode(timestamp)}]});
+    serde_json::to_vec(&b).expect("JSON serializes")
 }
 
 /// What was signed, kept for the bundle.
