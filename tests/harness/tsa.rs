@@ -189,7 +189,7 @@ impl Tsa {
             tst.push(n);
         }
         let tst = seq(&tst);
-        let mut attrs = vec![
+        let mut attrs = [
             seq(&[oid(CONTENT_TYPE), tlv(0x31, &oid(TST_INFO))]),
             seq(&[
                 oid(MESSAGE_DIGEST),
