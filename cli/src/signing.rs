@@ -103,18 +103,19 @@ impl SignWith {
             Some(&crate::settings::home()?.tuf_cache()),
         );
         let root = wpkg_pipeline::verify::load_trusted_root(file.as_deref())?;
-        let (fulcio, rekor, tsa) = match &self.signing_config {
+        let (fulcio, rekor, rekor_version, tsa) = match &self.signing_config {
             Some(path) => {
                 let json = std::fs::read(path).with_context(|| {
                     format!("cannot read the signing config {}", path.display())
                 })?;
                 let s = keyless_sign::services(&json)
                     .with_context(|| format!("--signing-config {}", path.display()))?;
-                (s.fulcio, s.rekor, s.tsa)
+                (s.fulcio, s.rekor, s.rekor_version, s.tsa)
             }
             None => (
                 self.fulcio_url.clone(),
                 self.rekor_url.clone(),
+                1,
                 self.timestamp_server_url.clone(),
             ),
         };
@@ -123,6 +124,7 @@ impl SignWith {
             keyless_sign::Instance {
                 fulcio,
                 rekor,
+                rekor_version,
                 tsa,
                 root,
             },

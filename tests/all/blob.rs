@@ -283,7 +283,11 @@ fn keyless_signing_with_a_timestamp_authority() {
             "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
             "caUrls": [service(&ts.fulcio_url, 1)],
             "oidcUrls": [],
-            "rekorTlogUrls": [service(&ts.rekor_url, rekor_version)],
+            "rekorTlogUrls": if rekor_version == 2 {
+                serde_json::json!([service(&ts.rekor2_url, 2), service(&ts.rekor_url, 1)])
+            } else {
+                serde_json::json!([service(&ts.rekor_url, 1)])
+            },
             "tsaUrls": [service(&ts.tsa_url, 1)],
             "rekorTlogConfig": {"selector": "ANY"},
             "tsaConfig": {"selector": "ANY"},
@@ -309,8 +313,90 @@ fn keyless_signing_with_a_timestamp_authority() {
     let c = std::fs::read_to_string(&by_config).unwrap();
     assert!(c.contains("rfc3161Timestamps"), "{c}");
     verify(by_config.to_str().unwrap(), root).ok();
-    // Only a Rekor v2 log: refused before anything is signed.
-    std::fs::write(env.path("v2only.json"), config(2)).unwrap();
+    // A Rekor v2 log in the config: a hashedrekord 0.0.2 entry, with the timestamp.
+    std::fs::write(env.path("v2.json"), config(2)).unwrap();
+    let v2 = env.path("v2.sigstore.json");
+    run_with(
+        &env,
+        &[
+            "sign-blob",
+            "--keyless",
+            "--signing-config",
+            env.path("v2.json").to_str().unwrap(),
+            "--bundle",
+            v2.to_str().unwrap(),
+            f,
+        ],
+        &ci_env(&ts),
+    )
+    .ok();
+    let b2: serde_json::Value = serde_json::from_slice(&std::fs::read(&v2).unwrap()).unwrap();
+    assert_eq!(
+        b2["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["version"], "0.0.2",
+        "{b2:#}"
+    );
+    verify(v2.to_str().unwrap(), root).ok();
+    let out = std::process::Command::new(&sigstore)
+        .arg("--trust-config")
+        .arg(&ts.trust_config)
+        .args([
+            "verify",
+            "identity",
+            "--offline",
+            "--bundle",
+            v2.to_str().unwrap(),
+        ])
+        .args([
+            "--cert-identity",
+            &ts.identity,
+            "--cert-oidc-issuer",
+            &ts.issuer,
+            f,
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sigstore-python refused wpkg's Rekor v2 bundle: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The same bundle without its timestamp: a Rekor v2 entry alone gives no time.
+    let mut bare = b2.clone();
+    bare["verificationMaterial"]
+        .as_object_mut()
+        .unwrap()
+        .remove("timestampVerificationData");
+    std::fs::write(env.path("bare.json"), bare.to_string()).unwrap();
+    verify(env.path("bare.json").to_str().unwrap(), root)
+        .code(1)
+        .stderr_has("no signed timestamp");
+    // sigstore-python signs through the Rekor v2 log (with the authority); wpkg verifies.
+    let theirs = env.path("py-v2.sigstore.json");
+    let token = ts.mint_token(serde_json::json!({}));
+    let out = std::process::Command::new(&sigstore)
+        .arg("--trust-config")
+        .arg(&ts.trust_config_v2)
+        .args(["sign", "--identity-token", &token, "--bundle"])
+        .arg(&theirs)
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "sigstore-python did not sign through Rekor v2: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let py: serde_json::Value = serde_json::from_slice(&std::fs::read(&theirs).unwrap()).unwrap();
+    assert_eq!(
+        py["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["version"],
+        "0.0.2"
+    );
+    verify(theirs.to_str().unwrap(), root).ok();
+    // A Rekor v2 log and no timestamp authority: refused before anything is signed.
+    let mut no_tsa: serde_json::Value = serde_json::from_str(&config(2)).unwrap();
+    no_tsa["tsaUrls"] = serde_json::json!([]);
+    no_tsa["rekorTlogUrls"] = serde_json::json!([service(&ts.rekor2_url, 2)]);
+    std::fs::write(env.path("v2only.json"), no_tsa.to_string()).unwrap();
     run_with(
         &env,
         &[
@@ -325,6 +411,6 @@ fn keyless_signing_with_a_timestamp_authority() {
         &ci_env(&ts),
     )
     .code(125)
-    .stderr_has("Rekor v1");
+    .stderr_has("no Rekor log");
     assert!(!env.path("never.json").exists());
 }

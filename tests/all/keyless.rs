@@ -472,3 +472,53 @@ fn regex_lite_escape(s: &str) -> String {
         })
         .collect()
 }
+
+/// An image signed through the Rekor v2 log with a timestamp authority (a signing
+/// config that lists both): the DSSE envelope is logged as a hashedrekord 0.0.2 of its
+/// PAE, the bundle carries the timestamp, and `wpkg verify` accepts it.
+#[test]
+fn an_image_signed_through_rekor_v2_verifies() {
+    let env = Env::new();
+    let ts = TestSigstore::start(env.dir.path());
+    let digest = hello(&env, "RekorTwo");
+    let service = |url: &str, v: u32| json!({"url": url, "majorApiVersion": v, "validFor": {"start": "2020-01-01T00:00:00Z"}});
+    let config = json!({
+        "mediaType": "application/vnd.dev.sigstore.signingconfig.v0.2+json",
+        "caUrls": [service(&ts.fulcio_url, 1)],
+        "rekorTlogUrls": [service(&ts.rekor2_url, 2)],
+        "tsaUrls": [service(&ts.tsa_url, 1)],
+    });
+    std::fs::write(env.path("signing.json"), config.to_string()).unwrap();
+    let bundle = env.path("image.sigstore.json");
+    run_with(
+        &env,
+        &[
+            "sign",
+            "--keyless",
+            "--signing-config",
+            env.path("signing.json").to_str().unwrap(),
+            "--bundle",
+            bundle.to_str().unwrap(),
+            "hello:0.1.0",
+        ],
+        &ci_env(&ts),
+    )
+    .ok();
+    let b: Value = serde_json::from_slice(&std::fs::read(&bundle).unwrap()).unwrap();
+    assert_eq!(
+        b["verificationMaterial"]["tlogEntries"][0]["kindVersion"]["version"],
+        "0.0.2"
+    );
+    env.wpkg(&[
+        "verify",
+        "hello:0.1.0",
+        "--trusted-root",
+        ts.trusted_root.to_str().unwrap(),
+        "--certificate-identity",
+        &ts.identity,
+        "--certificate-oidc-issuer",
+        &ts.issuer,
+    ])
+    .ok()
+    .stdout_has(&digest);
+}

@@ -17,6 +17,7 @@ fn good_bundle(ts: &TestSigstore, digest: &str) -> Value {
     let instance = wpkg_signing::keyless_sign::Instance {
         fulcio: ts.fulcio_url.clone(),
         rekor: ts.rekor_url.clone(),
+        rekor_version: 1,
         tsa: None,
         root: root_of(ts, |_| {}),
     };

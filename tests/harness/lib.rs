@@ -339,6 +339,7 @@ pub mod images;
 pub mod redis;
 pub mod referrers;
 pub mod registry;
+pub mod rekor2;
 pub mod release;
 pub mod serve;
 pub mod sigstore_services;

@@ -135,6 +135,7 @@ struct Inner {
     request_token: String,
     base: String,
     tsa: crate::tsa::Tsa,
+    rekor2: crate::rekor2::Rekor2,
 }
 
 /// The three services on one loopback port, and the trust material for them.
@@ -159,6 +160,11 @@ pub struct TestSigstore {
     pub trust_config: PathBuf,
     /// The RFC 3161 timestamp authority's URL.
     pub tsa_url: String,
+    /// The Rekor v2-shaped log's base URL.
+    pub rekor2_url: String,
+    /// A `trust_config.json` whose signing config lists the Rekor v2 log and the
+    /// timestamp authority (what sigstore-python signs with for Rekor v2).
+    pub trust_config_v2: PathBuf,
     inner: Arc<Inner>,
     stop: Arc<AtomicBool>,
 }
@@ -251,7 +257,7 @@ fn tbs_of(cert: &[u8]) -> Vec<u8> {
 }
 
 /// RFC 6962 Merkle tree hash of `leaves`.
-fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
+pub(crate) fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
     match leaves.len() {
         0 => sha256(b""),
         1 => leaves[0],
@@ -266,7 +272,7 @@ fn mth(leaves: &[[u8; 32]]) -> [u8; 32] {
 }
 
 /// RFC 6962 audit path of leaf `m`.
-fn path(m: usize, leaves: &[[u8; 32]]) -> Vec<[u8; 32]> {
+pub(crate) fn path(m: usize, leaves: &[[u8; 32]]) -> Vec<[u8; 32]> {
     let n = leaves.len();
     if n <= 1 {
         return vec![];
@@ -570,6 +576,7 @@ impl TestSigstore {
             request_token: hex::encode(rt),
             base: base.clone(),
             tsa,
+            rekor2: crate::rekor2::Rekor2::new(&format!("{base}/rekor2")),
         });
         // Unrelated entries first, so proofs are not trivial.
         for i in 0..5u8 {
@@ -599,6 +606,8 @@ impl TestSigstore {
             trusted_root: dir.join("trusted_root.json"),
             trust_config: dir.join("trust_config.json"),
             tsa_url: format!("{base}/api/v1/timestamp"),
+            rekor2_url: format!("{base}/rekor2"),
+            trust_config_v2: dir.join("trust_config_v2.json"),
             base,
             inner,
             stop,
@@ -620,7 +629,12 @@ impl TestSigstore {
         };
         let root = json!({
             "mediaType": "application/vnd.dev.sigstore.trustedroot+json;version=0.1",
-            "tlogs": [key(&i.rekor_key, &self.rekor_url)],
+            "tlogs": [key(&i.rekor_key, &self.rekor_url), {
+                "baseUrl": self.rekor2_url, "hashAlgorithm": "SHA2_256",
+                "publicKey": {"rawBytes": B64.encode(i.rekor2.spki()), "keyDetails": "PKIX_ED25519",
+                              "validFor": {"start": "2020-01-01T00:00:00Z"}},
+                "logId": {"keyId": B64.encode(i.rekor2.key_id())},
+            }],
             "certificateAuthorities": [{
                 "subject": {"organization": "wpkg-test", "commonName": "wpkg-test sigstore"},
                 "uri": self.fulcio_url,
@@ -654,6 +668,11 @@ impl TestSigstore {
                 "tsaConfig": {"selector": "ANY"},
             },
         });
+        let mut config_v2 = config.clone();
+        config_v2["signingConfig"]["rekorTlogUrls"] = json!([{"url": self.rekor2_url,
+            "majorApiVersion": 2, "validFor": {"start": "2020-01-01T00:00:00Z"}, "operator": "wpkg-test"}]);
+        config_v2["signingConfig"]["tsaUrls"] = json!([service(&self.tsa_url)]);
+        std::fs::write(dir.join("trust_config_v2.json"), config_v2.to_string()).unwrap();
         std::fs::write(dir.join("trusted_root.json"), root.to_string()).unwrap();
         std::fs::write(dir.join("trust_config.json"), config.to_string()).unwrap();
     }
@@ -870,6 +889,10 @@ fn serve(stream: TcpStream, i: &Inner) {
             &json!({"chains": [{"certificates": [pem("CERTIFICATE", &i.intermediate.der), pem("CERTIFICATE", &i.root.der)]}]}).to_string(),
         ),
         ("POST", "/api/v1/log/entries") => rekor(stream, i, &body),
+        ("POST", "/rekor2/api/v2/log/entries") => match i.rekor2.create(&body) {
+            Ok(entry) => respond(stream, "201 Created", &entry.to_string()),
+            Err(e) => error(stream, "400 Bad Request", e),
+        },
         ("POST", "/api/v1/timestamp") => match i.tsa.respond(&body) {
             Ok(der) => respond_bytes(stream, "application/timestamp-reply", &der),
             Err(e) => error(stream, "400 Bad Request", e),

@@ -25,10 +25,15 @@ use std::time::Duration;
 use wpkg_distribution::credentials::Secret;
 use wpkg_spec::Digest;
 
+mod assemble;
+mod config;
 #[cfg(test)]
 mod tests;
 mod token;
 
+pub(crate) use assemble::*;
+pub use assemble::{assemble_blob_bundle, assemble_bundle};
+pub use config::{services, Services};
 pub(crate) use token::*;
 pub use token::{github_actions_token, IdentityToken, AUDIENCE};
 
@@ -130,78 +135,16 @@ pub enum KeylessError {
 pub struct Instance {
     /// Fulcio's base URL.
     pub fulcio: String,
-    /// Rekor's base URL (v1 API).
+    /// Rekor's base URL.
     pub rekor: String,
+    /// Rekor's API: 1 (`/api/v1/log/entries`, a `dsse` or `hashedrekord` 0.0.1 entry with
+    /// a SET) or 2 (`/api/v2/log/entries`, a `hashedrekord` 0.0.2 entry; needs `tsa`).
+    pub rekor_version: u8,
     /// An RFC 3161 timestamp authority's URL: when given, the bundle carries a signed
     /// timestamp of the signature as well as the Rekor entry.
     pub tsa: Option<String>,
     /// The trust root the produced bundle is checked against.
     pub root: TrustedRoot,
-}
-
-/// A service of a Sigstore `SigningConfig` (v0.2).
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct Service {
-    url: String,
-    major_api_version: u32,
-    #[serde(default)]
-    valid_for: Option<crate::keyless::ValidFor>,
-}
-
-#[derive(serde::Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct SigningConfig {
-    media_type: String,
-    #[serde(default)]
-    ca_urls: Vec<Service>,
-    #[serde(default)]
-    rekor_tlog_urls: Vec<Service>,
-    #[serde(default)]
-    tsa_urls: Vec<Service>,
-}
-
-/// The services a Sigstore `SigningConfig` (v0.2, as Sigstore's TUF repository and
-/// `trust_config.json` carry it) selects for signing now: the first Fulcio (API v1),
-/// Rekor (API v1: wpkg logs through Rekor v1) and timestamp authority valid at this time.
-pub struct Services {
-    /// Fulcio's URL.
-    pub fulcio: String,
-    /// Rekor's URL.
-    pub rekor: String,
-    /// The timestamp authority's URL, if the config has one.
-    pub tsa: Option<String>,
-}
-
-/// Reads a `SigningConfig` (v0.2) and picks the services to sign with.
-pub fn services(json: &[u8]) -> Result<Services, KeylessError> {
-    let bad = |reason: String| KeylessError::SigningConfig { reason };
-    let c: SigningConfig = serde_json::from_slice(json)
-        .map_err(|e| bad(format!("it is not a Sigstore signing config ({e})")))?;
-    if c.media_type != "application/vnd.dev.sigstore.signingconfig.v0.2+json" {
-        return Err(bad(format!("unsupported media type `{}`", c.media_type)));
-    }
-    let now = time::OffsetDateTime::now_utc().unix_timestamp();
-    let valid = |s: &&Service| {
-        s.valid_for.as_ref().is_none_or(|v| {
-            let t = |x: &Option<String>| x.as_deref().and_then(|x| crate::keyless::rfc3339(x).ok());
-            t(&v.start).is_none_or(|st| st <= now) && t(&v.end).is_none_or(|e| now <= e)
-        })
-    };
-    let pick = |list: &[Service], version: u32, what: &str| {
-        list.iter()
-            .filter(valid)
-            .find(|s| s.major_api_version == version)
-            .map(|s| s.url.clone())
-            .ok_or_else(|| bad(format!("it lists no {what} (API v{version}) valid now")))
-    };
-    Ok(Services {
-        fulcio: pick(&c.ca_urls, 1, "certificate authority")?,
-        rekor: pick(&c.rekor_tlog_urls, 1, "Rekor").map_err(|_| {
-            bad("it lists no Rekor v1 log valid now; wpkg signs through Rekor v1 (it verifies v2 entries)".into())
-        })?,
-        tsa: pick(&c.tsa_urls, 1, "timestamp authority").ok(),
-    })
 }
 
 /// A keyless signature, made and checked.
@@ -363,6 +306,13 @@ pub fn sign_subject(
     };
     let fulcio = check_url("Fulcio", &instance.fulcio)?;
     let rekor = check_url("Rekor", &instance.rekor)?;
+    if instance.rekor_version == 2 && instance.tsa.is_none() {
+        return Err(KeylessError::SigningConfig {
+            reason:
+                "a Rekor v2 log gives no signing time: it is used only with a timestamp authority"
+                    .into(),
+        });
+    }
     let http = client(ca_files)?;
     // The ephemeral key: in memory only, dropped at the end of this function.
     let key = p256::ecdsa::SigningKey::random(&mut rand_core::OsRng);
@@ -479,8 +429,28 @@ pub fn sign_subject(
         url: rekor.clone(),
         detail,
     };
+    let (path, proposed) = if instance.rekor_version == 2 {
+        // Rekor v2 logs every signature as a hashedrekord: of the file's digest, or of
+        // a DSSE envelope's PAE.
+        let (digest, sig) = match &signed {
+            Signed_::Dsse(payload, sig) => {
+                let pae: [u8; 32] = Sha256::digest(crate::keys::dsse_pae(IN_TOTO, payload)).into();
+                (pae, sig)
+            }
+            Signed_::Message(sha256, sig) => (*sha256, sig),
+        };
+        let request = serde_json::json!({"hashedRekordRequestV002": {
+            "digest": B64.encode(digest),
+            "signature": {"content": B64.encode(sig), "verifier": {
+                "x509Certificate": {"rawBytes": B64.encode(&leaf_der)},
+                "keyDetails": "PKIX_ECDSA_P256_SHA_256"}},
+        }});
+        ("api/v2/log/entries", request)
+    } else {
+        ("api/v1/log/entries", proposed)
+    };
     let resp = http
-        .post(format!("{rekor}/api/v1/log/entries"))
+        .post(format!("{rekor}/{path}"))
         .header("Content-Type", "application/json")
         .body(serde_json::to_vec(&proposed).expect("JSON serializes"))
         .send()
@@ -490,11 +460,23 @@ pub fn sign_subject(
     }
     let answer: serde_json::Value =
         read_json(resp).map_err(|_| rekor_err("its answer is not JSON".into()))?;
+    let tlog = if instance.rekor_version == 2 {
+        // v2 answers with the bundle's TransparencyLogEntry itself.
+        answer
+    } else {
+        tlog_entry(&answer).map_err(|d| rekor_err(d.into()))?
+    };
     let (bundle, log_index) = match &signed {
-        Signed_::Dsse(payload, sig) => assemble_bundle(&leaf_der, payload, sig, &answer),
-        Signed_::Message(sha256, sig) => assemble_blob_bundle(&leaf_der, sha256, sig, &answer),
-    }
-    .map_err(|d| rekor_err(d.into()))?;
+        Signed_::Dsse(payload, sig) => {
+            assemble(&leaf_der, tlog, "dsseEnvelope", dsse_json(payload, sig))
+        }
+        Signed_::Message(sha256, sig) => assemble(
+            &leaf_der,
+            tlog,
+            "messageSignature",
+            message_json(sha256, sig),
+        ),
+    };
 
     // 3b. A signed timestamp of the signature, when a timestamp authority is configured.
     let bundle = match &instance.tsa {
@@ -538,180 +520,6 @@ pub fn sign_subject(
         identity,
         log_index,
     })
-}
-
-/// Makes the sigstore bundle v0.3 (as cosign v3 writes it) of a DSSE-signed in-toto
-/// statement: the leaf certificate, Rekor v1's answer for the `dsse` entry, and the
-/// envelope. Returns the bundle JSON and the log index.
-pub fn assemble_bundle(
-    leaf_der: &[u8],
-    payload: &[u8],
-    signature: &[u8],
-    rekor_answer: &serde_json::Value,
-) -> Result<(Vec<u8>, i64), &'static str> {
-    assemble(
-        leaf_der,
-        rekor_answer,
-        "dsseEnvelope",
-        serde_json::json!({
-            "payload": B64.encode(payload),
-            "payloadType": IN_TOTO,
-            "signatures": [{"sig": B64.encode(signature)}],
-        }),
-    )
-}
-
-/// Makes the sigstore bundle v0.3 of a message signature over a file (what `cosign
-/// sign-blob --bundle` writes): the leaf certificate, Rekor v1's answer for the
-/// `hashedrekord` entry, the digest and signature. Returns the bundle JSON and the log
-/// index.
-pub fn assemble_blob_bundle(
-    leaf_der: &[u8],
-    sha256: &[u8; 32],
-    signature: &[u8],
-    rekor_answer: &serde_json::Value,
-) -> Result<(Vec<u8>, i64), &'static str> {
-    assemble(
-        leaf_der,
-        rekor_answer,
-        "messageSignature",
-        serde_json::json!({
-            "messageDigest": {"algorithm": "SHA2_256", "digest": B64.encode(sha256)},
-            "signature": B64.encode(signature),
-        }),
-    )
-}
-
-/// A bundle v0.3: the certificate, the entry from Rekor's answer, and `content` under
-/// `field` (`dsseEnvelope` or `messageSignature`).
-fn assemble(
-    leaf_der: &[u8],
-    rekor_answer: &serde_json::Value,
-    field: &str,
-    content: serde_json::Value,
-) -> Result<(Vec<u8>, i64), &'static str> {
-    let tlog = tlog_entry(rekor_answer)?;
-    let log_index = tlog["logIndex"]
-        .as_str()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(-1);
-    let mut bundle = serde_json::json!({
-        "mediaType": wpkg_store::associated::BUNDLE_V03,
-        "verificationMaterial": {
-            "certificate": {"rawBytes": B64.encode(leaf_der)},
-            "tlogEntries": [tlog],
-        },
-    });
-    bundle[field] = content;
-    Ok((
-        serde_json::to_vec(&bundle).expect("JSON serializes"),
-        log_index,
-    ))
-}
-
-/// Asks the timestamp authority at `url` for a timestamp of `signature`: the DER
-/// `TimeStampResp` (checked with the bundle before it is returned).
-fn timestamp_of(
-    http: &reqwest::blocking::Client,
-    url: &str,
-    signature: &[u8],
-) -> Result<Vec<u8>, KeylessError> {
-    let err = |detail: String| KeylessError::Tsa {
-        url: url.to_owned(),
-        detail,
-    };
-    let mut nonce = [0u8; 8];
-    rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut nonce);
-    let req = crate::timestamp::request(signature, u64::from_be_bytes(nonce) >> 1);
-    let resp = http
-        .post(url)
-        .header("Content-Type", "application/timestamp-query")
-        .body(req)
-        .send()
-        .map_err(|e| err(format!("cannot connect ({})", without_url(&e))))?;
-    if !resp.status().is_success() {
-        return Err(err(answer_text(resp)));
-    }
-    if resp.content_length().is_some_and(|n| n > 1 << 20) {
-        return Err(err("its answer is larger than 1 MiB".into()));
-    }
-    let body = resp
-        .bytes()
-        .map_err(|e| err(format!("its answer broke off ({})", without_url(&e))))?;
-    Ok(body.to_vec())
-}
-
-/// The bundle with `timestamp` (a DER `TimeStampResp`) in its verification material.
-fn with_timestamp(bundle: &[u8], timestamp: &[u8]) -> Vec<u8> {
-    let mut b: serde_json::Value = serde_json::from_slice(bundle).expect("we made it");
-    b["verificationMaterial"]["timestampVerificationData"] =
-        serde_json::json!({"rfc3161Timestamps": [{"signedTimestamp": B64.encode(timestamp)}]});
-    serde_json::to_vec(&b).expect("JSON serializes")
-}
-
-/// What was signed, kept for the bundle.
-enum Signed_ {
-    /// The in-toto statement and the DSSE signature.
-    Dsse(Vec<u8>, Vec<u8>),
-    /// The file's SHA-256 and the message signature.
-    Message([u8; 32], Vec<u8>),
-}
-
-/// Turns Rekor v1's answer (`{uuid: LogEntry}`, hex hashes) into a bundle's
-/// `TransparencyLogEntry` (protobuf JSON: numbers as strings, bytes as base64).
-pub(crate) fn tlog_entry(answer: &serde_json::Value) -> Result<serde_json::Value, &'static str> {
-    let obj = answer.as_object().ok_or("its answer is not an entry")?;
-    let [(_uuid, e)] = obj.iter().collect::<Vec<_>>()[..] else {
-        return Err("its answer is not exactly one entry");
-    };
-    let body = e["body"].as_str().ok_or("the entry has no body")?;
-    let log_id = e["logID"]
-        .as_str()
-        .and_then(|h| hex::decode(h).ok())
-        .ok_or("the entry has no hex logID")?;
-    let int = |v: &serde_json::Value| v.as_i64().map(|n| n.to_string());
-    let index = int(&e["logIndex"]).ok_or("the entry has no logIndex")?;
-    let time = int(&e["integratedTime"]).ok_or("the entry has no integratedTime")?;
-    let v = &e["verification"];
-    let set = v["signedEntryTimestamp"]
-        .as_str()
-        .ok_or("the entry has no signed entry timestamp")?;
-    let p = &v["inclusionProof"];
-    let hex_b64 = |v: &serde_json::Value| {
-        v.as_str()
-            .and_then(|h| hex::decode(h).ok())
-            .map(|b| B64.encode(b))
-    };
-    let hashes = p["hashes"]
-        .as_array()
-        .ok_or("the entry has no inclusion proof")?
-        .iter()
-        .map(hex_b64)
-        .collect::<Option<Vec<_>>>()
-        .ok_or("an inclusion proof hash is not hex")?;
-    let body_kind = B64
-        .decode(body)
-        .ok()
-        .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
-        .ok_or("the entry body is not base64 JSON")?;
-    Ok(serde_json::json!({
-        "logIndex": index,
-        "logId": {"keyId": B64.encode(log_id)},
-        "kindVersion": {
-            "kind": body_kind["kind"].as_str().unwrap_or(""),
-            "version": body_kind["apiVersion"].as_str().unwrap_or(""),
-        },
-        "integratedTime": time,
-        "inclusionPromise": {"signedEntryTimestamp": set},
-        "inclusionProof": {
-            "logIndex": int(&p["logIndex"]).ok_or("the inclusion proof has no logIndex")?,
-            "rootHash": hex_b64(&p["rootHash"]).ok_or("the inclusion proof has no hex rootHash")?,
-            "treeSize": int(&p["treeSize"]).ok_or("the inclusion proof has no treeSize")?,
-            "hashes": hashes,
-            "checkpoint": {"envelope": p["checkpoint"].as_str().ok_or("the inclusion proof has no checkpoint")?},
-        },
-        "canonicalizedBody": body,
-    }))
 }
 
 /// Now, as RFC 3339 (the `created` annotation of a referrer).
