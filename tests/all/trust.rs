@@ -744,6 +744,18 @@ fn a_sig_manifest_with_60_layers_verifies_by_its_last() {
         .wpkg(&["run", &app])
         .ok()
         .stdout_has("Busy, world!");
+    // The good one wins; with -v, `verify` names each bad one and the check it failed.
+    let quiet = consumer(&scope, &pubkey).wpkg(&["verify", &app]).ok();
+    assert!(!quiet.stderr.contains("not used"), "{}", quiet.stderr);
+    let loud = consumer(&scope, &pubkey).wpkg(&["verify", "-v", &app]).ok();
+    let bad = loud
+        .stderr
+        .lines()
+        .filter(|l| {
+            l.contains("not used: signature") && l.contains("does not verify with any trusted key")
+        })
+        .count();
+    assert_eq!(bad, 59, "{}", loud.stderr);
 }
 
 /// A simple-signing payload for `digest` that differs per `i` (so its blob is new),
