@@ -45,6 +45,10 @@ pub const ACTIONS_ID_TOKEN_REQUEST_TOKEN: &str = "ACTIONS_ID_TOKEN_REQUEST_TOKEN
 pub const WPKG_FULCIO_URL: &str = "WPKG_FULCIO_URL";
 /// Rekor's URL for keyless signing (default Sigstore's public-good instance).
 pub const WPKG_REKOR_URL: &str = "WPKG_REKOR_URL";
+/// A private Sigstore's TUF repository for the default trust root (with WPKG_TUF_ROOT).
+pub const WPKG_TUF_URL: &str = "WPKG_TUF_URL";
+/// The TUF root.json to start from for WPKG_TUF_URL.
+pub const WPKG_TUF_ROOT: &str = "WPKG_TUF_ROOT";
 /// An RFC 3161 timestamp authority's URL for keyless signing (default: none).
 pub const WPKG_TSA_URL: &str = "WPKG_TSA_URL";
 /// Most bytes one image layer may unpack to (default 1GiB; `wpkg run`, `wpkg inspect`).

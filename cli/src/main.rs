@@ -32,7 +32,7 @@ pub const EXIT_WPKG: u8 = 125;
 and runs it under wasmtime with exactly the permissions the manifest declares: no files, \
 environment, network or DNS unless declared.",
     after_help = "Exit codes of `wpkg run`: the guest's own exit code; 124 time limit; 134 trap; \
-137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH, DOCKER_CONFIG (registry credentials; default ~/.docker), REGISTRY_AUTH_FILE (podman/skopeo auth.json, read after Docker's config), WPKG_CA_FILE, WPKG_INSECURE_REGISTRIES, WPKG_REGISTRY_TIMEOUT, WPKG_TRUST_POLICY, COSIGN_PASSWORD (key password), WPKG_TIMINGS (print how long each phase took), WPKG_MAX_LAYER_SIZE and WPKG_MAX_FILE_SIZE (bounds on unpacking an image's layers; default 1GiB and 512MiB), and for CI WPKG_REGISTRY with \
+137 memory limit; 125 wpkg's own failure.\nEnvironment: WPKG_HOME (store and caches; default ~/.local/share/wpkg), SOURCE_DATE_EPOCH, DOCKER_CONFIG (registry credentials; default ~/.docker), REGISTRY_AUTH_FILE (podman/skopeo auth.json, read after Docker's config), WPKG_CA_FILE, WPKG_INSECURE_REGISTRIES, WPKG_REGISTRY_TIMEOUT, WPKG_TRUST_POLICY, WPKG_TUF_URL and WPKG_TUF_ROOT (a private Sigstore's TUF repository for the trust root), WPKG_TSA_URL, COSIGN_PASSWORD (key password), WPKG_TIMINGS (print how long each phase took), WPKG_MAX_LAYER_SIZE and WPKG_MAX_FILE_SIZE (bounds on unpacking an image's layers; default 1GiB and 512MiB), and for CI WPKG_REGISTRY with \
 WPKG_REGISTRY_USERNAME and WPKG_REGISTRY_PASSWORD."
 )]
 struct Cli {

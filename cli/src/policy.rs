@@ -35,7 +35,43 @@ impl PolicyArgs {
         Ok(TrustSettings {
             policy: self.path()?,
             trusted_root: self.trusted_root.clone(),
-            tuf_cache: Some(crate::settings::home()?.tuf_cache()),
+            tuf: Some(tuf_source()?),
         })
     }
+}
+
+/// The TUF repository of the default trust root: `WPKG_TUF_URL` with the TUF root in
+/// `WPKG_TUF_ROOT` (a private Sigstore instance), else Sigstore's public good.
+pub fn tuf_source() -> Result<wpkg_pipeline::verify::TufSource> {
+    use anyhow::Context;
+    use wpkg_signing::tuf;
+    let cache = crate::settings::home()?.tuf_cache();
+    let url = std::env::var(env_vars::WPKG_TUF_URL)
+        .ok()
+        .filter(|u| !u.is_empty());
+    Ok(match url {
+        Some(url) => {
+            let Some(root) = std::env::var_os(env_vars::WPKG_TUF_ROOT).filter(|r| !r.is_empty())
+            else {
+                anyhow::bail!(
+                    "{} is set but {} is not: give the TUF root.json of that repository",
+                    env_vars::WPKG_TUF_URL,
+                    env_vars::WPKG_TUF_ROOT
+                );
+            };
+            let root = std::fs::read(&root).with_context(|| {
+                format!(
+                    "{}: cannot read {}",
+                    env_vars::WPKG_TUF_ROOT,
+                    root.to_string_lossy()
+                )
+            })?;
+            wpkg_pipeline::verify::TufSource { cache, url, root }
+        }
+        None => wpkg_pipeline::verify::TufSource {
+            cache,
+            url: tuf::SIGSTORE_TUF_URL.to_owned(),
+            root: tuf::SIGSTORE_TUF_ROOT.to_vec(),
+        },
+    })
 }

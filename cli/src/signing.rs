@@ -100,7 +100,7 @@ impl SignWith {
         let token = self.token(ca_files)?;
         let file = wpkg_pipeline::verify::trusted_root_file(
             self.trusted_root.as_deref(),
-            Some(&crate::settings::home()?.tuf_cache()),
+            Some(&crate::policy::tuf_source()?),
         );
         let root = wpkg_pipeline::verify::load_trusted_root(file.as_deref())?;
         let (fulcio, rekor, rekor_version, tsa) = match &self.signing_config {

@@ -24,25 +24,36 @@ pub struct TrustSettings {
     /// A Sigstore `trusted_root.json` that overrides the policy's and the shipped
     /// public-good root.
     pub trusted_root: Option<PathBuf>,
-    /// Where TUF-refreshed trust roots are cached (`Home::tuf_cache`); the public-good
-    /// root cached there replaces the shipped one.
-    pub tuf_cache: Option<PathBuf>,
+    /// The TUF repository whose cached trust root replaces the shipped one.
+    pub tuf: Option<TufSource>,
 }
 
-/// The trust root file to use: `explicit` when given; else the public-good root that
-/// `wpkg trust update-root` cached through TUF (refreshed first when its TUF metadata
-/// has expired; if that refresh fails, the cached copy, which verified when it was
-/// fetched, is used); else `None`, the root shipped with wpkg.
-pub fn trusted_root_file(explicit: Option<&Path>, tuf_cache: Option<&Path>) -> Option<PathBuf> {
-    use wpkg_signing::tuf;
+/// A TUF repository for the trust root: where its verified targets are cached
+/// (`Home::tuf_cache`), its URL, and the TUF root metadata to start from.
+#[derive(Clone, Debug)]
+pub struct TufSource {
+    /// The cache directory.
+    pub cache: PathBuf,
+    /// The repository URL.
+    pub url: String,
+    /// The initial TUF root (JSON).
+    pub root: Vec<u8>,
+}
+
+/// The trust root file to use: `explicit` when given; else the root that `wpkg trust
+/// update-root` cached from `tuf` (refreshed first when its TUF metadata has expired; if
+/// that refresh fails, the cached copy, which verified when it was fetched, is used);
+/// else `None`, the root shipped with wpkg.
+pub fn trusted_root_file(explicit: Option<&Path>, tuf: Option<&TufSource>) -> Option<PathBuf> {
+    use wpkg_signing::tuf as t;
     if let Some(f) = explicit {
         return Some(f.to_owned());
     }
-    let cache = tuf_cache?;
-    let (path, expires) = tuf::cached(cache, tuf::SIGSTORE_TUF_URL)?;
+    let tuf = tuf?;
+    let (path, expires) = t::cached(&tuf.cache, &tuf.url)?;
     let now = time::OffsetDateTime::now_utc().unix_timestamp();
     if expires < now {
-        if let Ok(r) = tuf::update(cache, tuf::SIGSTORE_TUF_URL, tuf::SIGSTORE_TUF_ROOT, &[]) {
+        if let Ok(r) = t::update(&tuf.cache, &tuf.url, &tuf.root, &[]) {
             return Some(r.trusted_root);
         }
     }
@@ -212,7 +223,7 @@ pub fn check_signatures(
             .trusted_root
             .as_deref()
             .or(policy.trusted_root.as_deref()),
-        trust.tuf_cache.as_deref(),
+        trust.tuf.as_ref(),
     );
     let root = move || load_trusted_root(root_file.as_deref()).map_err(|e| e.to_string());
     let trusted = Trusted {
@@ -245,7 +256,7 @@ pub fn check_blob(
     keys: &[PublicKey],
     identities: &[wpkg_signing::keyless::Identity],
     trusted_root: Option<&std::path::Path>,
-    tuf_cache: Option<&std::path::Path>,
+    tuf: Option<&TufSource>,
 ) -> Result<Result<Signer, wpkg_signing::VerifyError>, Error> {
     if keys.is_empty() && identities.is_empty() {
         return Err(Error::NothingTrusted);
@@ -253,7 +264,7 @@ pub fn check_blob(
     if trusted_root.is_some() {
         load_trusted_root(trusted_root)?;
     }
-    let file = trusted_root_file(trusted_root, tuf_cache);
+    let file = trusted_root_file(trusted_root, tuf);
     let root = move || load_trusted_root(file.as_deref()).map_err(|e| e.to_string());
     let trusted = Trusted {
         keys,

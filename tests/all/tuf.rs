@@ -137,3 +137,75 @@ fn update_root_through_tuf_refuses_each_attack_and_keeps_the_cache() {
     .code(125)
     .stderr_has("only on loopback");
 }
+
+/// A private instance's TUF repository as the default (`WPKG_TUF_URL`, `WPKG_TUF_ROOT`):
+/// after `trust update-root`, keyless verification uses its cached root without
+/// `--trusted-root` (the control without the variables fails); an expired cache is
+/// refreshed on use; when that refresh fails, the cached copy is still used.
+#[test]
+fn the_tuf_cached_root_is_the_default_and_is_refreshed_when_expired() {
+    let env = Env::new();
+    let ts = TestSigstore::start(env.dir.path());
+    let first = std::fs::read(&ts.trusted_root).unwrap();
+    let mut repo = TufRepo::new(&env.path("tuf-repo"), &first);
+    let root1 = env.path("tuf-root.json");
+    std::fs::write(&root1, repo.root_json(1)).unwrap();
+    let url = repo.url.clone();
+    let vars = [
+        ("WPKG_TUF_URL", url.as_str()),
+        ("WPKG_TUF_ROOT", root1.to_str().unwrap()),
+    ];
+    env.wpkg_with(&["trust", "update-root"], &vars, None).ok();
+    let file = env.path("blob");
+    std::fs::write(&file, b"blob").unwrap();
+    let bundle = env.path("blob.json");
+    crate::keyless::run_with(
+        &env,
+        &[
+            "sign-blob",
+            "--keyless",
+            "--bundle",
+            bundle.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ],
+        &crate::keyless::ci_env(&ts),
+    )
+    .ok();
+    let args = [
+        "verify-blob",
+        "--bundle",
+        bundle.to_str().unwrap(),
+        "--certificate-identity",
+        &ts.identity,
+        "--certificate-oidc-issuer",
+        &ts.issuer,
+        file.to_str().unwrap(),
+    ];
+    env.wpkg_with(&args, &vars, None).ok();
+    // Control: the public-good default (no variables) does not know this instance.
+    env.wpkg(&args).code(1).stderr_has("does not know");
+
+    let expires = wpkg_signing::tuf::repo_dir(&env.home().join("tuf"), &url).join("expires");
+    let read = || {
+        std::fs::read_to_string(&expires)
+            .unwrap()
+            .trim()
+            .parse::<i64>()
+            .unwrap()
+    };
+    // Expired: the next use refreshes (the new timestamp's expiry is recorded).
+    std::fs::write(&expires, "0").unwrap();
+    repo.publish_timestamp(2, 1, 365);
+    env.wpkg_with(&args, &vars, None).ok();
+    assert!(read() > 0, "the expired cache was not refreshed");
+    // Expired, and the repository's timestamp expired too: the refresh fails, the
+    // cached copy is used.
+    std::fs::write(&expires, "0").unwrap();
+    repo.publish_timestamp(3, 1, -1);
+    env.wpkg_with(&args, &vars, None).ok();
+    assert_eq!(read(), 0, "a failed refresh must leave the cache as it was");
+    // WPKG_TUF_URL without WPKG_TUF_ROOT: an error naming the missing variable.
+    env.wpkg_with(&args, &[("WPKG_TUF_URL", url.as_str())], None)
+        .code(125)
+        .stderr_has("WPKG_TUF_ROOT");
+}

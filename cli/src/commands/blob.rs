@@ -105,7 +105,7 @@ impl VerifyBlobArgs {
             &keys,
             &identities,
             self.trusted_root.as_deref(),
-            Some(&crate::settings::home()?.tuf_cache()),
+            Some(&crate::policy::tuf_source()?),
         )? {
             Ok(signer) => {
                 eprintln!("verified {shown}: {signer}");

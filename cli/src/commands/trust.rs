@@ -52,8 +52,9 @@ to each role's threshold, expiry, versions that never go back, the targets' hash
 verification then uses it instead of the copy shipped with wpkg; it is refreshed again, when \
 its TUF metadata has expired, the next time it is used (the cached copy stays in use if that \
 fails, e.g. offline). Nothing changes when a check fails.\n\n\
-For a private Sigstore instance give its TUF repository and initial root; then point \
---trusted-root (or `trusted_root` in the policy) at the file it prints.\n\n\
+For a private Sigstore instance: set WPKG_TUF_URL and WPKG_TUF_ROOT (its TUF repository \
+and initial root.json) and its root becomes the default, refreshed the same way; or give \
+--tuf-url/--tuf-root once and point --trusted-root at the file it prints.\n\n\
 Examples:\n  wpkg trust update-root\n  \
 wpkg trust update-root --tuf-url https://tuf.sigstore.internal --tuf-root root.json"
     )]
@@ -230,25 +231,26 @@ impl TrustArgs {
                 ca_file,
             } => {
                 use wpkg_signing::tuf;
+                let default = crate::policy::tuf_source()?;
                 let (url, root) = match (&tuf_url, &tuf_root) {
                     (Some(u), Some(r)) => (
                         u.clone(),
                         std::fs::read(r)
                             .with_context(|| format!("cannot read the TUF root {}", r.display()))?,
                     ),
-                    _ => (
-                        tuf::SIGSTORE_TUF_URL.to_owned(),
-                        tuf::SIGSTORE_TUF_ROOT.to_vec(),
-                    ),
+                    _ => (default.url, default.root),
                 };
-                let cache = crate::settings::home()?.tuf_cache();
+                let cache = default.cache;
                 let r = tuf::update(&cache, &url, &root, &ca_file)?;
                 let until = r.expires_rfc3339();
                 eprintln!(
                     "trust root refreshed through TUF from {url} (TUF root version {}, valid until {until})",
                     r.root_version
                 );
-                if tuf_url.is_some() {
+                if tuf_url.is_some()
+                    && std::env::var(crate::env_vars::WPKG_TUF_URL).ok().as_deref()
+                        != tuf_url.as_deref()
+                {
                     eprintln!(
                         "use it with --trusted-root {} (or `trusted_root` in the policy)",
                         r.trusted_root.display()

@@ -30,9 +30,9 @@ pub enum VerifyError {
     #[error("{0}")]
     Chain(String),
     /// The certificate (or its chain) was not valid at the signing time.
-    #[error("the certificate was not valid when it was signed ({time_source})")]
+    #[error("the certificate was not valid at the signing time ({time_source})")]
     Validity {
-        /// Which time was used (`the entry was logged`, `the timestamp`).
+        /// Where the signing time came from.
         time_source: &'static str,
     },
     /// The certificate may not sign code (usage, EKU, a CA as leaf, an unknown

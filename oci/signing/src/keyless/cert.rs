@@ -326,7 +326,7 @@ pub fn check_certificate(
 
 /// When a certificate must have been valid: at the log's integrated time or a signed
 /// timestamp.
-pub(crate) const SIGNED_AT: &str = "at the time its log entry or timestamp gives";
+pub(crate) const SIGNED_AT: &str = "as its log entry or signed timestamp gives it";
 
 const NO_CHAIN: &str = "the certificate does not chain to a Fulcio CA of the trust root";
 
