@@ -13,8 +13,9 @@ use wpkg_spec::media::{Descriptor, ImageManifest};
 use wpkg_spec::Digest;
 use wpkg_store::associated::{Referrer, BUNDLE_V03, OCI_EMPTY};
 
-use crate::error::{Signer, VerifyError};
+use crate::error::VerifyError;
 use crate::keys::{PrivateKey, PublicKey, B64};
+use crate::verified::Signer;
 use crate::verified::Trusted;
 
 /// The in-toto predicate type cosign v3 uses for image signatures.

@@ -7,9 +7,10 @@
 use serde::Deserialize;
 use wpkg_store::associated::ClassicSignature;
 
-use crate::error::{KeyForm, Signer, VerifyError};
+use crate::error::VerifyError;
 use crate::keys::PublicKey;
 use crate::verified::Trusted;
+use crate::verified::{KeyForm, Signer};
 
 /// The `critical.type` of a cosign image signature.
 pub const COSIGN_SIGNATURE_TYPE: &str = "cosign container image signature";

@@ -28,6 +28,7 @@ pub mod verify;
 #[cfg(test)]
 mod tests;
 
-pub use error::{KeyForm, Rejected, Signer, VerifyError};
+pub use error::VerifyError;
 pub use keys::{PrivateKey, PublicKey, SignatureError};
+pub use verified::{KeyForm, Rejected, Signer};
 pub use verify::{verify_material, Checked, Trusted};

@@ -5,8 +5,8 @@ use wpkg_store::associated::Material;
 
 use crate::bundle::verify_bundle_trusted;
 use crate::classic::{verify_classic, verify_classic_cert};
-pub use crate::error::{Rejected, Signer};
 pub use crate::verified::Trusted;
+pub use crate::verified::{Rejected, Signer};
 
 /// The outcome of checking every signature of an image.
 #[derive(Clone, Debug)]

@@ -19,10 +19,11 @@ use base64::Engine as _;
 use serde::Deserialize;
 use sha2::{Digest as _, Sha256};
 
-use crate::error::{KeyForm, Signer, VerifyError};
+use crate::error::VerifyError;
 use crate::keyless::{LoggedEntry, TlogEntry, TrustedRoot, Vouched};
 use crate::keys::PublicKey;
 use crate::verified::Trusted;
+use crate::verified::{KeyForm, Signer};
 
 mod binding;
 
