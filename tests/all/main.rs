@@ -7,6 +7,7 @@ mod capabilities;
 mod cli_output;
 mod conformance;
 mod containerd;
+mod cri;
 mod demo;
 mod docker_wasm;
 mod faults;

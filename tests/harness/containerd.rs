@@ -37,6 +37,14 @@ impl Containerd {
     /// Starts containerd with the shim in `shim_dir` on its PATH. Panics with the
     /// reason (not root, not installed, did not come up).
     pub fn start(shim_dir: &Path) -> Containerd {
+        Containerd::start_with(shim_dir, |_| {
+            "[plugins.\"io.containerd.grpc.v1.cri\"]\n  disable_cgroup = true\n".to_owned()
+        })
+    }
+
+    /// Starts containerd as [`Containerd::start`] does, with `plugins` (given the
+    /// containerd's private directory) as the configuration of its plugins.
+    pub fn start_with(shim_dir: &Path, plugins: impl FnOnce(&Path) -> String) -> Containerd {
         crate::require_root("containerd and its shims need root");
         let containerd = need("containerd");
         need("ctr");
@@ -58,12 +66,11 @@ state = "{state}"
   address = ""
 [metrics]
   address = ""
-[plugins."io.containerd.grpc.v1.cri"]
-  disable_cgroup = true
-"#,
+{plugins}"#,
             root = d.join("root").display(),
             state = d.join("state").display(),
             sock = d.join("c.sock").display(),
+            plugins = plugins(d),
         );
         std::fs::write(d.join("config.toml"), config).unwrap();
         let path = format!(
@@ -109,12 +116,22 @@ state = "{state}"
         std::fs::read_to_string(self.dir.path().join("containerd.log")).unwrap_or_default()
     }
 
+    /// The containerd's private directory (its config, root, state and socket).
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
     /// A `ctr` command against this containerd, in [`NAMESPACE`].
     pub fn ctr_cmd(&self, args: &[&str]) -> Command {
+        self.ctr_in(NAMESPACE, args)
+    }
+
+    /// A `ctr` command against this containerd, in `namespace`.
+    pub fn ctr_in(&self, namespace: &str, args: &[&str]) -> Command {
         let mut c = Command::new("ctr");
         c.arg("-a")
             .arg(self.socket())
-            .args(["-n", NAMESPACE])
+            .args(["-n", namespace])
             .args(args)
             .stdin(Stdio::null());
         c

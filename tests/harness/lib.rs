@@ -334,6 +334,7 @@ pub fn command_manifest(name: &str, extra: &str) -> String {
 }
 
 pub mod containerd;
+pub mod cri;
 pub mod demo;
 pub mod images;
 pub mod redis;
