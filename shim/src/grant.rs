@@ -2,12 +2,15 @@
 //! Pure functions over the container's environment, its mount table and its cgroup
 //! limit, so every rule is tested without a cluster.
 //!
-//! - **env**: only names the capabilities list in `env_required` reach the guest; the
-//!   rest (the service variables Kubernetes adds, `PATH`, `HOSTNAME`) are dropped and
-//!   named on stderr. Fixed `env` values come from the capabilities, never the pod.
+//! - **env**: only names the capabilities list in `env_required` reach the guest. What
+//!   the node sets in every container ([`node_variable`]: `PATH`, `HOSTNAME`, `HOME`,
+//!   `TERM`, Kubernetes' service links) is dropped and named on stderr; any other name
+//!   the pod sets, and a value for a name the capabilities fix in `env`, is asking for
+//!   more than the image declares and refuses the start ([`Request::excess`]).
 //! - **volumes**: a volume mounted exactly at a declared mount path is bound there,
-//!   read-only unless both the capabilities and the volume are read-write. Volumes
-//!   anywhere else are invisible to the guest.
+//!   read-only unless both the capabilities and the volume are read-write. The
+//!   runtime's and the kubelet's own mounts ([`node_mount`]) stay invisible to the
+//!   guest; a volume anywhere else refuses the start.
 //! - **the image's own files**: a volume over the capabilities, the wasm or a bundled
 //!   directory (or over a parent of one) is refused: the pod cannot swap the signed files.
 //! - **config and key-value stores**: `WPKG_CONFIG_<KEY>=VALUE` gives declared config
@@ -105,6 +108,26 @@ pub fn shadowing<'a>(mounts: &'a [Mount], protected: &'a [String]) -> Option<(&'
     })
 }
 
+/// `CAP_SYS_ADMIN`'s bit in the kernel's capability sets.
+const CAP_SYS_ADMIN: u32 = 21;
+
+/// Whether the `/proc/self/status` text `status` shows `CAP_SYS_ADMIN` in the bounding,
+/// permitted or effective set (a privileged container has all three full). An
+/// unreadable status counts as having it: the check fails closed.
+pub fn has_sys_admin(status: &str) -> bool {
+    let sets: Vec<Option<u64>> = ["CapBnd:", "CapPrm:", "CapEff:"]
+        .iter()
+        .map(|key| {
+            status
+                .lines()
+                .find_map(|l| l.strip_prefix(key))
+                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        })
+        .collect();
+    sets.iter()
+        .any(|set| set.is_none_or(|bits| bits & (1 << CAP_SYS_ADMIN) != 0))
+}
+
 /// The cgroup memory limit, in bytes, from the text of `memory.max` (cgroup v2) or
 /// `memory.limit_in_bytes` (v1); `None` for no limit.
 pub fn parse_memory_limit(text: &str) -> Option<u64> {
@@ -140,13 +163,92 @@ pub fn memory_limit_files(proc_self_cgroup: &str) -> Vec<String> {
     files
 }
 
+/// What a pod asks for beyond what the image declares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Excess {
+    /// Variables the capabilities do not name (`env_required`).
+    Env(Vec<String>),
+    /// A variable whose value the capabilities fix (`env`).
+    FixedEnv(String),
+    /// A volume at a path the capabilities do not declare (`mounts`).
+    Volume(String),
+}
+
+impl std::fmt::Display for Excess {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Excess::Env(names) => write!(
+                f,
+                "the pod sets {}, which the image does not declare",
+                names.join(", ")
+            ),
+            Excess::FixedEnv(name) => {
+                write!(f, "the pod sets {name}, which the image fixes in its env")
+            }
+            Excess::Volume(point) => write!(
+                f,
+                "a volume is mounted at {point}, which the image does not declare"
+            ),
+        }
+    }
+}
+
+/// Whether the node (not the pod's author) sets variable `name` in every container:
+/// `PATH`, `HOSTNAME`, `HOME`, `TERM`, and Kubernetes' service links
+/// (`KUBERNETES_*`, `<SVC>_SERVICE_HOST`, `<SVC>_SERVICE_PORT[_<NAME>]`, `<SVC>_PORT`,
+/// `<SVC>_PORT_<N>_<PROTO>[_PROTO|_PORT|_ADDR]`).
+pub fn node_variable(name: &str) -> bool {
+    if matches!(name, "PATH" | "HOSTNAME" | "HOME" | "TERM") || name.starts_with("KUBERNETES_") {
+        return true;
+    }
+    if name.ends_with("_SERVICE_HOST") || name.ends_with("_SERVICE_PORT") {
+        return true;
+    }
+    if name.contains("_SERVICE_PORT_") || name.ends_with("_PORT") {
+        return true;
+    }
+    // <SVC>_PORT_<N>_<PROTO>[_SUFFIX]
+    name.split_once("_PORT_").is_some_and(|(_, rest)| {
+        let mut parts = rest.split('_');
+        let port_ok = parts
+            .next()
+            .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
+        let proto_ok = parts
+            .next()
+            .is_some_and(|p| matches!(p, "TCP" | "UDP" | "SCTP"));
+        let suffix_ok = match parts.next() {
+            None => true,
+            Some(s) => matches!(s, "PROTO" | "PORT" | "ADDR") && parts.next().is_none(),
+        };
+        port_ok && proto_ok && suffix_ok
+    })
+}
+
+/// Whether mount point `point` is the runtime's or the kubelet's, not a volume of
+/// the pod: the root, `/proc`, `/sys`, `/dev` (with `/dev/termination-log`) and what
+/// is under them, `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, `/run` itself
+/// (containerd's default spec mounts a tmpfs there), and service
+/// account tokens under `/var/run/secrets` (the kubelet's and admission webhooks').
+pub fn node_mount(point: &str) -> bool {
+    point == "/"
+        || ["/proc", "/sys", "/dev", "/var/run/secrets"]
+            .iter()
+            .any(|top| within(point, top))
+        || matches!(
+            point,
+            "/etc/hosts" | "/etc/hostname" | "/etc/resolv.conf" | "/run"
+        )
+}
+
 /// What the shim asks of the plan, and what it left out (for the log line).
 #[derive(Debug, Default)]
 pub struct Request {
     /// The request, for [`wpkg_spec::plan::RunPlan::new`].
     pub operator: OperatorRequest,
-    /// Variables of the container not given to the guest (names only).
+    /// Variables the node set, not given to the guest (names only).
     pub dropped_env: Vec<String>,
+    /// What the pod asks for beyond the capabilities (refuses the start).
+    pub excess: Option<Excess>,
     /// Where an HTTP handler listens.
     pub listen: Option<String>,
 }
@@ -161,6 +263,7 @@ pub fn request(
 ) -> Request {
     let c = &caps.capabilities;
     let mut out = Request::default();
+    let mut undeclared = Vec::new();
     for kv in envs {
         let (name, value) = kv.split_once('=').unwrap_or((kv.as_str(), ""));
         if name == LISTEN_VAR {
@@ -185,9 +288,25 @@ pub fn request(
             // Kubernetes gives a name once; a repeat keeps the last, as a shell would.
             out.operator.env.retain(|(n, _)| n != name);
             out.operator.env.push((name.to_owned(), value.to_owned()));
-        } else {
+        } else if c.env.keys().any(|n| n.as_str() == name) {
+            out.excess
+                .get_or_insert_with(|| Excess::FixedEnv(name.to_owned()));
+        } else if node_variable(name) {
             out.dropped_env.push(name.to_owned());
+        } else {
+            undeclared.push(name.to_owned());
         }
+    }
+    if !undeclared.is_empty() && out.excess.is_none() {
+        out.excess = Some(Excess::Env(undeclared));
+    }
+    if out.excess.is_none() {
+        out.excess = mounts
+            .iter()
+            .find(|m| {
+                !node_mount(&m.point) && !c.mounts.iter().any(|d| d.guest.as_str() == m.point)
+            })
+            .map(|m| Excess::Volume(m.point.clone()));
     }
     for decl in &c.mounts {
         if let Some(m) = mounts.iter().rev().find(|m| m.point == decl.guest.as_str()) {
@@ -218,6 +337,24 @@ pub fn listen_addr(value: Option<&str>) -> Result<SocketAddr, String> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn sys_admin_is_found_in_any_set_and_a_missing_set_counts_as_having_it() {
+        // containerd's default set for a CRI container (no CAP_SYS_ADMIN)...
+        let default = "CapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n";
+        assert!(!has_sys_admin(default));
+        // ...a privileged container's...
+        let privileged =
+            "CapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\n";
+        assert!(has_sys_admin(privileged));
+        // ...SYS_ADMIN added to the bounding set only...
+        let added =
+            "CapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a82425fb\n";
+        assert!(has_sys_admin(added));
+        // ...and a status the check cannot read.
+        assert!(has_sys_admin(""));
+        assert!(has_sys_admin("CapPrm:\tzz\nCapEff:\t0\nCapBnd:\t0\n"));
+    }
+
     use super::*;
     use wpkg_spec::plan::RunPlan;
 
@@ -260,16 +397,26 @@ mod tests {
         let envs: Vec<String> = [
             "PATH=/bin",
             "TOKEN=t",
-            "FIXED=pod",
+            "HOSTNAME=node-1",
             "KUBERNETES_SERVICE_HOST=10.0.0.1",
+            "REDIS_PORT_6379_TCP_ADDR=10.0.0.9",
             "WPKG_LISTEN=9000",
         ]
         .iter()
         .map(|s| s.to_string())
         .collect();
         let r = request(&c, &envs, &[], None);
+        assert_eq!(r.excess, None);
         assert_eq!(r.operator.env, vec![("TOKEN".to_owned(), "t".to_owned())]);
-        assert_eq!(r.dropped_env, ["PATH", "FIXED", "KUBERNETES_SERVICE_HOST"]);
+        assert_eq!(
+            r.dropped_env,
+            [
+                "PATH",
+                "HOSTNAME",
+                "KUBERNETES_SERVICE_HOST",
+                "REDIS_PORT_6379_TCP_ADDR"
+            ]
+        );
         assert_eq!(r.listen.as_deref(), Some("9000"));
         let plan = RunPlan::new(&c, &r.operator).unwrap();
         assert_eq!(plan.env.get("FIXED").map(String::as_str), Some("1"));
@@ -277,6 +424,42 @@ mod tests {
         // Control: without TOKEN the plan refuses (env_required is enforced).
         let r = request(&c, &envs[..1], &[], None);
         assert!(RunPlan::new(&c, &r.operator).is_err());
+        // The pod asking for more: a name the image does not declare, a fixed one.
+        let more = |extra: &[&str]| {
+            let mut e = envs.clone();
+            e.extend(extra.iter().map(|s| s.to_string()));
+            request(&c, &e, &[], None).excess
+        };
+        assert_eq!(
+            more(&["LOG_LEVEL=debug", "API_KEY=x"]),
+            Some(Excess::Env(vec!["LOG_LEVEL".into(), "API_KEY".into()]))
+        );
+        assert_eq!(more(&["FIXED=pod"]), Some(Excess::FixedEnv("FIXED".into())));
+    }
+
+    #[test]
+    fn node_variables_are_the_nodes_and_nothing_else() {
+        for name in [
+            "PATH",
+            "KUBERNETES_PORT_443_TCP",
+            "MY_SVC_SERVICE_HOST",
+            "MY_SVC_SERVICE_PORT",
+            "MY_SVC_SERVICE_PORT_HTTP",
+            "MY_SVC_PORT",
+            "MY_SVC_PORT_80_TCP",
+            "MY_SVC_PORT_80_TCP_PROTO",
+        ] {
+            assert!(node_variable(name), "{name}");
+        }
+        for name in [
+            "API_KEY",
+            "MY_SVC_PORT_80",
+            "MY_SVC_PORT_X_TCP",
+            "MY_SVC_PORT_80_TCP_KEY",
+            "PATHS",
+        ] {
+            assert!(!node_variable(name), "{name}");
+        }
     }
 
     #[test]
@@ -300,7 +483,8 @@ mod tests {
             plan.key_value[0].backend,
             wpkg_spec::keyvalue::Backend::Redis(_)
         ));
-        assert_eq!(r.dropped_env, ["GREETING"]);
+        // A plain variable of the same name is not config: the image does not declare it.
+        assert_eq!(r.excess, Some(Excess::Env(vec!["GREETING".into()])));
         // Undeclared keys and stores are refused by the plan, not silently dropped.
         for bad in ["WPKG_CONFIG_HOME=/", "WPKG_KV_OTHER=redis://h"] {
             let r = request(&c, &[bad.to_owned()], &[], None);
@@ -312,6 +496,7 @@ mod tests {
     fn volumes_bind_only_at_declared_paths_and_never_wider() {
         let c = caps("[capabilities]\nmounts = [{ guest = \"/data\", access = \"read-write\" }, { guest = \"/out\" }]\n");
         let r = request(&c, &[], &parse_mountinfo(MOUNTINFO), None);
+        assert_eq!(r.excess, Some(Excess::Volume("/undeclared".into())));
         let plan = RunPlan::new(&c, &r.operator).unwrap();
         let got: Vec<(String, Access)> = plan
             .mounts
@@ -319,7 +504,7 @@ mod tests {
             .map(|m| (m.guest.to_string(), m.access))
             .collect();
         // /data: declared rw, volume ro -> ro. /out: declared ro, volume rw -> ro.
-        // /undeclared: not bound.
+        // /undeclared: not bound (and the start is refused, above).
         assert_eq!(
             got,
             vec![
@@ -334,6 +519,35 @@ mod tests {
         }];
         let plan = RunPlan::new(&c, &request(&c, &[], &rw, None).operator).unwrap();
         assert_eq!(plan.mounts[0].access, Access::ReadWrite);
+        // The runtime's and the kubelet's mounts are not volumes of the pod.
+        let node: Vec<Mount> = [
+            "/",
+            "/proc",
+            "/dev/shm",
+            "/dev/termination-log",
+            "/sys/fs/cgroup",
+            "/etc/hosts",
+            "/etc/resolv.conf",
+            "/var/run/secrets/kubernetes.io/serviceaccount",
+        ]
+        .iter()
+        .map(|p| Mount {
+            point: p.to_string(),
+            read_only: true,
+        })
+        .collect();
+        assert_eq!(request(&c, &[], &node, None).excess, None);
+        for volume in ["/etc", "/etc/config", "/var/run", "/devices", "/data/sub"] {
+            let m = [Mount {
+                point: volume.into(),
+                read_only: true,
+            }];
+            assert_eq!(
+                request(&c, &[], &m, None).excess,
+                Some(Excess::Volume(volume.into())),
+                "{volume}"
+            );
+        }
     }
 
     #[test]

@@ -24,8 +24,10 @@ struct WpkgShim;
 impl Shim for WpkgShim {
     type Sandbox = sandbox::WpkgSandbox;
 
+    /// `wpkg`; in a container's init process that refused the container, the reason
+    /// (see [`sandbox::reported_name`]).
     fn name() -> &'static str {
-        "wpkg"
+        sandbox::reported_name()
     }
 
     fn version() -> Version {

@@ -4,7 +4,7 @@
 //! a `wpkg: error:` and a `wpkg: hint:` line on the container's stderr.
 
 use std::path::Path;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, OnceLock};
 
 use wpkg_fsroot::Root;
 
@@ -27,21 +27,28 @@ const MAX_FILE: u64 = 512 << 20;
 /// Most HTTP requests handled at once; more are answered 503.
 const MAX_CONCURRENT: usize = 128;
 
-/// The sandbox runwasi calls inside each container.
+/// The sandbox runwasi calls inside each container's init process: first
+/// [`Sandbox::can_handle`] when the task is created (CRI: `StartContainer`, which
+/// creates the task), then [`Sandbox::run_wasi`] when it starts.
 #[derive(Default)]
-pub struct WpkgSandbox;
+pub struct WpkgSandbox {
+    /// What `can_handle` checked, for `run_wasi` (the same process).
+    prepared: Mutex<Option<Prepared>>,
+}
 
 impl Sandbox for WpkgSandbox {
     async fn run_wasi(&self, ctx: &impl RuntimeContext) -> anyhow::Result<i32> {
+        let prepared = self.prepared.lock().map(|mut p| p.take()).unwrap_or(None);
         let args = ctx.args().to_vec();
         let envs = ctx.envs().to_vec();
         let from_layers = matches!(ctx.entrypoint().source, Source::Oci(_));
         // The runner starts its own async runtime; this future runs on runwasi's.
         let run = std::thread::spawn(move || {
-            if from_layers {
-                return refuse(&Refusal::NoCapabilities);
-            }
-            match prepare(&args, &envs) {
+            let prepared = match prepared {
+                Some(p) => Ok(p),
+                None => check(from_layers, &args, &envs),
+            };
+            match prepared {
                 Ok(p) => p.execute(),
                 Err(r) => refuse(&r),
             }
@@ -49,11 +56,70 @@ impl Sandbox for WpkgSandbox {
         Ok(run.join().unwrap_or(EXIT_REFUSED))
     }
 
-    /// Every container of this runtime comes to [`WpkgSandbox::run_wasi`], which
-    /// refuses what it cannot run with a message the pod's log shows.
-    async fn can_handle(&self, _ctx: &impl RuntimeContext) -> anyhow::Result<()> {
-        Ok(())
+    /// Every check that does not need the guest to run, when the task is created:
+    /// a refusal fails the task's creation (nothing starts) with the reason in the
+    /// error containerd returns (CRI: the `StartContainer` error the kubelet shows in
+    /// the pod's events) and on the container's stderr.
+    async fn can_handle(&self, ctx: &impl RuntimeContext) -> anyhow::Result<()> {
+        let from_layers = matches!(ctx.entrypoint().source, Source::Oci(_));
+        match check(from_layers, ctx.args(), ctx.envs()) {
+            Ok(p) => {
+                if let Ok(mut slot) = self.prepared.lock() {
+                    *slot = Some(p);
+                }
+                Ok(())
+            }
+            Err(r) => {
+                refuse(&r);
+                report_refusal(&r);
+                Err(anyhow::anyhow!("{r}"))
+            }
+        }
     }
+}
+
+/// The refusal text runwasi reports when the task cannot be created. runwasi turns a
+/// refused `can_handle` into "`{name}` executor can't handle spec", with the shim's
+/// name as the only text it carries back to containerd; this process (the container's
+/// init, a copy of the shim that ends right after) has the name say why.
+static REFUSED: OnceLock<&'static str> = OnceLock::new();
+
+fn report_refusal(r: &Refusal) {
+    let text = format!(
+        "wpkg refused the container: {r} (hint: {}); the wpkg",
+        r.hint()
+    );
+    let _ = REFUSED.set(Box::leak(text.into_boxed_str()));
+}
+
+/// The shim's name as runwasi reports it: `wpkg`, or in a container's init process
+/// that refused to start, the reason.
+pub fn reported_name() -> &'static str {
+    REFUSED.get().copied().unwrap_or("wpkg")
+}
+
+/// The checks of one container: where it runs, then what it runs.
+fn check(from_layers: bool, args: &[String], envs: &[String]) -> Result<Prepared, Refusal> {
+    if from_layers {
+        return Err(Refusal::NoCapabilities);
+    }
+    confined()?;
+    prepare(args, envs)
+}
+
+/// Refuses a container that shares the node's process namespace (`hostPID`) or holds
+/// `CAP_SYS_ADMIN` (`privileged`, or added): the runtime that runs the guest would
+/// hold the node.
+fn confined() -> Result<(), Refusal> {
+    if std::process::id() != 1 {
+        return Err(Refusal::HostPid);
+    }
+    #[allow(clippy::disallowed_methods)] // the kernel's view of this process
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    if grant::has_sys_admin(&status) {
+        return Err(Refusal::Privileged);
+    }
+    Ok(())
 }
 
 /// Why a container does not start.
@@ -61,6 +127,10 @@ impl Sandbox for WpkgSandbox {
 enum Refusal {
     #[error("the image carries no wpkg capabilities ({CAPABILITIES_FILE} is missing)")]
     NoCapabilities,
+    #[error("the container shares the node's process namespace (hostPID)")]
+    HostPid,
+    #[error("the container is privileged (it holds CAP_SYS_ADMIN)")]
+    Privileged,
     #[error("the image's capabilities ({CAPABILITIES_FILE}) are not usable: {0}")]
     BadCapabilities(String),
     #[error("cannot read the container's mount table: {0}")]
@@ -81,6 +151,8 @@ enum Refusal {
         expected: String,
     },
     #[error("{0}")]
+    Excess(grant::Excess),
+    #[error("{0}")]
     Plan(PlanError),
     #[error("{0}")]
     Listen(String),
@@ -96,6 +168,10 @@ impl Refusal {
                     .into()
             }
             Refusal::MountTable(_) => "the container needs /proc mounted".into(),
+            Refusal::HostPid => "remove `hostPID: true` from the pod".into(),
+            Refusal::Privileged => {
+                "remove `privileged: true` and the SYS_ADMIN capability from the container's securityContext".into()
+            }
             Refusal::Shadowed { .. } => {
                 "mount volumes only at the paths the capabilities declare in `mounts`".into()
             }
@@ -105,6 +181,14 @@ impl Refusal {
                 )
             }
             Refusal::WasmUnreadable { .. } => "the image is damaged; pull it again".into(),
+            Refusal::Excess(grant::Excess::Env(_) | grant::Excess::FixedEnv(_)) => {
+                "set only the variables the image declares in `env_required` (see `wpkg inspect IMAGE`)"
+                    .into()
+            }
+            Refusal::Excess(grant::Excess::Volume(_)) => {
+                "mount volumes only at the paths the image declares in `mounts` (see `wpkg inspect IMAGE`)"
+                    .into()
+            }
             Refusal::Plan(PlanError::EnvMissing { name }) => {
                 format!("set `{name}` in the container's env")
             }
@@ -204,6 +288,9 @@ fn prepare(args: &[String], envs: &[String]) -> Result<Prepared, Refusal> {
         });
     }
     let request = grant::request(&embedded.capabilities, envs, &mounts, memory_limit());
+    if let Some(excess) = request.excess {
+        return Err(Refusal::Excess(excess));
+    }
     if !request.dropped_env.is_empty() {
         eprintln!(
             "wpkg: not given to the guest (not in env_required): {}",

@@ -14,6 +14,8 @@ use wpkg_tests::serve::{http_get, upstream};
 use wpkg_tests::{command_manifest, guest, shim_dir, Env, Run};
 
 const LIMIT: Duration = Duration::from_secs(60);
+/// Where the kubelet mounts a pod's service-account token.
+const TOKEN_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 /// The cgroup file system, read-only, as the CRI plugin mounts it in every container.
 const CGROUP_FS: &str = "type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro:nosuid:noexec:nodev";
 
@@ -104,9 +106,9 @@ fn bind(src: &Path, dst: &str, mode: &str) -> String {
 }
 
 impl Hostile {
-    /// A run with everything a pod would give: the required variable, an undeclared
-    /// one, a value for the fixed one, volumes at both declared mounts (`/data`
-    /// read-only, `/out` read-write) and one at an undeclared path.
+    /// A run with what the capabilities let a pod give: the required variable and
+    /// volumes at both declared mounts (`/data` read-only, `/out` read-write). (A pod
+    /// asking for more is refused: `the_shim_refuses_what_it_cannot_run_as_declared`.)
     fn run(&self, id: &str, args: &[&str]) -> Run {
         self.run_with(id, &[], args)
     }
@@ -114,21 +116,7 @@ impl Hostile {
     fn run_with(&self, id: &str, extra: &[&str], args: &[&str]) -> Run {
         let data = bind(&self.data, "/data", "ro");
         let out = bind(&self.out, "/out", "rw");
-        let secret = bind(&self.secret, "/undeclared", "ro");
-        let mut flags = vec![
-            "--env",
-            "NEEDED=given",
-            "--env",
-            "UNDECLARED=leak",
-            "--env",
-            "FIXED=from-pod",
-            "--mount",
-            &data,
-            "--mount",
-            &out,
-            "--mount",
-            &secret,
-        ];
+        let mut flags = vec!["--env", "NEEDED=given", "--mount", &data, "--mount", &out];
         flags.extend_from_slice(extra);
         let mut all = vec!["/app.wasm"];
         all.extend_from_slice(args);
@@ -161,25 +149,22 @@ fn the_shim_gives_the_guest_exactly_its_capabilities() {
     );
     h.leaks("c-needed", &["env", "NEEDED"])
         .stdout_has("NEEDED=given");
-    // The image's fixed value wins over the pod's.
+    // The image's fixed value.
     h.leaks("c-fixed", &["env", "FIXED"])
         .stdout_has("FIXED=from-image");
 
-    // Denials: volumes at undeclared paths, the image's own files, undeclared and
-    // runtime-added variables, writes to a read-only mount, the root.
-    h.denied("d-undeclared-vol", &["read", "/undeclared/secret.txt"]);
-    h.denied("d-dotdot", &["read", "/data/../undeclared/secret.txt"]);
+    // Denials: paths out of a volume, the image's own files, runtime-added variables,
+    // writes to a read-only mount, the root.
+    h.denied("d-dotdot", &["read", "/data/../.wpkg/capabilities.json"]);
     h.denied("d-caps", &["read", "/.wpkg/capabilities.json"]);
     h.denied("d-wasm", &["read", "/app.wasm"]);
     h.denied("d-root", &["list-root", "/"]);
-    h.denied("d-env", &["env", "UNDECLARED"]);
-    h.denied("d-path", &["env", "PATH"]);
     h.denied("d-ro", &["write", "/data/new.txt"]);
     assert!(!h.data.join("new.txt").exists());
-    // The dropped names are told on stderr (the pod's log).
-    h.denied("d-told", &["env", "UNDECLARED"])
+    // The runtime's variable is dropped and told on stderr (the pod's log).
+    h.denied("d-path", &["env", "PATH"])
         .stderr_has("not given to the guest (not in env_required)")
-        .stderr_has("UNDECLARED");
+        .stderr_has("PATH");
     // The guest's sockets, with the host network: still none.
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
@@ -222,6 +207,7 @@ fn the_shim_applies_limits_and_reports_outcomes() {
 #[test]
 fn the_shim_refuses_what_it_cannot_run_as_declared() {
     let h = hostile();
+    let secret_vol = bind(&h.secret, "/undeclared", "ro");
     // The required variable missing (a pod without it). Control: the runs above.
     let out = bind(&h.out, "/out", "rw");
     h.ctd
@@ -232,13 +218,37 @@ fn the_shim_refuses_what_it_cannot_run_as_declared() {
             &["/app.wasm", "env", "NEEDED"],
             LIMIT,
         )
-        .code(125)
+        .refused()
         .stderr_has("requires `NEEDED`")
         .stderr_has("wpkg: hint: set `NEEDED` in the container's env");
+    // More than the image declares: a variable it does not name, a value for one it
+    // fixes, a volume at a path it does not declare. (Controls: NEEDED, /data, /out
+    // are given in the runs above.)
+    for (id, flags, reason) in [
+        (
+            "r-undeclared-env",
+            vec!["--env", "UNDECLARED=leak"],
+            "the pod sets UNDECLARED, which the image does not declare",
+        ),
+        (
+            "r-fixed-env",
+            vec!["--env", "FIXED=from-pod"],
+            "the pod sets FIXED, which the image fixes",
+        ),
+        (
+            "r-undeclared-vol",
+            vec!["--mount", &secret_vol],
+            "a volume is mounted at /undeclared, which the image does not declare",
+        ),
+    ] {
+        let r = h.run_with(id, &flags, &["read", "/undeclared/secret.txt"]);
+        assert!(!r.stdout.contains("LEAK"), "{r:#?}");
+        r.refused().stderr_has(reason);
+    }
     // A volume over the image's capabilities, or over a bundled directory.
     let over = bind(&h.secret, "/.wpkg", "ro");
     h.run_with("r-over-caps", &["--mount", &over], &["env", "NEEDED"])
-        .code(125)
+        .refused()
         .stderr_has("a volume is mounted at /.wpkg, over the image's own /.wpkg");
     let over = bind(&h.secret, "/static", "ro");
     h.run_with(
@@ -246,7 +256,7 @@ fn the_shim_refuses_what_it_cannot_run_as_declared() {
         &["--mount", &over],
         &["read", "/static/secret.txt"],
     )
-    .code(125)
+    .refused()
     .stderr_has("over the image's own /static");
     // Another program of the image (a container `command`).
     let mut flags = vec!["--env", "NEEDED=x"];
@@ -254,7 +264,7 @@ fn the_shim_refuses_what_it_cannot_run_as_declared() {
     flags.push(&out);
     h.ctd
         .run(&flags, &h.image, "r-cmd", &["/static/message.txt"], LIMIT)
-        .code(125)
+        .refused()
         .stderr_has("the capabilities are for `/app.wasm`");
 }
 
@@ -306,7 +316,7 @@ fn the_shim_refuses_images_without_capabilities_and_linux_programs() {
         &["/app.wasm", "read", "/app.wasm"],
         LIMIT,
     )
-    .code(125)
+    .refused()
     .stderr_has("the image carries no wpkg capabilities")
     .stderr_has("wpkg build --format image");
     // Control: the Linux image runs under containerd's default runtime (runc)...
@@ -455,7 +465,7 @@ fn the_shim_opens_nothing_outside_the_image_and_loads_no_code_from_it() {
         ),
         (
             "docker.io/edge/volume:1",
-            vec![Item::Symlink("static", "/undeclared")],
+            vec![Item::Symlink("static", TOKEN_DIR)],
         ),
         (
             "docker.io/edge/inside:1",
@@ -483,7 +493,7 @@ fn the_shim_opens_nothing_outside_the_image_and_loads_no_code_from_it() {
     );
     r.code(0).stdout_has("denied:");
     // A declared directory that is an absolute link: to the container's /proc (the
-    // shim's own environment) or onto a volume at an undeclared path.
+    // shim's own environment) or onto the pod's service-account token.
     let secret = env.path("secret");
     std::fs::create_dir_all(&secret).unwrap();
     std::fs::write(secret.join("environ"), "not for the guest").unwrap();
@@ -492,14 +502,14 @@ fn the_shim_opens_nothing_outside_the_image_and_loads_no_code_from_it() {
         ("docker.io/edge/volume:1", "e-vol"),
     ] {
         let r = ctd.run(
-            &["--mount", &bind(&secret, "/undeclared", "ro")],
+            &["--mount", &bind(&secret, TOKEN_DIR, "ro")],
             image,
             id,
             &["/app.wasm", "read", "/static/environ"],
             LIMIT,
         );
         assert!(!r.stdout.contains("LEAK"), "{image}: {r:#?}");
-        r.code(125).stderr_has("/static");
+        r.refused().stderr_has("/static");
     }
     // Control: a link to a directory of the image itself is the bundled directory.
     ctd.run(

@@ -206,6 +206,15 @@ impl Run {
         );
         self
     }
+
+    /// Asserts `ctr run` failed because the wpkg shim refused to create the task:
+    /// ctr's exit 1 and the shim's reason in the error containerd returned.
+    #[track_caller]
+    pub fn refused(self) -> Run {
+        assert_eq!(self.code, Some(1), "expected ctr to fail (1):\n{self:#?}");
+        self.stderr_has("failed to create shim task")
+            .stderr_has("wpkg refused the container: ")
+    }
 }
 
 /// A secret set in wpkg's own environment that no guest may see.
