@@ -74,14 +74,19 @@ import() { # DIR TAG -> image name
 fail() { echo "try-containerd: FAILED: $*" >&2; exit 1; }
 
 echo
-echo "== 1. examples/hello: declares GREETING only; the container also gets SECRET_TOKEN"
+echo "== 1. examples/hello: declares GREETING only; a container that also sets SECRET_TOKEN is refused"
 hello=$(import examples/hello hello:ctr hello)
-out=$(ctr run --rm --runtime io.containerd.wpkg.v1 --env SECRET_TOKEN=hunter2 "$hello" try-hello /app.wasm from-containerd 2>&1)
+out=$(ctr run --rm --runtime io.containerd.wpkg.v1 --env SECRET_TOKEN=hunter2 "$hello" try-hello0 /app.wasm from-containerd 2>&1) \
+  && fail "a container with an undeclared variable started"
+echo "$out" | sed 's/^/   | /'
+grep -q "wpkg refused the container: the pod sets SECRET_TOKEN" <<<"$out" || fail "the refusal does not name SECRET_TOKEN"
+! grep -q "Hello, from-containerd!" <<<"$out" || fail "the guest ran"
+out=$(ctr run --rm --runtime io.containerd.wpkg.v1 "$hello" try-hello /app.wasm from-containerd 2>&1)
 echo "$out" | sed 's/^/   | /'
 grep -q "Hello, from-containerd!" <<<"$out" || fail "hello did not greet"
 grep -q "env: GREETING=Hello" <<<"$out" || fail "the declared GREETING is missing"
-! grep -q "env: SECRET_TOKEN" <<<"$out" || fail "the undeclared SECRET_TOKEN reached the guest"
-echo "   ok: GREETING seen, SECRET_TOKEN absent"
+! grep -q "env: PATH" <<<"$out" || fail "the runtime's PATH reached the guest"
+echo "   ok: SECRET_TOKEN refused before anything ran; GREETING seen, PATH absent"
 
 echo
 echo "== 2. examples/http-fetch served by the shim, allowed to one upstream only"

@@ -1,6 +1,6 @@
 //! A Kubernetes node without the kubelet: Debian's containerd (1.6.20) with its CRI
 //! plugin, a private config (runtime handler `wpkg` → `io.containerd.wpkg.v1`, `runc`
-//! for Linux pods, a pause image built here), and a CRI client (`runtime.v1` over
+//! for Linux pods, a pause image built here from `tests/native/pause.c`), and a CRI client (`runtime.v1` over
 //! containerd's socket, generated from the vendored `cri/api.proto` with tonic, the
 //! gRPC stack containerd-client already brings) that fills requests as the kubelet
 //! does: pod sandboxes with a log directory and a cgroup parent, containers with the
@@ -76,30 +76,30 @@ pub struct LogLine {
     pub text: String,
 }
 
-/// Builds the pause program (static, with gcc) and the image holding it, as an OCI
-/// archive `ctr images import` reads.
-fn pause_archive(dir: &Path) -> PathBuf {
-    let src = crate::root().join("tests/guests/pause/pause.c");
-    let elf = dir.join("pause");
+/// Builds the static Linux program `tests/native/NAME.c` (with gcc) into an image
+/// `tag` whose entry point is `/NAME`, as an OCI archive `ctr images import` reads.
+fn native_archive(dir: &Path, name: &str, tag: &str) -> PathBuf {
+    let src = crate::root().join("tests/native").join(format!("{name}.c"));
+    let elf = dir.join(name);
     let st = Command::new("gcc")
         .args(["-static", "-O2", "-o"])
         .arg(&elf)
         .arg(&src)
         .status()
-        .expect("gcc is needed to build the pause image: run `bash scripts/setup.sh`");
+        .expect("gcc is needed to build the node's Linux images: run `bash scripts/setup.sh`");
     assert!(
         st.success(),
-        "gcc -static pause.c failed (apt-get install gcc libc6-dev)"
+        "gcc -static {name}.c failed (apt-get install gcc libc6-dev)"
     );
     let elf = std::fs::read(&elf).unwrap();
-    let mut layout = Layout::new(&dir.join("pause-layout"));
+    let mut layout = Layout::new(&dir.join(format!("{name}-layout")));
     let image = layout.image(
         serde_json::json!({"architecture": "amd64", "os": "linux",
-            "config": {"Entrypoint": ["/pause"]}}),
-        &[(TAR, tar(&[Item::Executable("pause", &elf)]))],
+            "config": {"Entrypoint": [format!("/{name}")]}}),
+        &[(TAR, tar(&[Item::Executable(name, &elf)]))],
     );
-    layout.tag(PAUSE_IMAGE, &image);
-    let archive = dir.join("pause.tar");
+    layout.tag(tag, &image);
+    let archive = dir.join(format!("{name}.tar"));
     layout.archive(&archive);
     archive
 }
@@ -144,19 +144,7 @@ impl Node {
             .prefix("wpkg-node-")
             .tempdir_in("/tmp")
             .unwrap();
-        let archive = pause_archive(dir.path());
-        let o = ctd
-            .ctr_in(
-                K8S_NAMESPACE,
-                &["images", "import", archive.to_str().unwrap()],
-            )
-            .output()
-            .unwrap();
-        assert!(
-            o.status.success(),
-            "importing the pause image failed: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        import(&ctd, &native_archive(dir.path(), "pause", PAUSE_IMAGE));
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -207,6 +195,12 @@ impl Node {
         }
     }
 
+    /// Builds the static program `tests/native/NAME.c` into image `tag` (entry point
+    /// `/NAME`) on this node, as a plain Linux image for `runc`.
+    pub fn import_native(&self, name: &str, tag: &str) {
+        import(&self.ctd, &native_archive(self.dir.path(), name, tag));
+    }
+
     /// `PullImage`; returns the image reference (its id) the kubelet puts in
     /// `CreateContainer`.
     pub fn pull(&self, image: &str) -> CriResult<String> {
@@ -245,7 +239,9 @@ impl Node {
                 namespace: "default".into(),
                 attempt: 0,
             }),
-            hostname: hostname(),
+            // A host-network pod has the node's UTS namespace: no hostname of its own
+            // (runc refuses to set one there).
+            hostname: String::new(),
             log_directory: logs.display().to_string(),
             labels,
             annotations: [("kubernetes.io/config.source".to_owned(), "api".to_owned())].into(),
@@ -617,6 +613,22 @@ impl Drop for Node {
     }
 }
 
+fn import(ctd: &Containerd, archive: &Path) {
+    let o = ctd
+        .ctr_in(
+            K8S_NAMESPACE,
+            &["images", "import", archive.to_str().unwrap()],
+        )
+        .output()
+        .unwrap();
+    assert!(
+        o.status.success(),
+        "importing {} failed: {}",
+        archive.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+}
+
 fn remove_cgroup(dir: &Path) {
     if let Ok(entries) = std::fs::read_dir(dir) {
         for e in entries.flatten() {
@@ -644,12 +656,6 @@ pub fn mount(host: &Path, container: &str, readonly: bool) -> api::Mount {
         readonly,
         ..Default::default()
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|s| s.trim().to_owned())
-        .unwrap_or_else(|_| "node".into())
 }
 
 fn rand_u64() -> u64 {
