@@ -1,7 +1,10 @@
 //! Inside the container: read the signed capabilities from the image's files, check
-//! the wasm against them, plan what the guest gets ([`crate::grant`]) and run it with
-//! wpkg's runner. Anything missing or inconsistent refuses the start (exit 125) with
-//! a `wpkg: error:` and a `wpkg: hint:` line on the container's stderr.
+//! the wasm, the container's variables and volumes and its privileges against them,
+//! plan what the guest gets ([`crate::grant`]) and run it with wpkg's runner. The
+//! checks run when the task is created: anything missing, inconsistent or asking for
+//! more than the capabilities grant fails the creation (nothing runs; CRI's
+//! `StartContainer` returns the reason), with a `wpkg: error:` and a `wpkg: hint:`
+//! line on the container's stderr. A failure after the start exits 125.
 
 use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};

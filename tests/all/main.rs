@@ -17,6 +17,7 @@ mod guide;
 mod hostile;
 mod http;
 mod image_format;
+mod installer;
 mod interop;
 mod keyless;
 mod keyless_claims;

@@ -37,7 +37,7 @@ pub const HANDLER: &str = "wpkg";
 pub const PAUSE_IMAGE: &str = "wpkg.test/pause:1";
 
 /// A CRI error: the gRPC status text the kubelet shows in a pod's events.
-pub type CriResult<T> = Result<T, tonic::Status>;
+pub type CriResult<T> = Result<T, Box<tonic::Status>>;
 
 /// A node: containerd with CRI, driven as the kubelet drives it.
 pub struct Node {
