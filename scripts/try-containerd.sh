@@ -3,7 +3,8 @@
 # root in a private state directory with containerd-shim-wpkg-v1 on its PATH, builds
 # two examples with `wpkg build --format image`, imports them with `ctr images import`
 # and runs them with `ctr run --runtime io.containerd.wpkg.v1`:
-#   1. examples/hello with a variable it does not declare: the guest does not see it;
+#   1. examples/hello with a variable it does not declare: refused before it runs;
+#      without it: the guest sees its declared variable and not the runtime's PATH;
 #   2. examples/http-fetch served by the shim: its call to the upstream its wpkg.toml
 #      allows succeeds, its call to another upstream is denied;
 #   3. start time: `ctr run` to the guest's output vs `wpkg run` of the same image
@@ -16,7 +17,10 @@ N=${N:-9}
 [ "$(id -u)" = 0 ] || { echo "try-containerd: containerd needs root; run as root" >&2; exit 1; }
 bash scripts/setup.sh >/dev/null
 echo "== building wpkg and containerd-shim-wpkg-v1 (release)"
-cargo build -q --release --locked -p wpkg -p wpkg-shim
+# The same two builds as scripts/try-kubernetes.sh and the test harness (features
+# unify per command), so each is built once.
+cargo build -q --release --locked -p wpkg -p wpkg-tests --bins
+cargo build -q --release --locked -p wpkg-shim --bins
 cargo build -q --release --locked --target wasm32-wasip2 -p example-hello -p example-http-fetch
 BIN=$PWD/target/release
 WPKG=$BIN/wpkg
@@ -35,7 +39,7 @@ cleanup() {
     done
   fi
   for p in /proc/[0-9]*; do
-    if tr '\0' ' ' < "$p/cmdline" 2>/dev/null | grep -q "containerd-shim.*$work/c.sock"; then
+    if { tr '\0' ' ' < "$p/cmdline"; } 2>/dev/null | grep -q "containerd-shim.*$work/c.sock"; then
       kill -9 "${p#/proc/}" 2>/dev/null
     fi
   done
