@@ -9,8 +9,9 @@
 //!   more than the image declares and refuses the start ([`Request::excess`]).
 //! - **volumes**: a volume mounted exactly at a declared mount path is bound there,
 //!   read-only unless both the capabilities and the volume are read-write. The
-//!   runtime's and the kubelet's own mounts ([`node_mount`]) stay invisible to the
-//!   guest; a volume anywhere else refuses the start.
+//!   runtime's and the kubelet's own mounts ([`node_mount`]) are not the pod's volumes
+//!   and are never bound: an image that declares a mount at or under one, or a volume
+//!   with another mount inside it, refuses the start; so does a volume anywhere else.
 //! - **the image's own files**: a volume over the capabilities, the wasm or a bundled
 //!   directory (or over a parent of one) is refused: the pod cannot swap the signed files.
 //! - **config and key-value stores**: `WPKG_CONFIG_<KEY>=VALUE` gives declared config
@@ -108,24 +109,79 @@ pub fn shadowing<'a>(mounts: &'a [Mount], protected: &'a [String]) -> Option<(&'
     })
 }
 
-/// `CAP_SYS_ADMIN`'s bit in the kernel's capability sets.
-const CAP_SYS_ADMIN: u32 = 21;
+/// containerd's default capability set, what a CRI (or `ctr`) container holds unless
+/// its pod adds more: CHOWN, DAC_OVERRIDE, FOWNER, FSETID, KILL, SETGID, SETUID,
+/// SETPCAP, NET_BIND_SERVICE, NET_RAW, SYS_CHROOT, MKNOD, AUDIT_WRITE, SETFCAP.
+pub const DEFAULT_CAPABILITIES: u64 = 0xa804_25fb;
 
-/// Whether the `/proc/self/status` text `status` shows `CAP_SYS_ADMIN` in the bounding,
-/// permitted or effective set (a privileged container has all three full). An
-/// unreadable status counts as having it: the check fails closed.
-pub fn has_sys_admin(status: &str) -> bool {
-    let sets: Vec<Option<u64>> = ["CapBnd:", "CapPrm:", "CapEff:"]
-        .iter()
-        .map(|key| {
-            status
-                .lines()
-                .find_map(|l| l.strip_prefix(key))
-                .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+/// The kernel's capability names, by bit.
+const CAPABILITY_NAMES: [&str; 41] = [
+    "CHOWN",
+    "DAC_OVERRIDE",
+    "DAC_READ_SEARCH",
+    "FOWNER",
+    "FSETID",
+    "KILL",
+    "SETGID",
+    "SETUID",
+    "SETPCAP",
+    "LINUX_IMMUTABLE",
+    "NET_BIND_SERVICE",
+    "NET_BROADCAST",
+    "NET_ADMIN",
+    "NET_RAW",
+    "IPC_LOCK",
+    "IPC_OWNER",
+    "SYS_MODULE",
+    "SYS_RAWIO",
+    "SYS_CHROOT",
+    "SYS_PTRACE",
+    "SYS_PACCT",
+    "SYS_ADMIN",
+    "SYS_BOOT",
+    "SYS_NICE",
+    "SYS_RESOURCE",
+    "SYS_TIME",
+    "SYS_TTY_CONFIG",
+    "MKNOD",
+    "LEASE",
+    "AUDIT_WRITE",
+    "AUDIT_CONTROL",
+    "SETFCAP",
+    "MAC_OVERRIDE",
+    "MAC_ADMIN",
+    "SYSLOG",
+    "WAKE_ALARM",
+    "BLOCK_SUSPEND",
+    "AUDIT_READ",
+    "PERFMON",
+    "BPF",
+    "CHECKPOINT_RESTORE",
+];
+
+/// The capabilities beyond [`DEFAULT_CAPABILITIES`] that the `/proc/self/status`
+/// text `status` shows in the bounding, permitted or effective set (`CAP_` names; a
+/// privileged container shows them all). A set that cannot be read is reported as
+/// such: the check fails closed.
+pub fn extra_capabilities(status: &str) -> Vec<String> {
+    let mut extra = 0u64;
+    for key in ["CapBnd:", "CapPrm:", "CapEff:"] {
+        let set = status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| u64::from_str_radix(v.trim(), 16).ok());
+        match set {
+            Some(bits) => extra |= bits & !DEFAULT_CAPABILITIES,
+            None => return vec![format!("unknown ({key} unreadable in /proc/self/status)")],
+        }
+    }
+    (0..64)
+        .filter(|bit| extra & (1u64 << bit) != 0)
+        .map(|bit| match CAPABILITY_NAMES.get(bit) {
+            Some(name) => format!("CAP_{name}"),
+            None => format!("capability {bit}"),
         })
-        .collect();
-    sets.iter()
-        .any(|set| set.is_none_or(|bits| bits & (1 << CAP_SYS_ADMIN) != 0))
+        .collect()
 }
 
 /// The cgroup memory limit, in bytes, from the text of `memory.max` (cgroup v2) or
@@ -172,6 +228,15 @@ pub enum Excess {
     FixedEnv(String),
     /// A volume at a path the capabilities do not declare (`mounts`).
     Volume(String),
+    /// A declared mount at or under a path the node mounts its own things at.
+    NodePath(String),
+    /// A mount inside a declared mount's volume (it would be given with it).
+    Nested {
+        /// The declared mount.
+        declared: String,
+        /// The mount inside it.
+        inner: String,
+    },
 }
 
 impl std::fmt::Display for Excess {
@@ -189,27 +254,45 @@ impl std::fmt::Display for Excess {
                 f,
                 "a volume is mounted at {point}, which the image does not declare"
             ),
+            Excess::NodePath(point) => write!(
+                f,
+                "the image declares a mount at {point}, where the node mounts its own files"
+            ),
+            Excess::Nested { declared, inner } => write!(
+                f,
+                "a mount at {inner} lies inside the volume at the image's mount {declared}"
+            ),
         }
     }
 }
 
-/// Whether the node (not the pod's author) sets variable `name` in every container:
-/// `PATH`, `HOSTNAME`, `HOME`, `TERM`, and Kubernetes' service links
-/// (`KUBERNETES_*`, `<SVC>_SERVICE_HOST`, `<SVC>_SERVICE_PORT[_<NAME>]`, `<SVC>_PORT`,
-/// `<SVC>_PORT_<N>_<PROTO>[_PROTO|_PORT|_ADDR]`).
-pub fn node_variable(name: &str) -> bool {
+/// Whether the node (not the pod's author) sets variable `name` (with `value`) in every
+/// container: `PATH`, `HOSTNAME`, `HOME`, `TERM`, and Kubernetes' service links
+/// (`KUBERNETES_*`, `<SVC>_SERVICE_HOST`, `<SVC>_SERVICE_PORT[_<NAME>]`, `<SVC>_PORT`
+/// with a `PROTO://` value, `<SVC>_PORT_<N>_<PROTO>[_PROTO|_PORT|_ADDR]`).
+pub fn node_variable(name: &str, value: &str) -> bool {
     if matches!(name, "PATH" | "HOSTNAME" | "HOME" | "TERM") || name.starts_with("KUBERNETES_") {
         return true;
     }
-    if name.ends_with("_SERVICE_HOST") || name.ends_with("_SERVICE_PORT") {
+    if name.ends_with("_SERVICE_HOST")
+        || name.ends_with("_SERVICE_PORT")
+        || name.contains("_SERVICE_PORT_")
+    {
         return true;
     }
-    if name.contains("_SERVICE_PORT_") || name.ends_with("_PORT") {
+    if name.ends_with("_PORT")
+        && ["tcp://", "udp://", "sctp://"]
+            .iter()
+            .any(|p| value.starts_with(p))
+    {
         return true;
     }
-    // <SVC>_PORT_<N>_<PROTO>[_SUFFIX]
-    name.split_once("_PORT_").is_some_and(|(_, rest)| {
-        let mut parts = rest.split('_');
+    // <SVC>_PORT_<N>_<PROTO>[_SUFFIX]; a Service's own name may hold `_PORT_` too.
+    // Overlapping matches: `API_PORT_PORT_443_TCP` holds `_PORT_` at 3 and at 8.
+    let starts =
+        (0..name.len()).filter(|i| name.is_char_boundary(*i) && name[*i..].starts_with("_PORT_"));
+    starts.into_iter().any(|i| {
+        let mut parts = name[i + "_PORT_".len()..].split('_');
         let port_ok = parts
             .next()
             .is_some_and(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()));
@@ -224,6 +307,14 @@ pub fn node_variable(name: &str) -> bool {
     })
 }
 
+/// The paths where the runtime and the kubelet mount their own things in every
+/// container; the image may not declare a mount at or under one (it would be given
+/// the runtime's `/proc` or the pod's token without asking anyone).
+const NODE_TREES: [&str; 5] = ["/proc", "/sys", "/dev", "/run", "/var/run/secrets"];
+
+/// The kubelet's single-file mounts.
+const NODE_FILES: [&str; 3] = ["/etc/hosts", "/etc/hostname", "/etc/resolv.conf"];
+
 /// Whether mount point `point` is the runtime's or the kubelet's, not a volume of
 /// the pod: the root, `/proc`, `/sys`, `/dev` (with `/dev/termination-log`) and what
 /// is under them, `/etc/hosts`, `/etc/hostname`, `/etc/resolv.conf`, `/run` itself
@@ -231,13 +322,12 @@ pub fn node_variable(name: &str) -> bool {
 /// account tokens under `/var/run/secrets` (the kubelet's and admission webhooks').
 pub fn node_mount(point: &str) -> bool {
     point == "/"
-        || ["/proc", "/sys", "/dev", "/var/run/secrets"]
+        || point == "/run"
+        || NODE_TREES
             .iter()
+            .filter(|t| **t != "/run")
             .any(|top| within(point, top))
-        || matches!(
-            point,
-            "/etc/hosts" | "/etc/hostname" | "/etc/resolv.conf" | "/run"
-        )
+        || NODE_FILES.contains(&point)
 }
 
 /// What the shim asks of the plan, and what it left out (for the log line).
@@ -288,11 +378,12 @@ pub fn request(
             // Kubernetes gives a name once; a repeat keeps the last, as a shell would.
             out.operator.env.retain(|(n, _)| n != name);
             out.operator.env.push((name.to_owned(), value.to_owned()));
+        } else if node_variable(name, value) {
+            // Set by the node, not the pod (an image that fixes PATH keeps its value).
+            out.dropped_env.push(name.to_owned());
         } else if c.env.keys().any(|n| n.as_str() == name) {
             out.excess
                 .get_or_insert_with(|| Excess::FixedEnv(name.to_owned()));
-        } else if node_variable(name) {
-            out.dropped_env.push(name.to_owned());
         } else {
             undeclared.push(name.to_owned());
         }
@@ -309,7 +400,22 @@ pub fn request(
             .map(|m| Excess::Volume(m.point.clone()));
     }
     for decl in &c.mounts {
-        if let Some(m) = mounts.iter().rev().find(|m| m.point == decl.guest.as_str()) {
+        let g = decl.guest.as_str();
+        // Never the node's own mounts, whether or not the pod adds anything.
+        if NODE_TREES.iter().any(|t| within(g, t)) || NODE_FILES.contains(&g) {
+            out.excess
+                .get_or_insert_with(|| Excess::NodePath(g.to_owned()));
+            continue;
+        }
+        if let Some(m) = mounts.iter().rev().find(|m| m.point == g) {
+            // The guest gets the volume's whole tree: nothing may be mounted inside it.
+            if let Some(inner) = mounts.iter().find(|i| i.point != g && within(&i.point, g)) {
+                out.excess.get_or_insert_with(|| Excess::Nested {
+                    declared: g.to_owned(),
+                    inner: inner.point.clone(),
+                });
+                continue;
+            }
             out.operator.mounts.push(MountRequest {
                 host: m.point.clone(),
                 guest: decl.guest.clone(),
@@ -338,21 +444,28 @@ pub fn listen_addr(value: Option<&str>) -> Result<SocketAddr, String> {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn sys_admin_is_found_in_any_set_and_a_missing_set_counts_as_having_it() {
-        // containerd's default set for a CRI container (no CAP_SYS_ADMIN)...
+    fn capabilities_beyond_the_default_are_found_in_any_set_and_unreadable_ones_count() {
+        // containerd's default set for a CRI container...
         let default = "CapInh:\t0000000000000000\nCapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a80425fb\n";
-        assert!(!has_sys_admin(default));
+        assert!(extra_capabilities(default).is_empty());
         // ...a privileged container's...
         let privileged =
             "CapPrm:\t000001ffffffffff\nCapEff:\t000001ffffffffff\nCapBnd:\t000001ffffffffff\n";
-        assert!(has_sys_admin(privileged));
-        // ...SYS_ADMIN added to the bounding set only...
+        let all = extra_capabilities(privileged);
+        assert!(
+            all.contains(&"CAP_SYS_ADMIN".to_owned()) && all.len() == 41 - 14,
+            "{all:?}"
+        );
+        // ...SYS_ADMIN or DAC_READ_SEARCH added to the bounding set only...
         let added =
-            "CapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a82425fb\n";
-        assert!(has_sys_admin(added));
+            "CapPrm:\t00000000a80425fb\nCapEff:\t00000000a80425fb\nCapBnd:\t00000000a82425ff\n";
+        assert_eq!(
+            extra_capabilities(added),
+            ["CAP_DAC_READ_SEARCH", "CAP_SYS_ADMIN"]
+        );
         // ...and a status the check cannot read.
-        assert!(has_sys_admin(""));
-        assert!(has_sys_admin("CapPrm:\tzz\nCapEff:\t0\nCapBnd:\t0\n"));
+        assert!(!extra_capabilities("").is_empty());
+        assert!(!extra_capabilities("CapPrm:\tzz\nCapEff:\t0\nCapBnd:\t0\n").is_empty());
     }
 
     use super::*;
@@ -439,27 +552,85 @@ mod tests {
 
     #[test]
     fn node_variables_are_the_nodes_and_nothing_else() {
-        for name in [
-            "PATH",
-            "KUBERNETES_PORT_443_TCP",
-            "MY_SVC_SERVICE_HOST",
-            "MY_SVC_SERVICE_PORT",
-            "MY_SVC_SERVICE_PORT_HTTP",
-            "MY_SVC_PORT",
-            "MY_SVC_PORT_80_TCP",
-            "MY_SVC_PORT_80_TCP_PROTO",
+        for (name, value) in [
+            ("PATH", "/bin"),
+            ("KUBERNETES_PORT_443_TCP", "tcp://10.96.0.1:443"),
+            ("MY_SVC_SERVICE_HOST", "10.0.0.1"),
+            ("MY_SVC_SERVICE_PORT", "80"),
+            ("MY_SVC_SERVICE_PORT_HTTP", "80"),
+            ("MY_SVC_PORT", "tcp://10.0.0.1:80"),
+            ("MY_SVC_PORT_80_TCP", "tcp://10.0.0.1:80"),
+            ("MY_SVC_PORT_80_TCP_PROTO", "tcp"),
+            // A Service named `api-port`.
+            ("API_PORT_PORT_443_TCP_ADDR", "10.0.0.2"),
         ] {
-            assert!(node_variable(name), "{name}");
+            assert!(node_variable(name, value), "{name}");
         }
-        for name in [
-            "API_KEY",
-            "MY_SVC_PORT_80",
-            "MY_SVC_PORT_X_TCP",
-            "MY_SVC_PORT_80_TCP_KEY",
-            "PATHS",
+        for (name, value) in [
+            ("API_KEY", "x"),
+            // A pod's own port variable: not a service link (no PROTO:// value).
+            ("DB_PORT", "5432"),
+            ("MY_SVC_PORT_80", "x"),
+            ("MY_SVC_PORT_X_TCP", "x"),
+            ("MY_SVC_PORT_80_TCP_KEY", "x"),
+            ("PATHS", "x"),
         ] {
-            assert!(!node_variable(name), "{name}");
+            assert!(!node_variable(name, value), "{name}");
         }
+        // An image that fixes a variable the node also sets keeps its value, and the
+        // node's is not held against the pod.
+        let c = caps("[capabilities]\nenv = { PATH = \"/guest\" }\n");
+        let r = request(&c, &["PATH=/usr/bin".to_owned()], &[], None);
+        assert_eq!((r.excess, r.dropped_env), (None, vec!["PATH".to_owned()]));
+        let plan = RunPlan::new(&c, &r.operator).unwrap();
+        assert_eq!(plan.env.get("PATH").map(String::as_str), Some("/guest"));
+    }
+
+    #[test]
+    fn the_nodes_own_mounts_are_never_given() {
+        let ro = |p: &str| Mount {
+            point: p.to_owned(),
+            read_only: false,
+        };
+        // An image that declares the runtime's /proc, /dev/shm or the pod's token:
+        // refused, whether or not the pod mounts anything there.
+        for declared in [
+            "/proc",
+            "/dev/shm",
+            "/sys/fs/cgroup",
+            "/run",
+            "/var/run/secrets/kubernetes.io/serviceaccount",
+            "/etc/hosts",
+        ] {
+            let c = caps(&format!("[capabilities]\nmounts = [{{ guest = \"{declared}\", access = \"read-write\" }}]\n"));
+            for mounts in [vec![ro(declared)], vec![]] {
+                let r = request(&c, &[], &mounts, None);
+                assert_eq!(
+                    r.excess,
+                    Some(Excess::NodePath(declared.into())),
+                    "{declared}"
+                );
+                assert!(r.operator.mounts.is_empty(), "{declared} was bound");
+            }
+        }
+        // A volume at a declared /var, with the kubelet's token mounted inside it.
+        let c = caps("[capabilities]\nmounts = [{ guest = \"/var\" }]\n");
+        let mounts = [
+            ro("/var"),
+            ro("/var/run/secrets/kubernetes.io/serviceaccount"),
+        ];
+        let r = request(&c, &[], &mounts, None);
+        assert_eq!(
+            r.excess,
+            Some(Excess::Nested {
+                declared: "/var".into(),
+                inner: "/var/run/secrets/kubernetes.io/serviceaccount".into()
+            })
+        );
+        assert!(r.operator.mounts.is_empty());
+        // Control: the same volume alone is bound.
+        let r = request(&c, &[], &mounts[..1], None);
+        assert_eq!((r.excess, r.operator.mounts.len()), (None, 1));
     }
 
     #[test]

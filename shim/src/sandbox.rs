@@ -110,17 +110,19 @@ fn check(from_layers: bool, args: &[String], envs: &[String]) -> Result<Prepared
     prepare(args, envs)
 }
 
-/// Refuses a container that shares the node's process namespace (`hostPID`) or holds
-/// `CAP_SYS_ADMIN` (`privileged`, or added): the runtime that runs the guest would
-/// hold the node.
+/// Refuses a container without a process namespace of its own (`hostPID`, or one
+/// shared with the pod: the runtime would see, and could signal, other processes) or
+/// holding capabilities beyond containerd's default set (`privileged`, or added): the
+/// runtime that runs the guest would hold the node.
 fn confined() -> Result<(), Refusal> {
     if std::process::id() != 1 {
         return Err(Refusal::HostPid);
     }
     #[allow(clippy::disallowed_methods)] // the kernel's view of this process
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    if grant::has_sys_admin(&status) {
-        return Err(Refusal::Privileged);
+    let extra = grant::extra_capabilities(&status);
+    if !extra.is_empty() {
+        return Err(Refusal::Privileged(extra.join(", ")));
     }
     Ok(())
 }
@@ -130,10 +132,12 @@ fn confined() -> Result<(), Refusal> {
 enum Refusal {
     #[error("the image carries no wpkg capabilities ({CAPABILITIES_FILE} is missing)")]
     NoCapabilities,
-    #[error("the container shares the node's process namespace (hostPID)")]
+    #[error(
+        "the container has no process namespace of its own (hostPID, or shareProcessNamespace)"
+    )]
     HostPid,
-    #[error("the container is privileged (it holds CAP_SYS_ADMIN)")]
-    Privileged,
+    #[error("the container holds capabilities beyond containerd's default set ({0}): privileged, or added")]
+    Privileged(String),
     #[error("the image's capabilities ({CAPABILITIES_FILE}) are not usable: {0}")]
     BadCapabilities(String),
     #[error("cannot read the container's mount table: {0}")]
@@ -171,9 +175,11 @@ impl Refusal {
                     .into()
             }
             Refusal::MountTable(_) => "the container needs /proc mounted".into(),
-            Refusal::HostPid => "remove `hostPID: true` from the pod".into(),
-            Refusal::Privileged => {
-                "remove `privileged: true` and the SYS_ADMIN capability from the container's securityContext".into()
+            Refusal::HostPid => {
+                "remove `hostPID: true` and `shareProcessNamespace: true` from the pod".into()
+            }
+            Refusal::Privileged(_) => {
+                "remove `privileged: true` and `capabilities.add` from the container's securityContext".into()
             }
             Refusal::Shadowed { .. } => {
                 "mount volumes only at the paths the capabilities declare in `mounts`".into()
@@ -187,6 +193,12 @@ impl Refusal {
             Refusal::Excess(grant::Excess::Env(_) | grant::Excess::FixedEnv(_)) => {
                 "set only the variables the image declares in `env_required` (see `wpkg inspect IMAGE`)"
                     .into()
+            }
+            Refusal::Excess(grant::Excess::NodePath(_)) => {
+                "this image cannot run under containerd: declare mounts at paths of your own (not under /proc, /sys, /dev, /run or /var/run/secrets)".into()
+            }
+            Refusal::Excess(grant::Excess::Nested { .. }) => {
+                "mount nothing inside a volume the image declares".into()
             }
             Refusal::Excess(grant::Excess::Volume(_)) => {
                 "mount volumes only at the paths the image declares in `mounts` (see `wpkg inspect IMAGE`)"

@@ -348,7 +348,8 @@ fn a_crashing_guest_gives_the_kubelet_its_exit_and_a_restart_runs() {
         .create_and_start(&pod, container(4, &["loop"], 0))
         .expect("start");
     assert_eq!(node.wait_exited(&id, LIMIT).exit_code, 124);
-    // A clean run: exit 0, Completed, its output in the log with stdout's stream.
+    // The guest's own output in the log with stdout's stream (the probe reports a
+    // granted variable as a leak: 42, Error).
     let id = node
         .create_and_start(&pod, container(5, &["env", "FIXED"], 0))
         .expect("start");
@@ -459,7 +460,18 @@ fn what_a_pod_asks_beyond_the_image_is_refused_when_the_container_is_started() {
                 let sc = c.linux.as_mut().unwrap().security_context.as_mut().unwrap();
                 sc.privileged = true;
             }),
-            "the container is privileged",
+            "the container holds capabilities beyond containerd's default set (CAP_DAC_READ_SEARCH, ",
+        ),
+        (
+            "added-capability",
+            Box::new(|_, c| {
+                let sc = c.linux.as_mut().unwrap().security_context.as_mut().unwrap();
+                sc.capabilities = Some(api::Capability {
+                    add_capabilities: vec!["DAC_READ_SEARCH".into()],
+                    ..Default::default()
+                });
+            }),
+            "beyond containerd's default set (CAP_DAC_READ_SEARCH)",
         ),
         (
             "host-pid",
@@ -469,7 +481,7 @@ fn what_a_pod_asks_beyond_the_image_is_refused_when_the_container_is_started() {
                 let sc = c.linux.as_mut().unwrap().security_context.as_mut().unwrap();
                 sc.namespace_options.as_mut().unwrap().pid = api::NamespaceMode::Node as i32;
             }),
-            "the container shares the node's process namespace (hostPID)",
+            "the container has no process namespace of its own (hostPID",
         ),
         ("control", Box::new(|_, _| {}), ""),
     ];
@@ -513,4 +525,37 @@ fn what_a_pod_asks_beyond_the_image_is_refused_when_the_container_is_started() {
         }
         node.remove_pod(&pod.id).expect("RemovePodSandbox");
     }
+    // An image that declares the kubelet's token directory as a mount: refused, so the
+    // token is never given (the unit tests cover /proc, /dev/shm, /run and the rest).
+    let wasm = guest("http-hostile", "wasm32-wasip2");
+    let dir = env.project(
+        "token-grab",
+        &wasm,
+        &http_manifest(
+            "grab",
+            "mounts = [{ guest = \"/var/run/secrets/kubernetes.io/serviceaccount\" }]",
+        ),
+    );
+    let reference = format!("{}/k8s/token-grab:1", reg.host);
+    publish(&env, &dir, &reference);
+    let grab = node.pull(&reference).expect("PullImage");
+    let pod = node
+        .run_pod(node.pod_config("grab"))
+        .expect("RunPodSandbox");
+    let port = free_port();
+    let id = node
+        .create(&pod, serving(&node, &pod, "app", &grab, port))
+        .expect("CreateContainer");
+    let err = node
+        .start_container(&id)
+        .expect_err("an image declaring the token dir started");
+    assert!(
+        err.message().contains(
+            "the image declares a mount at /var/run/secrets/kubernetes.io/serviceaccount"
+        ),
+        "{}",
+        err.message()
+    );
+    assert!(http_get(&format!("127.0.0.1:{port}"), "/count").is_err());
+    node.remove_pod(&pod.id).expect("RemovePodSandbox");
 }

@@ -198,6 +198,24 @@ fn the_installer_adds_the_runtime_once_and_leaves_foreign_configs_alone() {
         ("io.containerd.wpkg.v1".into(), "true".into())
     );
 
+    // Ours, as containerd 2.x writes it (version 3, single quotes): left alone.
+    let n = Node::new();
+    let v3 = "version = 3\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.wpkg]\n  runtime_type = 'io.containerd.wpkg.v1'\n[plugins.'io.containerd.cri.v1.runtime'.containerd.runtimes.runc]\n  runtime_type = 'io.containerd.runc.v2'\n";
+    std::fs::write(n.config(), v3).unwrap();
+    let (ok, out) = n.install();
+    assert!(ok && out.contains("already has the wpkg runtime"), "{out}");
+    assert_eq!(std::fs::read_to_string(n.config()).unwrap(), v3);
+    assert!(!n.restarted());
+    // A commented-out section is not a runtime: ours is added.
+    let n = Node::new();
+    let commented =
+        "version = 2\n# [plugins.\"io.containerd.grpc.v1.cri\".containerd.runtimes.wpkg]\n";
+    std::fs::write(n.config(), commented).unwrap();
+    let (ok, out) = n.install();
+    assert!(ok && n.restarted(), "{out}");
+    let dump = containerd_reads(&n.config());
+    assert_eq!(wpkg_runtime(&dump).0, "io.containerd.wpkg.v1");
+
     // Foreign configs: a `wpkg` runtime of another type, a version 1 config.
     for (what, foreign, needle) in [
         (
