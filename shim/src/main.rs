@@ -16,6 +16,8 @@ use containerd_shim_wasm::shim::{version, Cli, Config, Shim, Version};
 mod grant;
 #[allow(clippy::disallowed_methods)] // containerd's state and /proc, outside any image
 mod guard;
+mod kernel;
+mod node;
 mod sandbox;
 
 /// The shim, as runwasi knows it.

@@ -19,7 +19,7 @@ use wpkg_spec::image::{EmbeddedCapabilities, CAPABILITIES_FILE};
 use wpkg_spec::manifest::Trigger;
 use wpkg_spec::plan::{PlanError, RunPlan};
 
-use crate::grant;
+use crate::{grant, kernel};
 
 /// Exit code of a start the shim refused (as `wpkg run` uses 125).
 const EXIT_REFUSED: i32 = 125;
@@ -120,7 +120,7 @@ fn confined() -> Result<(), Refusal> {
     }
     #[allow(clippy::disallowed_methods)] // the kernel's view of this process
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    let extra = grant::extra_capabilities(&status);
+    let extra = kernel::extra_capabilities(&status);
     if !extra.is_empty() {
         return Err(Refusal::Privileged(extra.join(", ")));
     }
@@ -245,7 +245,7 @@ struct Prepared {
 fn prepare(args: &[String], envs: &[String]) -> Result<Prepared, Refusal> {
     #[allow(clippy::disallowed_methods)] // the kernel's mount table
     let mounts = std::fs::read_to_string("/proc/self/mountinfo").map_err(Refusal::MountTable)?;
-    let mounts = grant::parse_mountinfo(&mounts);
+    let mounts = kernel::parse_mountinfo(&mounts);
     let cap_dir = Path::new(CAPABILITIES_FILE)
         .parent()
         .map(|p| p.display().to_string())
@@ -346,10 +346,10 @@ fn read_capabilities(root: &Root) -> Result<EmbeddedCapabilities, Refusal> {
 #[allow(clippy::disallowed_methods)] // the kernel's cgroup files
 fn memory_limit() -> Option<u64> {
     let own = std::fs::read_to_string("/proc/self/cgroup").unwrap_or_default();
-    grant::memory_limit_files(&own)
+    kernel::memory_limit_files(&own)
         .iter()
         .find_map(|p| std::fs::read_to_string(p).ok())
-        .and_then(|t| grant::parse_memory_limit(&t))
+        .and_then(|t| kernel::parse_memory_limit(&t))
 }
 
 impl Prepared {
