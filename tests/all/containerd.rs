@@ -22,17 +22,7 @@ const CGROUP_FS: &str = "type=cgroup,src=cgroup,dst=/sys/fs/cgroup,options=ro:no
 /// Builds `dir` as a container image `tag`, saves it and imports it; returns the name
 /// containerd gives it.
 fn import(env: &Env, ctd: &Containerd, dir: &Path, tag: &str) -> String {
-    env.wpkg(&[
-        "build",
-        "-q",
-        "--no-build-command",
-        "--format",
-        "image",
-        dir.to_str().unwrap(),
-        "-t",
-        tag,
-    ])
-    .ok();
+    env.build_image(dir, tag);
     let archive = env.path(&format!("{}.tar", tag.replace([':', '/'], "-")));
     env.wpkg(&["save", tag, "-o", archive.to_str().unwrap()])
         .ok();

@@ -5,7 +5,6 @@
 //! loopback registry. What a pod gets is checked from the guest's side, each denial
 //! with a control in which the image's capabilities grant the same thing.
 
-use std::path::Path;
 use std::time::{Duration, Instant};
 
 use wpkg_tests::cri::{api, kv, mount, Node, Pod};
@@ -14,22 +13,6 @@ use wpkg_tests::serve::{http_get, upstream};
 use wpkg_tests::{command_manifest, guest, shim_dir, Env};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// Builds `dir` as a container image and pushes it to `reference`.
-fn publish(env: &Env, dir: &Path, reference: &str) {
-    env.wpkg(&[
-        "build",
-        "-q",
-        "--no-build-command",
-        "--format",
-        "image",
-        dir.to_str().unwrap(),
-        "-t",
-        reference,
-    ])
-    .ok();
-    env.wpkg(&["push", "-q", reference]).ok();
-}
 
 fn http_manifest(name: &str, capabilities: &str) -> String {
     format!(
@@ -76,7 +59,7 @@ fn a_pod_serves_http_and_its_outbound_call_is_denied_until_the_image_allows_it()
         &http_manifest("fetch", "outbound_http = []"),
     );
     let denied_ref = format!("{}/k8s/fetch:1", reg.host);
-    publish(&env, &dir, &denied_ref);
+    env.publish_image(&dir, &denied_ref);
     let image = node.pull(&denied_ref).expect("PullImage");
     let pod = node
         .run_pod(node.pod_config("fetch-1"))
@@ -125,7 +108,7 @@ fn a_pod_serves_http_and_its_outbound_call_is_denied_until_the_image_allows_it()
     let allowed = http_manifest("fetch", &format!("outbound_http = [\"http://{up}\"]"));
     let dir = env.project("fetch2", &wasm, &allowed);
     let allowed_ref = format!("{}/k8s/fetch:2", reg.host);
-    publish(&env, &dir, &allowed_ref);
+    env.publish_image(&dir, &allowed_ref);
     let image = node.pull(&allowed_ref).expect("PullImage");
     let pod = node
         .run_pod(node.pod_config("fetch-2"))
@@ -160,7 +143,7 @@ fn hostile_http_image(env: &Env, reg: &Registry, timeout: &str) -> String {
         reg.host,
         timeout.replace(['s', '.'], "")
     );
-    publish(env, &dir, &reference);
+    env.publish_image(&dir, &reference);
     reference
 }
 
@@ -274,7 +257,7 @@ timeout = "2s"
     );
     let dir = env.project("hostile-cmd", &wasm, &manifest);
     let reference = format!("{}/k8s/hostile-cmd:1", reg.host);
-    publish(env, &dir, &reference);
+    env.publish_image(&dir, &reference);
     reference
 }
 
@@ -537,7 +520,7 @@ fn what_a_pod_asks_beyond_the_image_is_refused_when_the_container_is_started() {
         ),
     );
     let reference = format!("{}/k8s/token-grab:1", reg.host);
-    publish(&env, &dir, &reference);
+    env.publish_image(&dir, &reference);
     let grab = node.pull(&reference).expect("PullImage");
     let pod = node
         .run_pod(node.pod_config("grab"))

@@ -21,17 +21,7 @@ timeout = "2s"
     let dir = env.project("proj", &wasm, &manifest);
     std::fs::create_dir_all(dir.join("static")).unwrap();
     std::fs::write(dir.join("static/message.txt"), "bundled").unwrap();
-    env.wpkg(&[
-        "build",
-        "-q",
-        "--no-build-command",
-        "--format",
-        "image",
-        dir.to_str().unwrap(),
-        "-t",
-        "hostile:image",
-    ])
-    .ok();
+    env.build_image(&dir, "hostile:image");
 }
 
 fn run(env: &Env, args: &[&str]) -> Run {

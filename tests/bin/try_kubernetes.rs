@@ -58,7 +58,7 @@ fn main() {
     ] {
         println!("   wpkg.toml ({step}): {outbound}");
         let dir = env.project(&format!("fetch-{n}"), &wasm, &manifest(outbound));
-        build_and_push(&env, &dir, reference);
+        env.publish_image(&dir, reference);
         let image = node.pull(reference).expect("PullImage");
         let (pod, port) = start_pod(&node, "http-fetch", &image);
         let addr = format!("127.0.0.1:{port}");
@@ -100,21 +100,6 @@ fn main() {
     let ratio = median(&wpkg_times[1..]).as_secs_f64() / median(&runc_times[1..]).as_secs_f64();
     println!("   ratio wpkg / runc (second pod on): {ratio:.2}x");
     println!("\ntry-kubernetes: OK");
-}
-
-fn build_and_push(env: &Env, dir: &std::path::Path, reference: &str) {
-    env.wpkg(&[
-        "build",
-        "-q",
-        "--no-build-command",
-        "--format",
-        "image",
-        dir.to_str().unwrap(),
-        "-t",
-        reference,
-    ])
-    .ok();
-    env.wpkg(&["push", "-q", reference]).ok();
 }
 
 fn start_pod(node: &Node, name: &str, image: &str) -> (wpkg_tests::cri::Pod, u16) {

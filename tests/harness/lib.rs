@@ -302,6 +302,30 @@ impl Env {
         dir
     }
 
+    /// `wpkg build --format image DIR -t TAG` (a container image for containerd and
+    /// Kubernetes); returns its stdout.
+    pub fn build_image(&self, dir: &Path, tag: &str) -> String {
+        let r = self
+            .wpkg(&[
+                "build",
+                "-q",
+                "--no-build-command",
+                "--format",
+                "image",
+                dir.to_str().unwrap(),
+                "-t",
+                tag,
+            ])
+            .ok();
+        r.stdout.trim().to_owned()
+    }
+
+    /// Builds `dir` as a container image named `reference` and pushes it there.
+    pub fn publish_image(&self, dir: &Path, reference: &str) {
+        self.build_image(dir, reference);
+        self.wpkg(&["push", "-q", reference]).ok();
+    }
+
     /// Builds a project into the store as `tag`.
     pub fn build(&self, dir: &Path, tag: &str) -> String {
         let r = self
