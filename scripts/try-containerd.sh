@@ -22,7 +22,8 @@ echo "== building wpkg and containerd-shim-wpkg-v1 (release)"
 cargo build -q --release --locked -p wpkg -p wpkg-tests --bins
 cargo build -q --release --locked -p wpkg-shim --bins
 cargo build -q --release --locked --target wasm32-wasip2 -p example-hello -p example-http-fetch
-BIN=$PWD/target/release
+TARGET=$(realpath "${CARGO_TARGET_DIR:-target}")
+BIN=$TARGET/release
 WPKG=$BIN/wpkg
 
 work=$(mktemp -d /tmp/wpkg-try-ctd.XXXXXX)
@@ -101,7 +102,7 @@ free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",
 up1=$(free_port); up2=$(free_port); port=$(free_port)
 python3 -m http.server -b 127.0.0.1 -d "$work/up1" "$up1" >/dev/null 2>&1 & pids+=($!)
 python3 -m http.server -b 127.0.0.1 -d "$work/up2" "$up2" >/dev/null 2>&1 & pids+=($!)
-sed -e "s|^wasm = .*|wasm = \"$PWD/target/wasm32-wasip2/release/example_http_fetch.wasm\"|" \
+sed -e "s|^wasm = .*|wasm = \"$TARGET/wasm32-wasip2/release/example_http_fetch.wasm\"|" \
     -e "s|^# outbound_http = .*|outbound_http = [\"http://127.0.0.1:$up1\"]|" \
     examples/http-fetch/wpkg.toml > "$work/fetch/wpkg.toml"
 grep -n "outbound_http" "$work/fetch/wpkg.toml" | sed 's/^/   wpkg.toml:/'

@@ -22,4 +22,4 @@ echo "== building wpkg, containerd-shim-wpkg-v1 and the scenario (release)"
 # finds them done.
 cargo build -q --release --locked -p wpkg -p wpkg-tests --bins
 cargo build -q --release --locked -p wpkg-shim --bins
-exec target/release/try-kubernetes
+exec "${CARGO_TARGET_DIR:-target}/release/try-kubernetes"
