@@ -8,6 +8,7 @@
 # wasi:cli/environment, which its default proxy-only linker lacks. Figures are printed, not asserted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 DURATION=${DURATION:-30}
 CONNS=${CONNS:-50}
 THREADS=${THREADS:-2}
@@ -30,7 +31,16 @@ sed "s|../../target/wasm32-wasip2/release/example_http_hello.wasm|$WASM|" exampl
 
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_up() { for _ in $(seq 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; echo "server on $1 did not start" >&2; return 1; }
-peak_rss_kb() { awk '/VmHWM/ {print $2}' "/proc/$1/status" 2>/dev/null || echo 0; }
+# Peak RSS of a server: its process's and its worker processes' peaks, summed (pages
+# they share count in each, so this overstates a multi-process server).
+peak_rss_kb() {
+  local pids="$1 $(cat /proc/$1/task/*/children 2>/dev/null)" sum=0 p v
+  for p in $pids; do
+    v=$(awk '/VmHWM/ {print $2}' "/proc/$p/status" 2>/dev/null || echo 0)
+    sum=$(( sum + ${v:-0} ))
+  done
+  echo "$sum"
+}
 
 # load NAME PORT: prints "NAME rps p50 p99 errors rss_kb"
 load() {
@@ -76,18 +86,31 @@ for name in wpkg wasmtime-serve; do
   printf '%-16s %12s %10s %10s %8s %9sMB\n' "$name" "$(med 2)" "$(echo "$rows" | awk '{print $3}' | head -1)" \
     "$(echo "$rows" | awk '{print $4}' | head -1)" "$(med 5)" "$(( $(med 6) / 1024 ))"
 done
-if command -v wasmtime >/dev/null; then
-  W=$(printf '%s\n' "${results[@]}" | awk '$1=="wpkg" {print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  T=$(printf '%s\n' "${results[@]}" | awk '$1=="wasmtime-serve" {print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  R=$(echo "scale=2; $W / $T" | bc)
-  echo "ratio wpkg / wasmtime serve (req/s): ${R}x (target: >= 2x)"
-  P99=$(printf '%s\n' "${results[@]}" | awk '$1=="wpkg" {print $4; exit}')
-  echo "summary: http req/s at $CONNS connections vs wasmtime serve: $W vs $T = ${R}x (target: >= 2x); wpkg p99 $P99 (target: <= 5ms at 50)"
-else
-  echo "wasmtime not on PATH: 'cargo install --locked wasmtime-cli@48.0.8' for the side-by-side figure"
-  W=$(printf '%s\n' "${results[@]}" | awk '$1=="wpkg" {print $2}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}')
-  echo "summary: http req/s at $CONNS connections: $W (no wasmtime on PATH for the ratio)"
-fi
+med_of() { printf '%s\n' "${results[@]}" | awk -v n="$1" -v c="$2" '$1==n {print $c}' | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+W=$(med_of wpkg 2)
 E=$(printf '%s\n' "${results[@]}" | awk '$1=="wpkg" {print $5}' | sort -n | tail -1)
 M=$(printf '%s\n' "${results[@]}" | awk '$1=="wpkg" {print $6}' | sort -n | tail -1)
+P99=$(printf '%s\n' "${results[@]}" | awk '$1=="wpkg" {print $4; exit}')
+# p99 in ms whatever unit wrk printed it in (us, ms, s).
+P99_MS=$(echo "$P99" | awk '/us$/ {printf "%.2f", $1/1000; next} /ms$/ {printf "%.2f", $1+0; next} /s$/ {printf "%.2f", $1*1000; next} {print $1}')
+if command -v wasmtime >/dev/null; then
+  T=$(med_of wasmtime-serve 2)
+  TM=$(printf '%s\n' "${results[@]}" | awk '$1=="wasmtime-serve" {print $6}' | sort -n | tail -1)
+  R=$(echo "scale=2; $W / $T" | bc)
+  RSS_R=$(echo "scale=2; $M / $TM" | bc)
+  echo "ratio wpkg / wasmtime serve (req/s): ${R}x (target: >= 2x)"
+  echo "summary: http req/s at $CONNS connections vs wasmtime serve: $W vs $T = ${R}x (target: >= 2x); wpkg p99 $P99 (target: <= 5ms at 50)"
+  result "http req/s vs wasmtime serve ($CONNS conns)" "${R}x ($W vs $T req/s), $E errors" ">= 2.0x, 0 errors" \
+    "$(both "$(ge "$R" 2.0)" "$(le "$E" 0)")"
+  if [ "$CONNS" -le 50 ]; then
+    result "p99 at $CONNS connections" "${P99_MS} ms" "<= 5 ms" "$(le "$P99_MS" 5)"
+  else
+    result "peak RSS at $CONNS connections vs wasmtime serve" "${RSS_R}x ($(( M / 1024 )) vs $(( TM / 1024 )) MB)" \
+      "<= 1.5x" "$(le "$RSS_R" 1.5)"
+  fi
+else
+  echo "wasmtime not on PATH: 'cargo install --locked wasmtime-cli@48.0.8' for the side-by-side figure"
+  echo "summary: http req/s at $CONNS connections: $W (no wasmtime on PATH for the ratio)"
+  result "http req/s vs wasmtime serve ($CONNS conns)" "$W req/s (no wasmtime on PATH)" ">= 2.0x, 0 errors" n/a
+fi
 echo "summary: http errors and peak RSS at $CONNS connections: $E errors, $(( M / 1024 )) MB (target: 0 errors, bounded)"

@@ -7,6 +7,7 @@
 # process start and exit of an empty `wpkg --version`. Figures are printed, not asserted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N=${N:-30}
 command -v hyperfine >/dev/null || { echo "hyperfine is needed: apt-get install hyperfine" >&2; exit 1; }
 
@@ -82,6 +83,11 @@ if command -v wasmtime >/dev/null; then
   echo "wpkg run warm, again:          median ${WARM2} ms"
   echo "summary: run warm vs wasmtime run -C cache=y: $WARM2 ms vs $WT ms = $(ratio "$WARM2" "$WT")x (target: <= 0.5x)"
   echo "summary: run first (compiles) vs wasmtime run -C cache=n: $FIRST ms vs $WT_NC ms = $(ratio "$FIRST" "$WT_NC")x"
+  RW=$(ratio "$WARM2" "$WT"); RF=$(ratio "$FIRST" "$WT_NC")
+  result "warm run vs wasmtime run -C cache=y" "${RW}x ($WARM2 vs $WT ms)" "<= 0.5x" "$(le "$RW" 0.5)"
+  result "first run (compiles) vs wasmtime run -C cache=n" "${RF}x ($FIRST vs $WT_NC ms)" "<= 1.0x" "$(le "$RF" 1.0)"
 else
+  result "warm run vs wasmtime run -C cache=y" "$WARM ms (no wasmtime on PATH)" "<= 0.5x" n/a
+  result "first run (compiles) vs wasmtime run -C cache=n" "$FIRST ms (no wasmtime on PATH)" "<= 1.0x" n/a
   echo "wasmtime not on PATH: install it with 'cargo install --locked wasmtime-cli@48.0.8' for the side-by-side figure"
 fi

@@ -5,6 +5,7 @@
 # 1,000 / 10 (target: flat, i.e. close to 1x). Figures are printed, not asserted.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+. bench/lib.sh
 N=${N:-9}
 cargo build -q --release -p wpkg
 cargo build -q --release --target wasm32-wasip2 -p example-hello
@@ -54,3 +55,5 @@ for what in images run; do
 done
 echo "summary: store-scale 'wpkg images' at 1000 vs 10 images: ${IM[1000]} ms vs ${IM[10]} ms = $(awk -v a="${IM[10]}" -v c="${IM[1000]}" 'BEGIN{printf "%.2fx", c/a}') (target: flat, <= 1.5x)"
 echo "summary: store-scale 'wpkg run' at 1000 vs 10 images: ${RUN[1000]} ms vs ${RUN[10]} ms = $(awk -v a="${RUN[10]}" -v c="${RUN[1000]}" 'BEGIN{printf "%.2fx", c/a}') (target: flat, <= 1.5x)"
+IR=$(awk -v a="${IM[10]}" -v c="${IM[1000]}" 'BEGIN{printf "%.2f", c/a}')
+result "wpkg images at 1,000 vs 10 images" "${IR}x (${IM[1000]} vs ${IM[10]} ms)" "<= 1.5x" "$(le "$IR" 1.5)"

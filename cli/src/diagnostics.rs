@@ -322,6 +322,9 @@ fn pipeline_hint(e: &Pipeline) -> Option<String> {
         } => format!("give a registry, e.g. `wpkg push {reference} localhost:5000/{repository}`"),
         Pipeline::PushedUnsigned { .. } => "push again to retry".into(),
         Pipeline::HttpTakesNoArgs => "remove the arguments after `--`".into(),
+        Pipeline::WorkersNeedOneProcess { .. } => {
+            "leave out --workers (or give --workers 1): such a server runs in one process".into()
+        }
         Pipeline::EntryFunction { .. } => {
             "rebuild the image with the .wasm itself as its Entrypoint".into()
         }
@@ -419,9 +422,11 @@ pub fn keyless_hint(e: &KeylessError) -> Option<String> {
 /// The CLI's [`Observer`](wpkg_pipeline::Observer): events of a running guest, rendered
 /// on stderr. Access-log lines go through one writer thread that writes whatever has
 /// queued up in one `write` call: no stderr lock, syscall or thread wake-up on the
-/// request path while requests keep coming.
+/// request path while requests keep coming. The writer starts with the first line, in
+/// the process that logs it: a server forks its worker processes before any request,
+/// and a fork takes no thread along.
 pub struct Events {
-    tx: std::sync::mpsc::Sender<LogMsg>,
+    tx: std::sync::OnceLock<std::sync::mpsc::Sender<LogMsg>>,
     /// Lines sent, and lines written (by the writer).
     sent: std::sync::atomic::AtomicU64,
     written: std::sync::Arc<std::sync::atomic::AtomicU64>,
@@ -433,75 +438,29 @@ enum LogMsg {
 }
 
 impl Events {
-    /// Starts the writer.
+    /// Events for stderr (the writer starts with the first access-log line).
     pub fn stderr() -> std::sync::Arc<Events> {
-        let (tx, rx) = std::sync::mpsc::channel::<LogMsg>();
-        let written = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-        let counter = written.clone();
-        std::thread::Builder::new()
-            .name("wpkg-log".into())
-            .spawn(move || {
-                use std::io::Write;
-                use std::sync::mpsc::TryRecvError;
-                // Under load the writer polls every 5 ms, so that a request never pays
-                // for waking it; after 200 ms without lines it blocks until the next.
-                let mut batch = String::new();
-                let mut idle = 40u32;
-                loop {
-                    let mut flushed = Vec::new();
-                    batch.clear();
-                    let mut lines = 0u64;
-                    let mut take = |msg: LogMsg, batch: &mut String| match msg {
-                        LogMsg::Line(l) => {
-                            batch.push_str(&l);
-                            lines += 1;
-                        }
-                        LogMsg::Flush(done) => flushed.push(done),
-                    };
-                    if idle >= 40 {
-                        match rx.recv() {
-                            Ok(m) => take(m, &mut batch),
-                            Err(_) => return,
-                        }
-                    }
-                    loop {
-                        match rx.try_recv() {
-                            Ok(m) => take(m, &mut batch),
-                            Err(TryRecvError::Empty) => break,
-                            Err(TryRecvError::Disconnected) => {
-                                let _ = std::io::stderr().write_all(batch.as_bytes());
-                                return;
-                            }
-                        }
-                        if batch.len() > 64 * 1024 {
-                            break;
-                        }
-                    }
-                    if batch.is_empty() && flushed.is_empty() {
-                        idle += 1;
-                    } else {
-                        idle = 0;
-                        let _ = std::io::stderr().write_all(batch.as_bytes());
-                        counter.fetch_add(lines, std::sync::atomic::Ordering::SeqCst);
-                    }
-                    for done in flushed {
-                        let _ = done.send(());
-                    }
-                    if idle < 40 {
-                        std::thread::sleep(std::time::Duration::from_millis(5));
-                    }
-                }
-            })
-            .expect("spawning the log writer");
         std::sync::Arc::new(Events {
-            tx,
+            tx: std::sync::OnceLock::new(),
             sent: std::sync::atomic::AtomicU64::new(0),
-            written,
+            written: std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0)),
+        })
+    }
+
+    fn writer(&self) -> &std::sync::mpsc::Sender<LogMsg> {
+        self.tx.get_or_init(|| {
+            let (tx, rx) = std::sync::mpsc::channel::<LogMsg>();
+            let counter = self.written.clone();
+            std::thread::Builder::new()
+                .name("wpkg-log".into())
+                .spawn(move || write_log(rx, counter))
+                .expect("spawning the log writer");
+            tx
         })
     }
 
     fn send(&self, msg: LogMsg) {
-        let _ = self.tx.send(msg);
+        let _ = self.writer().send(msg);
     }
 
     /// Waits until every line sent so far is written.
@@ -516,7 +475,67 @@ impl Events {
     }
 }
 
+/// The access-log writer: under load it polls every 5 ms, so that a request never pays
+/// for waking it; after 200 ms without lines it blocks until the next.
+fn write_log(
+    rx: std::sync::mpsc::Receiver<LogMsg>,
+    counter: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) {
+    use std::io::Write;
+    use std::sync::mpsc::TryRecvError;
+    let mut batch = String::new();
+    let mut idle = 40u32;
+    loop {
+        let mut flushed = Vec::new();
+        batch.clear();
+        let mut lines = 0u64;
+        let mut take = |msg: LogMsg, batch: &mut String| match msg {
+            LogMsg::Line(l) => {
+                batch.push_str(&l);
+                lines += 1;
+            }
+            LogMsg::Flush(done) => flushed.push(done),
+        };
+        if idle >= 40 {
+            match rx.recv() {
+                Ok(m) => take(m, &mut batch),
+                Err(_) => return,
+            }
+        }
+        loop {
+            match rx.try_recv() {
+                Ok(m) => take(m, &mut batch),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => {
+                    let _ = std::io::stderr().write_all(batch.as_bytes());
+                    return;
+                }
+            }
+            if batch.len() > 64 * 1024 {
+                break;
+            }
+        }
+        if batch.is_empty() && flushed.is_empty() {
+            idle += 1;
+        } else {
+            idle = 0;
+            let _ = std::io::stderr().write_all(batch.as_bytes());
+            counter.fetch_add(lines, std::sync::atomic::Ordering::SeqCst);
+        }
+        for done in flushed {
+            let _ = done.send(());
+        }
+        if idle < 40 {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+}
+
 impl wpkg_pipeline::Observer for Events {
+    fn flush(&self) {
+        Events::flush(self);
+    }
+
     fn event(&self, event: &wpkg_pipeline::Event<'_>) {
         use wpkg_pipeline::Event;
         match event {

@@ -188,6 +188,14 @@ pub enum Error {
     /// An HTTP handler was given command-line arguments.
     #[error("an HTTP handler takes no arguments")]
     HttpTakesNoArgs,
+    /// More than one worker process was asked for a plan that must be served from one.
+    #[error("cannot serve from {asked} worker processes: {reason}")]
+    WorkersNeedOneProcess {
+        /// How many were asked for.
+        asked: usize,
+        /// Why one (what the plan opens).
+        reason: &'static str,
+    },
     /// A container image names no program.
     #[error("the image names no program (no Entrypoint or Cmd)")]
     NoEntry,

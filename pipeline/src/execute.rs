@@ -31,10 +31,28 @@ enum Argv {
     Image(RuntimeConfig),
 }
 
+/// Where the wasm comes from when its code is not in the cache.
+enum Wasm {
+    /// Read already (from an image's files, digest-checked).
+    Read(Vec<u8>),
+    /// An artifact's wasm layer, read (digest-checked) only if it must be compiled: a
+    /// warm run loads code keyed by this digest and reads no wasm.
+    Blob(Store, wpkg_spec::media::Descriptor),
+}
+
+impl Wasm {
+    fn read(&self) -> Result<std::borrow::Cow<'_, [u8]>, Error> {
+        match self {
+            Wasm::Read(bytes) => Ok(bytes.as_slice().into()),
+            Wasm::Blob(store, desc) => Ok(store.read_descriptor(desc)?.into()),
+        }
+    }
+}
+
 /// A verified artifact with its plan, ready to execute.
 pub struct Prepared {
     plan: RunPlan,
-    wasm: Vec<u8>,
+    wasm: Wasm,
     wasm_digest: String,
     bundled_root: Option<Root>,
     program: String,
@@ -85,8 +103,6 @@ fn prepare_content(
             } else {
                 RunPlan::unmanifested(caps.trigger, request, &[], false)?
             };
-            let wasm = store.read_descriptor(&art.wasm_layer)?;
-            wpkg_runner::timings::mark("read wasm (digest-checked)");
             let bundled_root = match &art.files_layer {
                 Some(layer) => {
                     let digest = wpkg_spec::Digest::parse(&layer.digest)
@@ -98,7 +114,7 @@ fn prepare_content(
             };
             Ok(Prepared {
                 plan,
-                wasm,
+                wasm: Wasm::Blob(store.clone(), art.wasm_layer.clone()),
                 wasm_digest: art.wasm_layer.digest.clone(),
                 bundled_root,
                 program: short_name,
@@ -201,7 +217,7 @@ fn prepare_unpacked(
     Ok(Prepared {
         plan,
         wasm_digest: recorded_digest(&rootfs, &path, &wasm),
-        wasm,
+        wasm: Wasm::Read(wasm),
         bundled_root: Some(rootfs.into_root()),
         program: path,
         argv: Argv::Image(rc),
@@ -273,7 +289,7 @@ fn prepare_embedded(
     Ok(Prepared {
         plan,
         wasm_digest: actual,
-        wasm,
+        wasm: Wasm::Read(wasm),
         bundled_root: Some(rootfs.into_root()),
         program,
         argv: Argv::Image(rc),
@@ -324,12 +340,19 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Most requests handled at once; more are answered 503.
     pub max_concurrent: usize,
+    /// Worker processes: `None` one per core (up to [`MAX_WORKERS`]), or exactly this
+    /// many. A plan that must stay in one process (key-value stores, wasi-nn) is served
+    /// from one; asking for more for it is an error.
+    pub workers: Option<usize>,
     /// Called once the socket is bound.
     pub on_ready: Box<dyn FnOnce(SocketAddr) + Send + Sync>,
     /// Makes the future whose completion stops the server (called inside its runtime,
-    /// so it may install signal handlers).
-    pub shutdown: Box<dyn FnOnce() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send>,
+    /// so it may install signal handlers; once in each worker process).
+    pub shutdown: Box<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>,
 }
+
+/// The most worker processes a server starts on its own.
+pub const MAX_WORKERS: usize = 8;
 
 /// Reads a hosts file (`IP NAME...` lines) for outbound name resolution.
 pub fn read_hosts_file(path: &Path) -> Result<HostsOverride, Error> {
@@ -389,7 +412,7 @@ impl Prepared {
             return Err(Error::NotACommand);
         }
         let runner = Runner::new(Some(self.code_cache.clone()))?;
-        let (code, _status) = runner.compile(&self.wasm_digest, &self.wasm)?;
+        let (code, _status) = runner.code(&self.wasm_digest, || self.wasm.read())?;
         let args = match &self.argv {
             Argv::Given => args.to_vec(),
             Argv::Image(rc) => wpkg_spec::image::arguments(rc, Some(args)),
@@ -418,18 +441,31 @@ impl Prepared {
     /// Serves an HTTP handler until `options.shutdown` completes; one fresh instance
     /// per request.
     pub fn serve(self, options: ServeOptions, observer: Arc<dyn Observer>) -> Result<(), Error> {
+        let workers = match (
+            options.workers,
+            wpkg_runner::workers::single_process_reason(&self.plan),
+        ) {
+            (Some(n), Some(reason)) if n > 1 => {
+                return Err(Error::WorkersNeedOneProcess { asked: n, reason })
+            }
+            (Some(n), _) => n.max(1),
+            (None, _) => std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .min(MAX_WORKERS),
+        };
         let runner = Runner::new_pooled(
             Some(self.code_cache.clone()),
             options.max_concurrent,
             self.plan.memory.0,
         )?;
-        let (code, _status) = runner.compile(&self.wasm_digest, &self.wasm)?;
+        let (code, _status) = runner.code(&self.wasm_digest, || self.wasm.read())?;
         runner.serve_blocking(
             &code,
             self.host_setup(observer),
             wpkg_runner::http::ServeConfig {
                 listen: options.listen,
                 max_concurrent: options.max_concurrent,
+                workers,
                 on_ready: options.on_ready,
             },
             options.shutdown,

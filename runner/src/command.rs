@@ -29,6 +29,7 @@ impl Runner {
         setup: HostSetup,
         run: &CommandRun<'_>,
     ) -> Result<Outcome, Error> {
+        self.ensure_ticker();
         let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()

@@ -68,6 +68,22 @@ pub enum Event<'a> {
         /// How long it waited.
         waited: Duration,
     },
+    /// The server serves from this many worker processes (1: from this process).
+    Workers {
+        /// How many.
+        count: usize,
+        /// Why one when more were asked for, if so.
+        single: Option<&'a str>,
+    },
+    /// A worker process ended while the server was running.
+    WorkerExited {
+        /// Its slot (0-based).
+        slot: usize,
+        /// How it ended, in words (`exit code 3`, `signal 11`).
+        how: &'a str,
+        /// Whether a new one was started in its place.
+        restarted: bool,
+    },
 }
 
 impl std::fmt::Display for Event<'_> {
@@ -112,6 +128,31 @@ impl std::fmt::Display for Event<'_> {
                 }
             }
             Event::Draining => f.write_str("wpkg: shutting down; waiting for in-flight requests"),
+            Event::Workers {
+                count,
+                single: None,
+            } => write!(
+                f,
+                "wpkg: serving from {count} worker process{}",
+                if *count == 1 { "" } else { "es" }
+            ),
+            Event::Workers {
+                count,
+                single: Some(why),
+            } => write!(f, "wpkg: serving from {count} process: {why}"),
+            Event::WorkerExited {
+                slot,
+                how,
+                restarted,
+            } => write!(
+                f,
+                "wpkg: worker {slot} ended ({how}); {}",
+                if *restarted {
+                    "started a new one"
+                } else {
+                    "stopping the server"
+                }
+            ),
             Event::DrainTimedOut { waited } => write!(
                 f,
                 "wpkg: some requests did not finish within {}s; stopping anyway",
@@ -125,6 +166,9 @@ impl std::fmt::Display for Event<'_> {
 pub trait Observer: Send + Sync {
     /// One event.
     fn event(&self, event: &Event<'_>);
+    /// Waits until every event so far is written out (a worker process calls it before
+    /// it exits).
+    fn flush(&self) {}
 }
 
 /// An observer that drops every event.

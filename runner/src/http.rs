@@ -23,6 +23,7 @@ use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::WasiHttpView;
 
 use crate::host::{Event, Host, HostSetup, HostState, Invocation};
+use crate::workers::SharedCount;
 use crate::{Compiled, Error, Outcome, Runner};
 
 /// How to serve.
@@ -31,16 +32,22 @@ pub struct ServeConfig {
     pub listen: SocketAddr,
     /// Most requests handled at once; more get 503.
     pub max_concurrent: usize,
+    /// Worker processes ([`crate::workers`]): 1 serves from this process on a thread
+    /// per core; more fork that many single-threaded workers, unless the plan must stay
+    /// in one process ([`crate::workers::single_process_reason`]).
+    pub workers: usize,
     /// Called once the socket is bound, with its address.
     pub on_ready: Box<dyn FnOnce(SocketAddr) + Send + Sync>,
 }
 
-struct Shared {
+/// What every request of one server uses: checked and linked once, before serving.
+pub(crate) struct Shared {
     engine: wasmtime::Engine,
     pre: ProxyPre<HostState>,
-    host: Host,
+    pub(crate) host: Host,
     max_concurrent: usize,
-    in_flight: AtomicU64,
+    /// Requests in flight, counted across worker processes.
+    in_flight: SharedCount,
 }
 
 type Body = HyperOutgoingBody;
@@ -77,12 +84,16 @@ impl Runner {
         pool.total_tables(n * 10);
         pool.total_stacks(n);
         pool.max_memory_size(usize::try_from(memory).unwrap_or(usize::MAX));
-        // Reset the first 64 KiB of memories, and small tables and stacks, with memset
-        // instead of madvise: cheaper for short-lived request instances. Not more for
-        // memories: a perf profile under wrk showed a 1 MiB memset per request as 26%
-        // of the server's CPU (a Rust guest's 1 MiB stack sits below its data), and
-        // 64 KiB served 25-33% more requests/s than 1 MiB (bench/http.sh).
+        // Reset memories by finding the pages the instance wrote (the PAGEMAP_SCAN
+        // ioctl, Linux 6.7 and later; elsewhere the first 64 KiB) and zeroing up to
+        // 64 KiB of them with memset, giving back only what lies beyond: most requests
+        // then need no madvise, no page faults on the next use and no TLB flush. Without
+        // the scan, a memset of the first 1 MiB was 26% of the server's CPU in a perf
+        // profile (a Rust guest's 1 MiB stack sits below its data, untouched at the
+        // bottom). With it: +50-70% req/s in an A/B (bench/http.sh-style wrk -t2 -c50,
+        // 2 workers, 8k-15k -> 21k-27k); 1 and 2 MiB kept served no more than 64 KiB.
         pool.linear_memory_keep_resident(64 << 10);
+        pool.pagemap_scan(wasmtime::Enabled::Auto);
         pool.table_keep_resident(1 << 16);
         pool.async_stack_keep_resident(1 << 16);
         // Not `decommit_batch_size` > 1: batching resets was +14-16% req/s in an A/B
@@ -100,21 +111,19 @@ impl Runner {
         Runner::with_config(cache_dir, config)
     }
 
-    /// Serves an HTTP component with exactly the capabilities of `setup` until
-    /// `shutdown` completes, then lets in-flight requests finish.
-    pub async fn serve(
+    /// Checks that every capability of `setup` can be granted and links the component:
+    /// what every request then uses.
+    pub(crate) async fn prepare_serving(
         &self,
         code: &Compiled,
         setup: HostSetup,
-        config: ServeConfig,
-        shutdown: impl Future<Output = ()>,
-    ) -> Result<(), Error> {
+        max_concurrent: usize,
+    ) -> Result<Shared, Error> {
         let Compiled::Component(component) = code else {
             return Err(Error::Link(
                 "the http trigger needs a component, and this is a core module".into(),
             ));
         };
-        // Check once, up front, that every capability can be granted.
         let host = Host::new(setup).await?;
         let linker = host.component_linker(&self.engine, component, true)?;
         let pre = linker
@@ -123,6 +132,30 @@ impl Runner {
         let pre = ProxyPre::new(pre).map_err(|_| {
             Error::Link("the component does not export `wasi:http/incoming-handler`; is it a command (`[trigger] type = \"command\"`)?".into())
         })?;
+        Ok(Shared {
+            engine: self.engine.clone(),
+            pre,
+            host,
+            max_concurrent,
+            in_flight: SharedCount::new()?,
+        })
+    }
+
+    /// Serves an HTTP component with exactly the capabilities of `setup` until
+    /// `shutdown` completes, then lets in-flight requests finish. Serves from the
+    /// caller's runtime, in this process (`config.workers` is not used).
+    pub async fn serve(
+        &self,
+        code: &Compiled,
+        setup: HostSetup,
+        config: ServeConfig,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), Error> {
+        self.ensure_ticker();
+        // Check once, up front, that every capability can be granted.
+        let shared = self
+            .prepare_serving(code, setup, config.max_concurrent)
+            .await?;
         let listener = tokio::net::TcpListener::bind(config.listen)
             .await
             .map_err(|source| Error::Listen {
@@ -133,57 +166,64 @@ impl Runner {
             addr: config.listen,
             source,
         })?;
-        let shared = Arc::new(Shared {
-            engine: self.engine.clone(),
-            pre,
-            host,
-            max_concurrent: config.max_concurrent,
-            in_flight: AtomicU64::new(0),
-        });
         (config.on_ready)(local);
-
-        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-        let mut connections = tokio::task::JoinSet::new();
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => {
-                    let Ok((stream, peer)) = accepted else { continue };
-                    let _ = stream.set_nodelay(true);
-                    let shared = shared.clone();
-                    let mut stop = stop_rx.clone();
-                    connections.spawn(async move {
-                        let io = wasmtime_wasi_http::io::TokioIo::new(stream);
-                        let service = hyper::service::service_fn(move |req| {
-                            let shared = shared.clone();
-                            async move { Ok::<_, std::convert::Infallible>(handle(shared, req, peer).await) }
-                        });
-                        let conn = hyper::server::conn::http1::Builder::new()
-                            .keep_alive(true)
-                            .serve_connection(io, service);
-                        tokio::pin!(conn);
-                        tokio::select! {
-                            _ = conn.as_mut() => {}
-                            _ = stop.changed() => {
-                                conn.as_mut().graceful_shutdown();
-                                let _ = conn.await;
-                            }
-                        }
-                    });
-                }
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            }
-        }
-        let observer = shared.host.observer().clone();
-        observer.event(&Event::Draining);
-        let _ = stop_tx.send(true);
-        let drain = async { while connections.join_next().await.is_some() {} };
-        let waited = Duration::from_secs(30);
-        if tokio::time::timeout(waited, drain).await.is_err() {
-            observer.event(&Event::DrainTimedOut { waited });
-        }
+        accept_loop(Arc::new(shared), listener, shutdown, true).await;
         Ok(())
+    }
+}
+
+/// Accepts and serves connections until `shutdown` completes, then lets in-flight
+/// requests finish (up to 30 s); says so when `report_drain`.
+pub(crate) async fn accept_loop(
+    shared: Arc<Shared>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl Future<Output = ()>,
+    report_drain: bool,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let mut connections = tokio::task::JoinSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => {
+                let Ok((stream, peer)) = accepted else { continue };
+                let _ = stream.set_nodelay(true);
+                let shared = shared.clone();
+                let mut stop = stop_rx.clone();
+                connections.spawn(async move {
+                    let io = wasmtime_wasi_http::io::TokioIo::new(stream);
+                    let service = hyper::service::service_fn(move |req| {
+                        let shared = shared.clone();
+                        async move { Ok::<_, std::convert::Infallible>(handle(shared, req, peer).await) }
+                    });
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .keep_alive(true)
+                        .serve_connection(io, service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = stop.changed() => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+            }
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+    // No new connections while draining.
+    drop(listener);
+    let observer = shared.host.observer().clone();
+    if report_drain {
+        observer.event(&Event::Draining);
+    }
+    let _ = stop_tx.send(true);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    let waited = Duration::from_secs(30);
+    if tokio::time::timeout(waited, drain).await.is_err() {
+        observer.event(&Event::DrainTimedOut { waited });
     }
 }
 
@@ -310,8 +350,11 @@ async fn instance_response(
 }
 
 impl Runner {
-    /// [`Runner::serve`] on a multi-threaded runtime of its own; `shutdown` is made
-    /// inside it (so it may install signal handlers).
+    /// Serves until the future `shutdown` makes completes (it is made inside the
+    /// server's runtime, so it may install signal handlers; with worker processes each
+    /// worker makes its own): from `config.workers` worker processes when more than one
+    /// and the plan allows it ([`crate::workers`]), else from this process on a
+    /// multi-threaded runtime.
     pub fn serve_blocking<F, Fut>(
         &self,
         code: &Compiled,
@@ -320,13 +363,65 @@ impl Runner {
         shutdown: F,
     ) -> Result<(), Error>
     where
-        F: FnOnce() -> Fut,
+        F: Fn() -> Fut,
         Fut: Future<Output = ()>,
     {
+        if config.workers > 1 {
+            match crate::workers::single_process_reason(&setup.plan) {
+                None => {
+                    // Checked and linked on a runtime that is gone (with any thread
+                    // it had) before the workers are forked.
+                    let rt = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(Error::Runtime)?;
+                    let shared =
+                        rt.block_on(self.prepare_serving(code, setup, config.max_concurrent))?;
+                    drop(rt);
+                    return self.serve_forked(
+                        shared,
+                        config.listen,
+                        config.workers,
+                        config.on_ready,
+                        &shutdown,
+                    );
+                }
+                Some(why) => setup.observer.event(&Event::Workers {
+                    count: 1,
+                    single: Some(why),
+                }),
+            }
+        }
         let rt = tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
             .map_err(Error::Runtime)?;
         rt.block_on(async { self.serve(code, setup, config, shutdown()).await })
+    }
+
+    /// Serves `shared` on `socket` from this process, on a multi-threaded runtime.
+    pub(crate) fn serve_threaded<Fut>(
+        &self,
+        shared: Arc<Shared>,
+        socket: std::net::TcpListener,
+        shutdown: &dyn Fn() -> Fut,
+    ) -> Result<(), Error>
+    where
+        Fut: Future<Output = ()>,
+    {
+        self.ensure_ticker();
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(Error::Runtime)?;
+        rt.block_on(async {
+            let addr = socket.local_addr().map_err(Error::Runtime)?;
+            let listener = socket
+                .set_nonblocking(true)
+                .and_then(|()| tokio::net::TcpListener::from_std(socket))
+                .map_err(|source| Error::Listen { addr, source })?;
+            accept_loop(shared, listener, shutdown(), true).await;
+            Ok(())
+        })
     }
 }

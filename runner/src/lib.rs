@@ -14,6 +14,7 @@ pub mod command;
 pub mod host;
 pub mod http;
 pub mod timings;
+pub mod workers;
 
 pub use cache::{CacheStatus, CodeCache, Compiled};
 pub use host::{Event, HostSetup, Observer, Silent};
@@ -192,6 +193,9 @@ impl Outcome {
 pub struct Runner {
     engine: wasmtime::Engine,
     cache: CodeCache,
+    /// The process whose epoch ticker drives this engine's time limits (0: none yet):
+    /// a worker process forked from a server starts its own.
+    ticker: std::sync::atomic::AtomicU32,
 }
 
 impl Runner {
@@ -203,13 +207,27 @@ impl Runner {
 
     fn with_config(cache_dir: Option<PathBuf>, config: wasmtime::Config) -> Result<Runner, Error> {
         let engine = wasmtime::Engine::new(&config).map_err(Error::Compile)?;
-        caps::limits::start_epoch_ticker(&engine);
         let cache = match cache_dir {
             Some(dir) => CodeCache::new(dir, &engine),
             None => CodeCache::off(&engine),
         };
         timings::mark("engine");
-        Ok(Runner { engine, cache })
+        Ok(Runner {
+            engine,
+            cache,
+            ticker: Default::default(),
+        })
+    }
+
+    /// Starts the thread that advances the engine's epoch (what time limits are
+    /// checked against), once per process: not before a server forks its workers,
+    /// which must be the only thread then.
+    pub(crate) fn ensure_ticker(&self) {
+        use std::sync::atomic::Ordering;
+        let me = std::process::id();
+        if self.ticker.swap(me, Ordering::SeqCst) != me {
+            caps::limits::start_epoch_ticker(&self.engine);
+        }
     }
 
     /// The engine.
@@ -229,14 +247,33 @@ impl Runner {
         wasm_digest: &str,
         wasm: &[u8],
     ) -> Result<(Compiled, CacheStatus), Error> {
+        self.code(wasm_digest, || Ok::<_, Error>(wasm))
+    }
+
+    /// The code for the wasm whose digest is `wasm_digest`: loaded from the cache, or
+    /// compiled from what `read` gives (which must check that digest). `read` is
+    /// called only on a miss: a warm run reads no wasm.
+    pub fn code<W: AsRef<[u8]>, E: From<Error>>(
+        &self,
+        wasm_digest: &str,
+        read: impl FnOnce() -> Result<W, E>,
+    ) -> Result<(Compiled, CacheStatus), E> {
+        let status = match self.cache.load(&self.engine, wasm_digest) {
+            Ok(code) => {
+                timings::mark("code load (cache hit)");
+                return Ok((code, CacheStatus::Hit));
+            }
+            Err(status) => status,
+        };
+        let wasm = read()?;
+        timings::mark("read wasm (digest-checked)");
         let loaded = self
             .cache
-            .load_or_compile(&self.engine, wasm_digest, wasm)
+            .compile_and_store(&self.engine, wasm_digest, wasm.as_ref(), status)
             .map_err(Error::Compile)?;
         timings::mark(match loaded.1 {
-            CacheStatus::Hit => "code load (cache hit)",
-            CacheStatus::Miss | CacheStatus::Replaced => "compile (cache miss)",
             CacheStatus::Off => "compile (no cache)",
+            _ => "compile (cache miss)",
         });
         Ok(loaded)
     }

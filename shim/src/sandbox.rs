@@ -415,6 +415,8 @@ impl Prepared {
                         wpkg_runner::http::ServeConfig {
                             listen,
                             max_concurrent: MAX_CONCURRENT,
+                            // One process per container: the pod is what scales.
+                            workers: 1,
                             on_ready: Box::new(|addr| eprintln!("wpkg: serving on http://{addr}")),
                         },
                         stopped,

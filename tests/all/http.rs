@@ -345,19 +345,110 @@ fn no_state_survives_from_one_request_to_the_next() {
 #[test]
 fn concurrency_cap_answers_503() {
     let env = Env::new();
-    let server = hostile_server(&env, &["--max-concurrent", "1"]);
-    // Two requests that each take the whole 1s limit, sent together: one is admitted
-    // (and stopped at the limit, 504), the other is over the cap (503).
+    // Two worker processes share the cap: with a count of their own, requests that
+    // land on different workers would each be admitted.
+    let server = hostile_server(&env, &["--max-concurrent", "1", "--workers", "2"]);
+    // Four requests that each take the whole 1s limit, sent together: one is admitted
+    // (and stopped at the limit, 504), the others are over the cap (503).
     let spawn = |addr: String| {
         std::thread::spawn(move || wpkg_tests::serve::http_get(&addr, "/sleep").unwrap().0)
     };
-    let a = spawn(server.addr.clone());
-    let b = spawn(server.addr.clone());
-    let mut codes = [a.join().unwrap(), b.join().unwrap()];
+    let all: Vec<_> = (0..4).map(|_| spawn(server.addr.clone())).collect();
+    let mut codes: Vec<u16> = all.into_iter().map(|h| h.join().unwrap()).collect();
     codes.sort();
-    assert_eq!(codes, [503, 504], "{}", server.stderr());
+    assert_eq!(codes, [503, 503, 503, 504], "{}", server.stderr());
     // The slot is free again.
     assert_eq!(server.get("/dns?x").unwrap().0, 200);
+}
+
+#[test]
+fn workers_serve_and_one_that_dies_is_replaced() {
+    let env = Env::new();
+    let mut server = hostile_server(&env, &["--workers", "3"]);
+    eventually(|| server.stderr().contains("serving from 3 worker processes"));
+    eventually(|| server.children().len() == 3);
+    let workers = server.children();
+    // Long enough up that its end is not taken for a worker that cannot start.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    let victim = workers[1];
+    std::process::Command::new("kill")
+        .args(["-KILL", &victim.to_string()])
+        .status()
+        .unwrap();
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    let replaced = loop {
+        let now = server.children();
+        if now.len() == 3 && !now.contains(&victim) {
+            break now;
+        }
+        assert!(
+            std::time::Instant::now() < end,
+            "not replaced: {now:?}\n{}",
+            server.stderr()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    eventually(|| {
+        server
+            .stderr()
+            .contains("ended (signal 9); started a new one")
+    });
+    // Every worker answers, and each request still gets a fresh instance.
+    for _ in 0..12 {
+        assert_eq!(server.get("/count").unwrap().1.trim(), "count: 1");
+    }
+    // Stopping the server stops its workers.
+    assert_eq!(server.stop(), Some(0));
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    for pid in replaced {
+        assert!(
+            !std::path::Path::new(&format!("/proc/{pid}")).exists()
+                || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                    .is_ok_and(|s| s.contains(") Z ")),
+            "worker {pid} outlived the server"
+        );
+    }
+}
+
+/// Waits up to 5 s for `cond` (a server's stderr is read by another thread).
+#[track_caller]
+fn eventually(cond: impl Fn() -> bool) {
+    let end = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !cond() {
+        assert!(std::time::Instant::now() < end, "not seen within 5 s");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_server_with_key_value_stores_stays_in_one_process() {
+    let env = Env::new();
+    let wasm = guest("example-http-hello", "wasm32-wasip2");
+    let dir = env.project(
+        "kvh",
+        &wasm,
+        "manifest_version = 1\n[package]\nname = \"kvh\"\nversion = \"1\"\nwasm = \"{wasm}\"\n[trigger]\ntype = \"http\"\n[capabilities]\nkey_value = [\"default\"]\n",
+    );
+    env.build(&dir, "kvh:1");
+    // Asked for more: refused, with the way out.
+    env.wpkg(&["run", "kvh:1", "--listen", "127.0.0.1:0", "--workers", "2"])
+        .code(125)
+        .stderr_has(
+            "cannot serve from 2 worker processes: its key-value stores are opened by one process",
+        )
+        .stderr_has("hint: leave out --workers");
+    // By default: one process, said so, and it serves.
+    let server = Server::start(env.cmd(&["run", "kvh:1", "--listen", "127.0.0.1:0"])).unwrap();
+    assert_eq!(server.get("/").unwrap().0, 200);
+    assert!(server.children().is_empty(), "{:?}", server.children());
+    // (Said when one per core would have been more than one.)
+    if std::thread::available_parallelism().map_or(1, |n| n.get()) > 1 {
+        eventually(|| {
+            server
+                .stderr()
+                .contains("serving from 1 process: its key-value stores")
+        });
+    }
 }
 
 #[test]

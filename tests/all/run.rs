@@ -192,7 +192,7 @@ fn compiled_code_is_cached_and_damaged_entries_are_rebuilt() {
         "{entries:?}"
     );
     assert!(sum.extension().is_some_and(|e| e == "sum"), "{entries:?}");
-    assert!(std::fs::read(sum).unwrap().starts_with(b"WPKGCODE2"));
+    assert!(std::fs::read(sum).unwrap().starts_with(b"WPKGCODE3"));
     let first = std::fs::metadata(code).unwrap().modified().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
     run();
@@ -228,11 +228,11 @@ fn compiled_code_is_cached_and_damaged_entries_are_rebuilt() {
     std::fs::write(code, foreign).unwrap();
     run();
     assert_ne!(std::fs::read(code).unwrap(), foreign);
-    assert!(std::fs::read(sum).unwrap().starts_with(b"WPKGCODE2"));
+    assert!(std::fs::read(sum).unwrap().starts_with(b"WPKGCODE3"));
 
     // A checksum for another wasm (a foreign or misplaced entry) is refused.
     let mut other = std::fs::read(sum).unwrap();
-    other[b"WPKGCODE2sha256:".len()] ^= 1;
+    other[b"WPKGCODE3sha256:".len()] ^= 1;
     std::fs::write(sum, &other).unwrap();
     let before = std::fs::metadata(code).unwrap().modified().unwrap();
     std::thread::sleep(std::time::Duration::from_millis(20));
@@ -242,6 +242,37 @@ fn compiled_code_is_cached_and_damaged_entries_are_rebuilt() {
         before,
         "an entry keyed to another wasm was used"
     );
+
+    // An entry saying it holds a core module, when the code is a component's, is
+    // refused too (the kind is how a hit loads code without reading the wasm).
+    let mut sum_bytes = std::fs::read(sum).unwrap();
+    assert_eq!(sum_bytes.last(), Some(&b'C'));
+    *sum_bytes.last_mut().unwrap() = b'M';
+    std::fs::write(sum, &sum_bytes).unwrap();
+    run();
+    assert_eq!(std::fs::read(sum).unwrap().last(), Some(&b'C'));
+
+    // A hit reads no wasm: the code is keyed by the digest it was compiled from, so
+    // damage to the wasm blob is not seen while the code is cached; a miss reads the
+    // blob, and its digest check refuses it.
+    let hex = code
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .split('-')
+        .next()
+        .unwrap();
+    let blob = env.home().join("store/blobs/sha256").join(hex);
+    let mut wasm = std::fs::read(&blob).unwrap();
+    let n = wasm.len();
+    wasm[n / 2] ^= 0xff;
+    std::fs::write(&blob, &wasm).unwrap();
+    run();
+    std::fs::remove_file(sum).unwrap();
+    env.wpkg(&["run", "--env", "TOKEN=1", &tag])
+        .code(125)
+        .stderr_has("is corrupt");
 }
 
 #[test]

@@ -21,8 +21,18 @@ struct Probe {
     body: &'static str,
 }
 
-/// Resident memory (KiB) and open file descriptors of a process.
+/// Resident memory (KiB) and open file descriptors of a server: its process and its
+/// worker processes, summed (pages the workers share with it count in each).
 fn usage(pid: u32) -> (u64, usize) {
+    let mut pids = wpkg_tests::serve::children_of(pid);
+    pids.push(pid);
+    pids.iter().fold((0, 0), |(rss, fds), pid| {
+        let (r, f) = usage_of(*pid);
+        (rss + r, fds + f)
+    })
+}
+
+fn usage_of(pid: u32) -> (u64, usize) {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
     let rss = status
         .lines()

@@ -94,6 +94,29 @@ impl Server {
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
+
+    /// The server's child processes (its workers), from `/proc`.
+    pub fn children(&self) -> Vec<u32> {
+        children_of(self.child.id())
+    }
+}
+
+/// The child processes of `pid`, from `/proc/PID/task/*/children`.
+pub fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .into_iter()
+        .flatten()
+        .flatten()
+    {
+        let text = std::fs::read_to_string(task.path().join("children")).unwrap_or_default();
+        out.extend(
+            text.split_whitespace()
+                .filter_map(|p| p.parse::<u32>().ok()),
+        );
+    }
+    out.sort();
+    out
 }
 
 impl Drop for Server {

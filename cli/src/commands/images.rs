@@ -19,7 +19,7 @@ impl ImagesArgs {
         let store = crate::settings::open_store()?;
         let mut rows = Vec::new();
         // Signature manifests (cosign's `sha256-<hex>.sig` tags) are not images.
-        for img in store.list()?.into_iter().filter(|i| {
+        for mut img in store.listing()?.into_iter().filter(|i| {
             !i.reference
                 .tag
                 .as_deref()
@@ -27,7 +27,9 @@ impl ImagesArgs {
         }) {
             // Recorded on the index entry when it was tagged; read from the blobs for
             // entries an older wpkg wrote.
-            let (size, created) = match wpkg_store::Summary::recorded(&img.manifest)
+            let (size, created) = match img
+                .summary
+                .take()
                 .map_or_else(|| store.summary(&img.manifest), Ok)
             {
                 Ok(s) => (s.size, s.created),

@@ -79,6 +79,11 @@ pub struct RunArgs {
     /// HTTP trigger: most requests handled at once; more are answered 503.
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub max_concurrent: usize,
+    /// HTTP trigger: serve from N single-threaded worker processes sharing the port
+    /// (default: one per core, up to 8); 1 serves from this process with a thread per
+    /// core. A server with key-value stores or wasi-nn models runs in one process.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: Option<u16>,
     /// Resolve outbound host names from this hosts file (`IP NAME...` lines) before
     /// DNS; the private-address rules still apply to what it says.
     #[arg(long, value_name = "FILE")]
@@ -249,6 +254,7 @@ impl RunArgs {
                 ServeOptions {
                     listen: self.listen,
                     max_concurrent: self.max_concurrent,
+                    workers: self.workers.map(usize::from),
                     on_ready: Box::new(move |addr| {
                         eprintln!("serving {name} on http://{addr} (Ctrl-C to stop)");
                         let _ = super::out(&format!("http://{addr}\n"));

@@ -35,7 +35,90 @@ struct EntryNames<'a> {
     name: Option<Cow<'a, str>>,
 }
 
+/// `index.json` as `wpkg images` reads it: each entry's digest, size and the
+/// annotations it shows, borrowed from the file's bytes (no descriptor is built).
+#[derive(serde::Deserialize)]
+struct ListIndex<'a> {
+    #[serde(borrow)]
+    manifests: Vec<ListEntry<'a>>,
+}
+
+#[derive(serde::Deserialize)]
+struct ListEntry<'a> {
+    #[serde(rename = "mediaType", borrow)]
+    media_type: Cow<'a, str>,
+    #[serde(borrow)]
+    digest: Cow<'a, str>,
+    size: u64,
+    #[serde(borrow, default)]
+    annotations: ListAnnotations<'a>,
+}
+
+/// The names are [`media::ANNOTATION_REF_NAME`], [`crate::layout::SIZE_ANNOTATION`]
+/// and [`crate::layout::CREATED_ANNOTATION`] (a test checks).
+#[derive(Default, serde::Deserialize)]
+struct ListAnnotations<'a> {
+    #[serde(rename = "org.opencontainers.image.ref.name", borrow, default)]
+    name: Option<Cow<'a, str>>,
+    #[serde(rename = "dev.wpkg.size", borrow, default)]
+    size: Option<Cow<'a, str>>,
+    #[serde(rename = "dev.wpkg.created", borrow, default)]
+    created: Option<Cow<'a, str>>,
+}
+
+/// One tagged image as listed: what `index.json` alone says of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listed {
+    /// Its name.
+    pub reference: Reference,
+    /// Its manifest's descriptor, without annotations.
+    pub manifest: Descriptor,
+    /// Its summary, when recorded on the entry (older entries have none: see
+    /// [`Store::summary`]).
+    pub summary: Option<Summary>,
+}
+
 impl Store {
+    /// All tagged images with their recorded summaries, sorted by reference, read from
+    /// `index.json` alone: what `wpkg images` shows, at a cost that stays small with
+    /// thousands of images (no descriptor or annotation map is built per entry).
+    pub fn listing(&self) -> Result<Vec<Listed>, Error> {
+        let bytes = self.read_index_bytes()?;
+        let index: ListIndex<'_> =
+            serde_json::from_slice(&bytes).map_err(|e| Error::CorruptStore {
+                path: self.index_path(),
+                reason: format!("index.json does not parse: {e}"),
+            })?;
+        let mut out: Vec<Listed> = index
+            .manifests
+            .into_iter()
+            .filter_map(|e| {
+                let reference = e.annotations.name.as_deref()?.parse().ok()?;
+                let summary = match (&e.annotations.size, e.annotations.created) {
+                    (Some(size), Some(created)) => size.parse().ok().map(|size| Summary {
+                        size,
+                        created: created.into_owned(),
+                    }),
+                    _ => None,
+                };
+                Some(Listed {
+                    reference,
+                    manifest: Descriptor {
+                        media_type: e.media_type.into_owned(),
+                        digest: e.digest.into_owned(),
+                        size: e.size,
+                        artifact_type: None,
+                        annotations: Default::default(),
+                        platform: None,
+                    },
+                    summary,
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| a.reference.cmp(&b.reference));
+        Ok(out)
+    }
+
     /// Reads `index.json`.
     pub fn read_index(&self) -> Result<ImageIndex, Error> {
         let path = self.index_path();

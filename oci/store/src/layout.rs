@@ -422,5 +422,12 @@ mod tests {
                 created: "2026-01-02T03:04:05Z".to_owned(),
             })
         );
+        // The listing reads the same from `index.json` alone (so its annotation names
+        // are the ones recorded), and a descriptor that lets the blobs be read.
+        let listing = store.listing().unwrap();
+        assert_eq!(listing.len(), 1);
+        assert_eq!(listing[0].reference, listed[0].reference);
+        assert_eq!(listing[0].summary, Summary::recorded(&listed[0].manifest));
+        assert_eq!(store.summary(&listing[0].manifest).ok(), listing[0].summary);
     }
 }

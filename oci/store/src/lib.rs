@@ -32,6 +32,7 @@ pub mod unpack;
 mod wasm;
 
 pub use digest::sha256_digest;
+pub use index::Listed;
 pub use layout::{IndexLock, Origin, Store, StoredImage, Summary};
 
 /// Errors of the store and of artifacts.
