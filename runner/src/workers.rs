@@ -170,8 +170,10 @@ impl Runner {
             count,
             single: None,
         });
-        on_ready(local);
+        // Signals are held for the supervisor from before anyone can know the address:
+        // a SIGTERM right after it is printed stops the workers, not just this process.
         let mut sup = Supervisor::new();
+        on_ready(local);
         for (slot, socket) in sockets.iter().enumerate() {
             if let Err(e) = sup.start(slot, || self.worker(&shared, socket, slot, shutdown)) {
                 sup.signal_all(libc::SIGTERM);
