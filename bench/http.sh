@@ -14,6 +14,8 @@ CONNS=${CONNS:-50}
 THREADS=${THREADS:-2}
 # wpkg's cap on concurrent requests: above the connection count, so that none is shed.
 MAXC=${MAXC:-$(( CONNS > 256 ? CONNS : 256 ))}
+# wpkg's worker processes: one per core (`--workers`; wpkg's default is 1).
+WORKERS=${WORKERS:-$(nproc)}
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 ROUNDS=${ROUNDS:-1}
 command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; exit 1; }
@@ -59,7 +61,7 @@ load() {
 results=()
 for round in $(seq "$ROUNDS"); do
   PORT=$(free_port)
-  "$WPKG" run http-hello:bench --listen "127.0.0.1:$PORT" --max-concurrent "$MAXC" >/dev/null 2>&1 &
+  "$WPKG" run http-hello:bench --listen "127.0.0.1:$PORT" --max-concurrent "$MAXC" --workers "$WORKERS" >/dev/null 2>&1 &
   SERVER=$!
   wait_up "$PORT"
   results+=("$(load wpkg "$PORT")")
@@ -77,7 +79,7 @@ done
 echo
 echo "per round: server req/s p50 p99 errors peak-RSS-kB"
 printf '  %s\n' "${results[@]}"
-echo "http-hello, ${DURATION}s at $CONNS connections (wrk -t$THREADS), $ROUNDS round(s); median req/s and errors over rounds; p50/p99 of round 1"
+echo "http-hello, ${DURATION}s at $CONNS connections (wrk -t$THREADS), wpkg --workers $WORKERS, $ROUNDS round(s); median req/s and errors over rounds; p50/p99 of round 1"
 printf '%-16s %12s %10s %10s %8s %10s\n' server "req/s" p50 p99 errors "peak RSS"
 for name in wpkg wasmtime-serve; do
   rows=$(printf '%s\n' "${results[@]}" | awk -v n=$name '$1==n')

@@ -79,7 +79,7 @@ const EMPTY_MODULE_DIGEST: &str =
     "sha256:93a44bbb96c751218e4c00d479e4c14358122a389acca16205b1e4d0dc5f9476";
 
 /// The header of a compiled-code cache entry (`runner/src/cache.rs`).
-const CACHE_MAGIC: &[u8] = b"WPKGCODE2";
+const CACHE_MAGIC: &[u8] = b"WPKGCODE3";
 
 /// When keyless signatures are checked (November 2023: inside the shipped root's
 /// Fulcio and Rekor validity).
@@ -657,8 +657,9 @@ pub fn trust_policy(data: &[u8]) {
 /// A compiled-code cache entry: the input's first byte says how many of the following
 /// bytes are the `.sum` file, the rest is the code file; both are written where the
 /// cache looks and checked with [`CodeCache::check_entry`]. An entry the check accepts
-/// has exactly the `.sum` this target computes independently (`WPKGCODE2` + digest +
-/// length + CRC-32 of the code), and is never handed to wasmtime's unsafe deserialize
+/// has exactly the `.sum` this target computes independently (`WPKGCODE3` + digest +
+/// length + CRC-32 of the code + `C` or `M`, the kind; which one the code really is,
+/// wasmtime checks on load), and is never handed to wasmtime's unsafe deserialize
 /// here. An entry it refuses makes [`CodeCache::load_or_compile`] compile again and
 /// replace it ([`CacheStatus::Replaced`], never a hit), with an entry the check accepts.
 pub fn code_cache(data: &[u8]) {
@@ -674,9 +675,10 @@ pub fn code_cache(data: &[u8]) {
     std::fs::write(&code_path, code).expect("writing the cache entry");
     std::fs::write(&sum_path, sum).expect("writing the cache entry's checksum");
     if cache.check_entry(sum, code, EMPTY_MODULE_DIGEST) {
-        assert_eq!(
-            sum,
-            cache_sum(EMPTY_MODULE_DIGEST, code),
+        assert!(
+            [b'C', b'M']
+                .iter()
+                .any(|&kind| sum == cache_sum(EMPTY_MODULE_DIGEST, code, kind)),
             "the cache accepted an entry it would not have written"
         );
         return;
@@ -691,7 +693,7 @@ pub fn code_cache(data: &[u8]) {
         cache.check_entry(&sum, &code, EMPTY_MODULE_DIGEST),
         "the cache's own entry does not pass its check"
     );
-    assert_eq!(sum, cache_sum(EMPTY_MODULE_DIGEST, &code));
+    assert_eq!(sum, cache_sum(EMPTY_MODULE_DIGEST, &code, b'M'));
 }
 
 // ---------------------------------------------------------------------------------
@@ -763,7 +765,7 @@ fn runner() -> &'static Runner {
 
 /// The `.sum` the cache must write for `code` compiled from `wasm_digest`, computed
 /// here without the cache's code (a bitwise CRC-32, IEEE polynomial).
-fn cache_sum(wasm_digest: &str, code: &[u8]) -> Vec<u8> {
+fn cache_sum(wasm_digest: &str, code: &[u8], kind: u8) -> Vec<u8> {
     let mut crc = !0u32;
     for &b in code {
         crc ^= u32::from(b);
@@ -779,6 +781,7 @@ fn cache_sum(wasm_digest: &str, code: &[u8]) -> Vec<u8> {
     out.extend_from_slice(wasm_digest.as_bytes());
     out.extend_from_slice(&(code.len() as u64).to_le_bytes());
     out.extend_from_slice(&(!crc).to_le_bytes());
+    out.push(kind);
     out
 }
 

@@ -340,7 +340,7 @@ pub struct ServeOptions {
     pub listen: SocketAddr,
     /// Most requests handled at once; more are answered 503.
     pub max_concurrent: usize,
-    /// Worker processes: `None` one per core (up to [`MAX_WORKERS`]), or exactly this
+    /// Worker processes: `None` one (this process, a thread per core), or exactly this
     /// many. A plan that must stay in one process (key-value stores, wasi-nn) is served
     /// from one; asking for more for it is an error.
     pub workers: Option<usize>,
@@ -350,9 +350,6 @@ pub struct ServeOptions {
     /// so it may install signal handlers; once in each worker process).
     pub shutdown: Box<dyn Fn() -> Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>,
 }
-
-/// The most worker processes a server starts on its own.
-pub const MAX_WORKERS: usize = 8;
 
 /// Reads a hosts file (`IP NAME...` lines) for outbound name resolution.
 pub fn read_hosts_file(path: &Path) -> Result<HostsOverride, Error> {
@@ -449,9 +446,7 @@ impl Prepared {
                 return Err(Error::WorkersNeedOneProcess { asked: n, reason })
             }
             (Some(n), _) => n.max(1),
-            (None, _) => std::thread::available_parallelism()
-                .map_or(1, |n| n.get())
-                .min(MAX_WORKERS),
+            (None, _) => 1,
         };
         let runner = Runner::new_pooled(
             Some(self.code_cache.clone()),

@@ -80,8 +80,9 @@ pub struct RunArgs {
     #[arg(long, default_value_t = 128, value_name = "N")]
     pub max_concurrent: usize,
     /// HTTP trigger: serve from N single-threaded worker processes sharing the port
-    /// (default: one per core, up to 8); 1 serves from this process with a thread per
-    /// core. A server with key-value stores or wasi-nn models runs in one process.
+    /// (one per core serves the most requests); the default, 1, serves from this
+    /// process with a thread per core. A server with key-value stores or wasi-nn
+    /// models runs in one process.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub workers: Option<u16>,
     /// Resolve outbound host names from this hosts file (`IP NAME...` lines) before
