@@ -20,50 +20,37 @@ struct IndexEntries<'a> {
     manifests: Vec<&'a RawValue>,
 }
 
-/// What a lookup reads of an index entry.
+/// What a lookup or the listing reads of an index entry, borrowed from the file's
+/// bytes (no descriptor or annotation map is built).
 #[derive(serde::Deserialize)]
 struct EntryKey<'a> {
-    #[serde(borrow)]
-    digest: Cow<'a, str>,
-    #[serde(borrow, default)]
-    annotations: EntryNames<'a>,
-}
-
-#[derive(Default, serde::Deserialize)]
-struct EntryNames<'a> {
-    #[serde(rename = "org.opencontainers.image.ref.name", borrow, default)]
-    name: Option<Cow<'a, str>>,
-}
-
-/// `index.json` as `wpkg images` reads it: each entry's digest, size and the
-/// annotations it shows, borrowed from the file's bytes (no descriptor is built).
-#[derive(serde::Deserialize)]
-struct ListIndex<'a> {
-    #[serde(borrow)]
-    manifests: Vec<ListEntry<'a>>,
-}
-
-#[derive(serde::Deserialize)]
-struct ListEntry<'a> {
-    #[serde(rename = "mediaType", borrow)]
+    #[serde(rename = "mediaType", borrow, default)]
     media_type: Cow<'a, str>,
     #[serde(borrow)]
     digest: Cow<'a, str>,
+    #[serde(default)]
     size: u64,
     #[serde(borrow, default)]
-    annotations: ListAnnotations<'a>,
+    annotations: EntryNames<'a>,
 }
 
 /// The names are [`media::ANNOTATION_REF_NAME`], [`crate::layout::SIZE_ANNOTATION`]
 /// and [`crate::layout::CREATED_ANNOTATION`] (a test checks).
 #[derive(Default, serde::Deserialize)]
-struct ListAnnotations<'a> {
+struct EntryNames<'a> {
     #[serde(rename = "org.opencontainers.image.ref.name", borrow, default)]
     name: Option<Cow<'a, str>>,
     #[serde(rename = "dev.wpkg.size", borrow, default)]
     size: Option<Cow<'a, str>>,
     #[serde(rename = "dev.wpkg.created", borrow, default)]
     created: Option<Cow<'a, str>>,
+}
+
+/// `index.json` as `wpkg images` reads it: every entry's key, parsed in one pass.
+#[derive(serde::Deserialize)]
+struct ListIndex<'a> {
+    #[serde(borrow)]
+    manifests: Vec<EntryKey<'a>>,
 }
 
 /// One tagged image as listed: what `index.json` alone says of it.
